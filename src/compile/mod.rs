@@ -1,0 +1,301 @@
+//! Validated zones → [`Snapshot`]: the immutable lookup structure the query path reads.
+//!
+//! Everything a query needs is decided here, once per load: names become keys into hash
+//! tables of lowercase wire names, empty non-terminals become nodes, each node knows the
+//! delegation above it, each NS/MX/SRV set carries its additional-section addresses, and
+//! every record is a ready [`Record`]. A query then only hashes byte slices and borrows.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use hickory_proto::rr::rdata::SOA;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+use crate::name_key::{NameKey, key_of, wildcard_of};
+use crate::zone::{Node, Zone};
+
+/// Index of a node within its zone.
+///
+/// Why not `usize`: it says which table it indexes, and is half the size in tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeId(u32);
+
+/// One compiled generation of every served zone.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Increases by one on every successful load; shown in logs and `explain`.
+    pub generation: u64,
+    zones: Vec<CompiledZone>,
+    zone_index: HashMap<Box<[u8]>, usize>,
+}
+
+/// One zone, compiled.
+#[derive(Debug)]
+pub struct CompiledZone {
+    /// The apex.
+    pub origin: Name,
+    /// Labels in the apex name.
+    pub apex_labels: usize,
+    nodes: Vec<CompiledNode>,
+    index: HashMap<Box<[u8]>, NodeId>,
+    /// The SOA record with its own TTL, for SOA queries.
+    pub soa: Box<[Record]>,
+    /// The SOA record with the negative TTL (min of SOA TTL and MINIMUM, RFC 2308 §5).
+    pub negative_soa: Box<[Record]>,
+}
+
+/// One owner name, compiled.
+#[derive(Debug)]
+pub struct CompiledNode {
+    /// Owner name as written (lowercased).
+    pub name: Name,
+    /// Record sets (empty for an empty non-terminal).
+    pub rrsets: Box<[CompiledRrset]>,
+    /// The highest delegation point at or above this node, if any (never the apex).
+    pub cut: Option<NodeId>,
+}
+
+/// Records of one name and type, with what goes beside them.
+#[derive(Debug)]
+pub struct CompiledRrset {
+    /// Record type.
+    pub rtype: RecordType,
+    /// The records.
+    pub records: Box<[Record]>,
+    /// Addresses of in-zone NS/MX/SRV targets, for the additional section.
+    pub additional: Box<[Record]>,
+    /// For a CNAME: the target's key, so the chain can be followed without allocating.
+    pub cname_target: Option<Box<[u8]>>,
+}
+
+/// Where a name led inside a zone.
+#[derive(Debug, Clone, Copy)]
+pub enum Found {
+    /// The name exists (possibly as an empty non-terminal).
+    Node(NodeId),
+    /// The name does not exist but a wildcard covers it.
+    Wildcard(NodeId),
+    /// The name is at or below a delegation point.
+    Delegated(NodeId),
+    /// The name does not exist.
+    NxDomain,
+}
+
+impl Snapshot {
+    /// Compiles validated zones. Zones are assumed valid (see [`crate::zone::validate`]).
+    pub fn compile(zones: &[Zone], generation: u64) -> Self {
+        let compiled: Vec<CompiledZone> = zones.iter().map(CompiledZone::compile).collect();
+        let zone_index = compiled
+            .iter()
+            .enumerate()
+            .map(|(i, z)| (key_of(&z.origin), i))
+            .collect();
+        Self {
+            generation,
+            zones: compiled,
+            zone_index,
+        }
+    }
+
+    /// The most specific served zone containing `key`, with the number of labels to skip
+    /// from `key` to reach its apex.
+    pub fn find_zone(&self, key: &NameKey) -> Option<&CompiledZone> {
+        (0..=key.labels()).find_map(|skip| {
+            self.zone_index
+                .get(key.suffix(skip))
+                .map(|&i| &self.zones[i])
+        })
+    }
+
+    /// Every zone, in load order.
+    pub fn zones(&self) -> &[CompiledZone] {
+        &self.zones
+    }
+
+    /// Shares the snapshot; handy for tests that build one directly.
+    pub fn into_shared(self) -> Arc<Self> {
+        Arc::new(self)
+    }
+}
+
+impl CompiledZone {
+    fn compile(zone: &Zone) -> Self {
+        let origin = zone.origin.clone();
+        let apex_labels = origin.num_labels() as usize;
+
+        // All names with data, plus their ancestors up to the apex (empty non-terminals).
+        let mut by_name: BTreeMap<Name, Option<&Node>> = BTreeMap::new();
+        for node in &zone.nodes {
+            by_name.insert(node.name.clone(), Some(node));
+            let mut parent = node.name.base_name();
+            while parent.num_labels() as usize > apex_labels {
+                by_name.entry(parent.clone()).or_insert(None);
+                parent = parent.base_name();
+            }
+        }
+        by_name.entry(origin.clone()).or_insert(None);
+
+        let ids: HashMap<Name, NodeId> = by_name
+            .keys()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), NodeId(i as u32)))
+            .collect();
+        let model: HashMap<&Name, &Node> = zone.nodes.iter().map(|n| (&n.name, n)).collect();
+
+        let is_cut = |name: &Name| {
+            *name != origin
+                && model
+                    .get(name)
+                    .is_some_and(|n| n.rrset(RecordType::NS).is_some())
+        };
+        let addresses_of = |target: &Name| -> Vec<Record> {
+            let Some(node) = model.get(target) else {
+                return Vec::new();
+            };
+            [RecordType::A, RecordType::AAAA]
+                .iter()
+                .filter_map(|t| node.rrset(*t))
+                .flat_map(|rs| {
+                    rs.data
+                        .iter()
+                        .map(|d| Record::from_rdata(node.name.clone(), rs.ttl.secs(), d.clone()))
+                })
+                .collect()
+        };
+
+        let mut nodes = Vec::with_capacity(by_name.len());
+        for (name, node) in &by_name {
+            // The highest cut on the path apex → name decides: a referral there hides all below.
+            let mut cut = None;
+            let labels = name.num_labels() as usize;
+            for depth in (apex_labels + 1)..=labels {
+                let ancestor = name.trim_to(depth);
+                if is_cut(&ancestor) {
+                    cut = ids.get(&ancestor).copied();
+                    break;
+                }
+            }
+            let rrsets = node
+                .map(|n| {
+                    n.rrsets
+                        .iter()
+                        .map(|rs| {
+                            let records: Box<[Record]> = rs
+                                .data
+                                .iter()
+                                .map(|d| Record::from_rdata(name.clone(), rs.ttl.secs(), d.clone()))
+                                .collect();
+                            let targets: Vec<&Name> = rs
+                                .data
+                                .iter()
+                                .filter_map(|d| match d {
+                                    RData::NS(ns) => Some(&ns.0),
+                                    RData::MX(mx) => Some(&mx.exchange),
+                                    RData::SRV(srv) => Some(&srv.target),
+                                    _ => None,
+                                })
+                                .collect();
+                            let mut additional: Vec<Record> = Vec::new();
+                            for t in targets {
+                                for r in addresses_of(t) {
+                                    if !additional.contains(&r) {
+                                        additional.push(r);
+                                    }
+                                }
+                            }
+                            let cname_target = rs.data.iter().find_map(|d| match d {
+                                RData::CNAME(c) => Some(key_of(&c.0)),
+                                _ => None,
+                            });
+                            CompiledRrset {
+                                rtype: rs.rtype,
+                                records,
+                                additional: additional.into_boxed_slice(),
+                                cname_target,
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            nodes.push(CompiledNode {
+                name: name.clone(),
+                rrsets,
+                cut,
+            });
+        }
+
+        let index = by_name.keys().map(|n| (key_of(n), ids[n])).collect();
+        let soa_rdata = RData::SOA(zone.soa.clone());
+        let negative_ttl = negative_ttl(&zone.soa, zone.soa_ttl.secs());
+        Self {
+            soa: Box::new([Record::from_rdata(
+                origin.clone(),
+                zone.soa_ttl.secs(),
+                soa_rdata.clone(),
+            )]),
+            negative_soa: Box::new([Record::from_rdata(origin.clone(), negative_ttl, soa_rdata)]),
+            origin,
+            apex_labels,
+            nodes,
+            index,
+        }
+    }
+
+    /// The node with id `id`.
+    pub fn node(&self, id: NodeId) -> &CompiledNode {
+        &self.nodes[id.0 as usize]
+    }
+
+    /// The apex node.
+    pub fn apex(&self) -> &CompiledNode {
+        let key = key_of(&self.origin);
+        &self.nodes[self.index[&key].0 as usize]
+    }
+
+    /// Number of nodes (names with data plus empty non-terminals).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Finds `key` (which must be inside this zone) by RFC 1034 §4.3.2 and RFC 4592:
+    /// exact match, else the closest encloser's wildcard, minding delegations on the way.
+    pub fn find(&self, key: &NameKey) -> Found {
+        if let Some(&id) = self.index.get(key.full()) {
+            return match self.node(id).cut {
+                Some(cut) => Found::Delegated(cut),
+                None => Found::Node(id),
+            };
+        }
+        // Closest encloser: the longest existing ancestor. The apex always exists.
+        let below_apex = key.labels().saturating_sub(self.apex_labels);
+        for skip in 1..=below_apex {
+            let suffix = key.suffix(skip);
+            let Some(&id) = self.index.get(suffix) else {
+                continue;
+            };
+            if let Some(cut) = self.node(id).cut {
+                return Found::Delegated(cut);
+            }
+            let mut buf = [0u8; 257];
+            if let Some(n) = wildcard_of(suffix, &mut buf) {
+                if let Some(&w) = self.index.get(&buf[..n]) {
+                    return Found::Wildcard(w);
+                }
+            }
+            return Found::NxDomain;
+        }
+        Found::NxDomain
+    }
+}
+
+impl CompiledNode {
+    /// The record set of `rtype`, if any.
+    pub fn rrset(&self, rtype: RecordType) -> Option<&CompiledRrset> {
+        self.rrsets.iter().find(|r| r.rtype == rtype)
+    }
+}
+
+/// RFC 2308 §5: negative answers are cached for min(SOA TTL, SOA MINIMUM).
+fn negative_ttl(soa: &SOA, soa_ttl: u32) -> u32 {
+    soa.minimum.min(soa_ttl)
+}

@@ -1,0 +1,264 @@
+//! The server config file (`meridian.toml`) → [`ServerConfig`].
+//!
+//! Every setting has a default, so Meridian runs with no file at all: it then serves
+//! `zones/` on 127.0.0.1:5300 (UDP and TCP), an unprivileged loopback port a newcomer can
+//! query with `dig -p 5300`. Relative paths in a file are taken from the file's directory,
+//! so a config works wherever the server is started from.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::diag::{Diagnostics, FileDiags, Source};
+use crate::zone::spec::Seconds;
+
+/// Default listen address: loopback, unprivileged port.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:5300";
+/// Default EDNS payload size (DNS Flag Day 2020: no fragmentation on common paths).
+pub const DEFAULT_UDP_PAYLOAD: u16 = 1232;
+
+/// The validated server settings.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The file these settings came from, if any.
+    pub file: Option<PathBuf>,
+    /// Addresses to serve on, UDP and TCP on each.
+    pub listen: Vec<SocketAddr>,
+    /// Directory of zone files (`*.toml`).
+    pub zones_dir: PathBuf,
+    /// EDNS UDP payload size we advertise and truncate at.
+    pub max_udp_payload: u16,
+    /// Threads answering UDP per listen address.
+    pub udp_threads: usize,
+    /// TCP settings.
+    pub tcp: TcpConfig,
+}
+
+/// TCP limits (RFC 7766 §6.2: servers should time out idle connections and cap them).
+#[derive(Clone, Debug)]
+pub struct TcpConfig {
+    /// Close a connection that sends nothing for this long.
+    pub idle_timeout: Duration,
+    /// A started message must be complete within this time (defeats slow senders).
+    pub message_timeout: Duration,
+    /// Connections served at once; further ones are closed on accept.
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            file: None,
+            listen: vec![DEFAULT_LISTEN.parse().expect("valid default")],
+            zones_dir: PathBuf::from("zones"),
+            max_udp_payload: DEFAULT_UDP_PAYLOAD,
+            udp_threads: default_udp_threads(),
+            tcp: TcpConfig {
+                idle_timeout: Duration::from_secs(10),
+                message_timeout: Duration::from_secs(5),
+                max_connections: 512,
+            },
+        }
+    }
+}
+
+fn default_udp_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigSpec {
+    listen: Option<Vec<Spanned<String>>>,
+    zones_dir: Option<Spanned<String>>,
+    max_udp_payload: Option<Spanned<i64>>,
+    udp_threads: Option<Spanned<i64>>,
+    tcp: Option<TcpSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TcpSpec {
+    idle_timeout: Option<Spanned<Seconds>>,
+    message_timeout: Option<Spanned<Seconds>>,
+    max_connections: Option<Spanned<i64>>,
+}
+
+/// Loads the config: `path` if given (it must exist), else the defaults.
+pub fn load(path: Option<&Path>, diags: &mut Diagnostics) -> Option<ServerConfig> {
+    let Some(path) = path else {
+        return Some(ServerConfig::default());
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            diags.error_global(
+                format!("{}: cannot read config file: {e}", path.display()),
+                Some("pass an existing file with --config, or omit it to use the defaults".into()),
+            );
+            return None;
+        }
+    };
+    parse(path, &text, diags)
+}
+
+/// Validates config text read from `path`.
+pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerConfig> {
+    let source = Source::new(path, text);
+    let errors_before = diags.error_count();
+    let mut d = FileDiags::new(source, diags);
+    let spec: ConfigSpec = match toml::from_str(text) {
+        Ok(s) => s,
+        Err(e) => {
+            d.error(e.span(), "", e.message().trim_end().to_owned(), None);
+            return None;
+        }
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut cfg = ServerConfig {
+        file: Some(path.to_path_buf()),
+        ..ServerConfig::default()
+    };
+
+    if let Some(listen) = spec.listen {
+        cfg.listen.clear();
+        for (i, l) in listen.iter().enumerate() {
+            match l.get_ref().parse::<SocketAddr>() {
+                Ok(a) => cfg.listen.push(a),
+                Err(_) => d.error(
+                    Some(l.span()),
+                    format!("listen[{i}]"),
+                    format!("{:?} is not an address and port", l.get_ref()),
+                    Some("write \"127.0.0.1:5300\" or \"[::1]:5300\"".into()),
+                ),
+            }
+        }
+        if listen.is_empty() {
+            d.error(
+                None,
+                "listen",
+                "the list is empty",
+                Some(format!(
+                    "give at least one address, e.g. [\"{DEFAULT_LISTEN}\"]"
+                )),
+            );
+        }
+    }
+    if let Some(z) = spec.zones_dir {
+        cfg.zones_dir = base.join(z.get_ref());
+    }
+    if let Some(p) = spec.max_udp_payload {
+        match u16::try_from(*p.get_ref()) {
+            Ok(v) if v >= 512 => cfg.max_udp_payload = v,
+            _ => d.error(
+                Some(p.span()),
+                "max_udp_payload",
+                format!("{} is outside 512..=65535", p.get_ref()),
+                Some(format!(
+                    "use {DEFAULT_UDP_PAYLOAD} unless you know your paths carry more"
+                )),
+            ),
+        }
+    }
+    if let Some(t) = spec.udp_threads {
+        match usize::try_from(*t.get_ref()) {
+            Ok(v) if (1..=256).contains(&v) => cfg.udp_threads = v,
+            _ => d.error(
+                Some(t.span()),
+                "udp_threads",
+                format!("{} is outside 1..=256", t.get_ref()),
+                Some("use about one thread per core".into()),
+            ),
+        }
+    }
+    if let Some(tcp) = spec.tcp {
+        let mut secs = |v: Option<Spanned<Seconds>>, key: &str, target: &mut Duration| {
+            if let Some(v) = v {
+                if v.get_ref().0 == 0 {
+                    d.error(
+                        Some(v.span()),
+                        format!("tcp.{key}"),
+                        "0 would close every connection at once",
+                        Some("use a few seconds, e.g. \"10s\"".into()),
+                    );
+                } else {
+                    *target = Duration::from_secs(v.get_ref().0);
+                }
+            }
+        };
+        secs(tcp.idle_timeout, "idle_timeout", &mut cfg.tcp.idle_timeout);
+        secs(
+            tcp.message_timeout,
+            "message_timeout",
+            &mut cfg.tcp.message_timeout,
+        );
+        if let Some(m) = tcp.max_connections {
+            match usize::try_from(*m.get_ref()) {
+                Ok(v) if v >= 1 => cfg.tcp.max_connections = v,
+                _ => d.error(
+                    Some(m.span()),
+                    "tcp.max_connections",
+                    format!("{} is not a positive number", m.get_ref()),
+                    Some("use a few hundred, e.g. 512".into()),
+                ),
+            }
+        }
+    }
+    if diags.error_count() > errors_before {
+        None
+    } else {
+        Some(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> (Option<ServerConfig>, String) {
+        let mut diags = Diagnostics::new();
+        let c = parse(Path::new("/etc/meridian/meridian.toml"), text, &mut diags);
+        (c, diags.render())
+    }
+
+    #[test]
+    fn empty_file_gives_defaults_with_paths_from_its_directory() {
+        let (c, out) = parse_str("");
+        assert_eq!(out, "");
+        let c = c.unwrap();
+        assert_eq!(c.listen, vec!["127.0.0.1:5300".parse().unwrap()]);
+        assert_eq!(c.max_udp_payload, 1232);
+        let (c, _) = parse_str("zones_dir = \"z\"\n");
+        assert_eq!(c.unwrap().zones_dir, PathBuf::from("/etc/meridian/z"));
+    }
+
+    #[test]
+    fn every_bad_value_is_reported() {
+        let (c, out) = parse_str(
+            "listen = [\"127.0.0.1\", \"[::1]:53\"]\nmax_udp_payload = 100\n[tcp]\nmax_connections = 0\n",
+        );
+        assert!(c.is_none());
+        assert_eq!(
+            out,
+            "error: /etc/meridian/meridian.toml:1:11: listen[0]: \"127.0.0.1\" is not an address and port\n  help: write \"127.0.0.1:5300\" or \"[::1]:5300\"\n\
+             error: /etc/meridian/meridian.toml:2:19: max_udp_payload: 100 is outside 512..=65535\n  help: use 1232 unless you know your paths carry more\n\
+             error: /etc/meridian/meridian.toml:4:19: tcp.max_connections: 0 is not a positive number\n  help: use a few hundred, e.g. 512\n"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_position() {
+        let (c, out) = parse_str("zone_dir = \"z\"\n");
+        assert!(c.is_none());
+        assert!(
+            out.starts_with("error: /etc/meridian/meridian.toml:1:1: unknown field `zone_dir`"),
+            "{out}"
+        );
+    }
+}

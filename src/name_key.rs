@@ -1,0 +1,142 @@
+//! Lowercase wire-format names on the stack: the key every lookup on the query path uses.
+//!
+//! A query name is turned into its lowercase wire form once, with the offset of each label.
+//! Every suffix of the name (`www.example.com.`, `example.com.`, `com.`, `.`) is then a plain
+//! byte slice of that buffer, so finding the zone and the closest encloser hashes slices and
+//! never allocates.
+
+use hickory_proto::rr::Name;
+
+/// Longest name in wire format (RFC 1035 §2.3.4).
+const MAX_NAME: usize = 255;
+/// Most labels a 255-byte name can have, root excluded.
+const MAX_LABELS: usize = 127;
+
+/// A name in lowercase wire format with its label offsets.
+pub struct NameKey {
+    buf: [u8; MAX_NAME],
+    len: u8,
+    starts: [u8; MAX_LABELS],
+    labels: u8,
+}
+
+impl NameKey {
+    /// The key of `name` (absolute or not; the root label is implied).
+    pub fn new(name: &Name) -> Option<Self> {
+        let mut key = Self {
+            buf: [0; MAX_NAME],
+            len: 0,
+            starts: [0; MAX_LABELS],
+            labels: 0,
+        };
+        let mut pos = 0usize;
+        for label in name.iter() {
+            if key.labels as usize >= MAX_LABELS || pos + 1 + label.len() >= MAX_NAME {
+                return None;
+            }
+            key.starts[key.labels as usize] = pos as u8;
+            key.labels += 1;
+            key.buf[pos] = label.len() as u8;
+            for (i, b) in label.iter().enumerate() {
+                key.buf[pos + 1 + i] = b.to_ascii_lowercase();
+            }
+            pos += 1 + label.len();
+        }
+        key.buf[pos] = 0;
+        key.len = (pos + 1) as u8;
+        Some(key)
+    }
+
+    /// Parses a lowercase wire-format key (as stored by [`key_of`]).
+    pub fn from_wire(wire: &[u8]) -> Option<Self> {
+        let mut key = Self {
+            buf: [0; MAX_NAME],
+            len: 0,
+            starts: [0; MAX_LABELS],
+            labels: 0,
+        };
+        if wire.is_empty() || wire.len() > MAX_NAME {
+            return None;
+        }
+        let mut pos = 0usize;
+        loop {
+            let l = *wire.get(pos)? as usize;
+            if l == 0 {
+                break;
+            }
+            if key.labels as usize >= MAX_LABELS {
+                return None;
+            }
+            key.starts[key.labels as usize] = pos as u8;
+            key.labels += 1;
+            pos += 1 + l;
+        }
+        key.buf[..=pos].copy_from_slice(&wire[..=pos]);
+        key.len = (pos + 1) as u8;
+        Some(key)
+    }
+
+    /// Number of labels, root excluded.
+    pub fn labels(&self) -> usize {
+        self.labels as usize
+    }
+
+    /// The whole name.
+    pub fn full(&self) -> &[u8] {
+        &self.buf[..self.len as usize]
+    }
+
+    /// The name with its `skip` leftmost labels removed (`skip == labels()` gives the root).
+    pub fn suffix(&self, skip: usize) -> &[u8] {
+        let start = if skip >= self.labels() {
+            self.len as usize - 1
+        } else {
+            self.starts[skip] as usize
+        };
+        &self.buf[start..self.len as usize]
+    }
+}
+
+/// Owned key of a name, for building the lookup tables.
+pub fn key_of(name: &Name) -> Box<[u8]> {
+    NameKey::new(name)
+        .map(|k| Box::from(k.full()))
+        .unwrap_or_else(|| Box::from(&[0u8][..]))
+}
+
+/// `*.` prepended to a suffix key: the wildcard that would cover names below it.
+pub fn wildcard_of(suffix: &[u8], out: &mut [u8; MAX_NAME + 2]) -> Option<usize> {
+    let n = suffix.len() + 2;
+    if n > MAX_NAME {
+        return None;
+    }
+    out[0] = 1;
+    out[1] = b'*';
+    out[2..n].copy_from_slice(suffix);
+    Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn suffixes_are_lowercase_slices() {
+        let k = NameKey::new(&Name::from_str("WWW.Example.com.").unwrap()).unwrap();
+        assert_eq!(k.labels(), 3);
+        assert_eq!(k.full(), b"\x03www\x07example\x03com\x00");
+        assert_eq!(k.suffix(1), b"\x07example\x03com\x00");
+        assert_eq!(k.suffix(3), b"\x00");
+        let again = NameKey::from_wire(k.full()).unwrap();
+        assert_eq!(again.suffix(2), b"\x03com\x00");
+    }
+
+    #[test]
+    fn root_has_no_labels() {
+        let k = NameKey::new(&Name::root()).unwrap();
+        assert_eq!(k.labels(), 0);
+        assert_eq!(k.full(), b"\x00");
+        assert_eq!(k.suffix(0), b"\x00");
+    }
+}

@@ -1,0 +1,201 @@
+//! Sockets and the request path.
+//!
+//! ```text
+//!  UDP socket ──▶ udp thread (blocking recv loop, one per core) ─┐
+//!                                                               ├─▶ Responder::respond ─▶ resolve(snapshot)
+//!  TCP listener ─▶ accept (cap) ─▶ task per connection ─────────┘        (handler.rs)      (resolve.rs)
+//!                                  (length-prefixed, pipelined,
+//!                                   idle and per-message timeouts)
+//! ```
+//!
+//! UDP threads do not go through an async runtime: a query needs no waiting, so a plain
+//! receive → answer → send loop per thread has no task spawn, no channel hop and no
+//! allocation beyond the parse. The same [`Responder`] serves TCP, and will serve the
+//! later fast path and other transports.
+
+pub mod handler;
+pub mod resolve;
+mod tcp;
+mod udp;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+
+pub use handler::{Outcome, Responder, Transport};
+
+use crate::config::ServerConfig;
+
+/// Errors that stop the server from starting.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// A listen address could not be bound.
+    #[error("cannot listen on {proto} {addr}: {source}")]
+    Bind {
+        /// "udp" or "tcp".
+        proto: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// Bound sockets, before serving starts.
+#[derive(Debug)]
+pub struct Listeners {
+    udp: Vec<UdpSocket>,
+    tcp: Vec<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds UDP and TCP on every address. With port 0, UDP gets an ephemeral port and TCP
+    /// the same one, so one number serves both (tests and `dig +tcp` rely on that).
+    pub fn bind(addrs: &[SocketAddr]) -> Result<Self, ServeError> {
+        let mut udp = Vec::new();
+        let mut tcp = Vec::new();
+        for &addr in addrs {
+            let mut last_err = None;
+            // An ephemeral UDP port may be taken on TCP; try a few.
+            for _ in 0..16 {
+                let u = bind_udp(addr).map_err(|source| ServeError::Bind {
+                    proto: "udp",
+                    addr,
+                    source,
+                })?;
+                let local = u.local_addr().map_err(|source| ServeError::Bind {
+                    proto: "udp",
+                    addr,
+                    source,
+                })?;
+                match bind_tcp(local) {
+                    Ok(t) => {
+                        udp.push(u);
+                        tcp.push(t);
+                        last_err = None;
+                        break;
+                    }
+                    Err(e) => {
+                        last_err = Some(e);
+                        if addr.port() != 0 {
+                            break;
+                        }
+                    }
+                }
+            }
+            if let Some(source) = last_err {
+                return Err(ServeError::Bind {
+                    proto: "tcp",
+                    addr,
+                    source,
+                });
+            }
+        }
+        Ok(Self { udp, tcp })
+    }
+
+    /// The bound addresses (UDP and TCP share them).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.udp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
+    }
+}
+
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    // Bursts of queries wait in the kernel rather than being dropped.
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    Ok(s.into())
+}
+
+/// A running server: UDP threads and TCP tasks, stopped together.
+pub struct Running {
+    stop: Arc<AtomicBool>,
+    cancel: CancellationToken,
+    udp_threads: Vec<JoinHandle<()>>,
+    tcp_tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets UDP threads finish their current packet, and waits.
+    pub async fn shutdown(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.cancel.cancel();
+        for t in self.tcp_tasks {
+            let _ = t.await;
+        }
+        let threads = self.udp_threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+}
+
+/// Starts serving on `listeners`. Must be called inside a tokio runtime (for TCP).
+pub fn start(
+    listeners: Listeners,
+    responder: Arc<Responder>,
+    config: &ServerConfig,
+) -> io::Result<Running> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let cancel = CancellationToken::new();
+    let mut udp_threads = Vec::new();
+    for sock in listeners.udp {
+        let addr = sock.local_addr()?;
+        for i in 0..config.udp_threads {
+            let sock = sock.try_clone()?;
+            let responder = responder.clone();
+            let stop = stop.clone();
+            udp_threads.push(
+                std::thread::Builder::new()
+                    .name(format!("udp-{addr}-{i}"))
+                    .spawn(move || udp::serve(sock, &responder, &stop))?,
+            );
+        }
+    }
+    let mut tcp_tasks = Vec::new();
+    for l in listeners.tcp {
+        let l = tokio::net::TcpListener::from_std(l)?;
+        tcp_tasks.push(tokio::spawn(tcp::serve(
+            l,
+            responder.clone(),
+            config.tcp.clone(),
+            cancel.clone(),
+        )));
+    }
+    Ok(Running {
+        stop,
+        cancel,
+        udp_threads,
+        tcp_tasks,
+    })
+}

@@ -1,0 +1,1031 @@
+//! Zone file text → [`Zone`] model, collecting every problem as a [`Diagnostic`](crate::diag::Diagnostic).
+//!
+//! The file is first parsed into a spanned TOML tree; each top-level section and each
+//! `[names."…"]` table is then deserialized on its own, so one bad name does not hide the
+//! problems of the others. Semantic rules (CNAME exclusivity, delegations, loops) run last,
+//! over names that parsed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
+use std::path::Path;
+use std::str::FromStr;
+
+use hickory_proto::rr::rdata::{self, CNAME, MX, NS, PTR, SOA, SRV, TXT};
+use hickory_proto::rr::{Name, RData, RecordType};
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use super::model::{Node, RrSet, Ttl, Zone};
+use super::spec::{Item, NAME_KEYS, NameSpec, Seconds, SoaSpec, Values, ZONE_KEYS};
+use crate::diag::{Diagnostics, FileDiags, Source, did_you_mean};
+
+/// Default TTL when a zone sets none: one hour, as most hand-written zones use.
+const DEFAULT_TTL: u64 = 3600;
+
+/// Reads and validates one zone file. Problems go to `diags`; `None` when any error was found.
+pub fn load_zone_file(path: &Path, diags: &mut Diagnostics) -> Option<Zone> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => validate_zone(path, &text, diags),
+        Err(e) => {
+            diags.error_global(
+                format!("{}: cannot read zone file: {e}", path.display()),
+                Some("check that the file exists and is readable".into()),
+            );
+            None
+        }
+    }
+}
+
+/// Validates the text of one zone file (`path` is used for messages and the default origin).
+pub fn validate_zone(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<Zone> {
+    let source = Source::new(path, text);
+    let errors_before = diags.error_count();
+    let mut d = FileDiags::new(source, diags);
+    let zone = Validator::new(path, &mut d).run(text);
+    if diags.error_count() > errors_before {
+        None
+    } else {
+        zone
+    }
+}
+
+/// Turns a toml deserialization error into a diagnostic under `key`.
+fn toml_error(d: &mut FileDiags<'_>, key: &str, e: &toml::de::Error, fallback: Range<usize>) {
+    let msg = e.message().trim_end_matches('\n');
+    let (message, help) = match msg.strip_prefix("unknown field `") {
+        Some(rest) => {
+            let field = rest.split('`').next().unwrap_or_default();
+            let expected = rest.split_once(", expected ").map(|(_, e)| e);
+            let candidates: Vec<&str> = expected
+                .map(|e| {
+                    e.split('`')
+                        .enumerate()
+                        .filter(|(i, _)| i % 2 == 1)
+                        .map(|(_, s)| s)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let help = match did_you_mean(field, &candidates) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => format!("allowed keys: {}", candidates.join(", ")),
+            };
+            (format!("unknown key `{field}`"), Some(help))
+        }
+        None => (msg.to_owned(), None),
+    };
+    d.error(Some(e.span().unwrap_or(fallback)), key, message, help);
+}
+
+fn deserialize<'i, T: Deserialize<'i>>(
+    d: &mut FileDiags<'_>,
+    key: &str,
+    value: &Spanned<DeValue<'i>>,
+) -> Option<T> {
+    match T::deserialize(ValueDeserializer::from(value.clone())) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            toml_error(d, key, &e, value.span());
+            None
+        }
+    }
+}
+
+/// Quotes a TOML key for a key path: bare when it can be, quoted otherwise.
+pub(crate) fn key_segment(key: &str) -> String {
+    if !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
+    }
+}
+
+struct Validator<'d, 'o> {
+    path: &'d Path,
+    d: &'d mut FileDiags<'o>,
+}
+
+/// A name that parsed, with where it was written.
+struct ParsedName {
+    key: String,
+    span: Range<usize>,
+    name: Name,
+    spec: NameSpec,
+}
+
+impl<'d, 'o> Validator<'d, 'o> {
+    fn new(path: &'d Path, d: &'d mut FileDiags<'o>) -> Self {
+        Self { path, d }
+    }
+
+    fn run(&mut self, text: &str) -> Option<Zone> {
+        let root = match DeTable::parse(text) {
+            Ok(root) => root,
+            Err(e) => {
+                let msg = e.message().trim_end_matches('\n').to_owned();
+                self.d
+                    .error(e.span(), "", format!("invalid TOML: {msg}"), None);
+                return None;
+            }
+        };
+        let root_span = root.span();
+        let root = root.into_inner();
+
+        let mut origin_v = None;
+        let mut ttl_v = None;
+        let mut soa_v = None;
+        let mut names_v = None;
+        for (k, v) in root.iter() {
+            match k.get_ref().as_ref() {
+                "origin" => origin_v = Some(v),
+                "ttl" => ttl_v = Some(v),
+                "soa" => soa_v = Some(v),
+                "names" => names_v = Some(v),
+                other => {
+                    let help = match did_you_mean(other, ZONE_KEYS) {
+                        Some(best) => format!("did you mean `{best}`?"),
+                        None => format!("allowed top-level keys: {}", ZONE_KEYS.join(", ")),
+                    };
+                    self.d.error(
+                        Some(k.span()),
+                        key_segment(other),
+                        format!("unknown key `{other}`"),
+                        Some(help),
+                    );
+                }
+            }
+        }
+
+        let origin = self.origin(origin_v);
+        let default_ttl = match ttl_v {
+            Some(v) => {
+                deserialize::<Seconds>(self.d, "ttl", v).and_then(|s| self.ttl(s, v.span(), "ttl"))
+            }
+            None => Ttl::new(DEFAULT_TTL),
+        };
+        let soa = match soa_v {
+            Some(v) => deserialize::<SoaSpec>(self.d, "soa", v),
+            None => {
+                self.d.error(
+                    Some(root_span.start..root_span.start),
+                    "soa",
+                    "the zone has no [soa] table",
+                    Some(
+                        "add a [soa] table with at least `primary`, `contact` and `serial`".into(),
+                    ),
+                );
+                None
+            }
+        };
+        let names = match names_v {
+            Some(v) => match v.get_ref().as_table() {
+                Some(t) => Some(t),
+                None => {
+                    self.d.error(
+                        Some(v.span()),
+                        "names",
+                        format!("expected a table, found {}", v.get_ref().type_str()),
+                        Some("write one table per owner name, e.g. [names.www]".into()),
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+
+        // Without a valid origin nothing below can be resolved; stop here.
+        let origin = origin?;
+        let soa = soa.and_then(|s| self.soa(&origin, s));
+        let parsed = names.map(|n| self.names(&origin, n)).unwrap_or_default();
+        let default_ttl = default_ttl?;
+        let nodes = self.nodes(&origin, default_ttl, parsed, root_span);
+        let (soa, soa_ttl) = (soa?, default_ttl);
+        Some(Zone {
+            origin,
+            file: self.path.to_path_buf(),
+            soa,
+            soa_ttl,
+            nodes,
+        })
+    }
+
+    fn origin(&mut self, v: Option<&Spanned<DeValue<'_>>>) -> Option<Name> {
+        let (text, span) = match v {
+            Some(v) => match v.get_ref().as_str() {
+                Some(s) => (s.to_owned(), Some(v.span())),
+                None => {
+                    self.d.error(
+                        Some(v.span()),
+                        "origin",
+                        format!("expected a string, found {}", v.get_ref().type_str()),
+                        Some("write the zone's apex, e.g. origin = \"example.com\"".into()),
+                    );
+                    return None;
+                }
+            },
+            None => {
+                let stem = self
+                    .path
+                    .file_name()
+                    .and_then(|f| f.to_str())
+                    .and_then(|f| f.strip_suffix(".toml"))
+                    .unwrap_or_default()
+                    .to_owned();
+                (stem, None)
+            }
+        };
+        match Name::from_str(&text) {
+            Ok(mut n) if !text.is_empty() && !text.contains('*') => {
+                n.set_fqdn(true);
+                Some(n.to_lowercase())
+            }
+            _ => {
+                let (message, help) = if span.is_some() {
+                    (
+                        format!("{text:?} is not a domain name"),
+                        "write the zone's apex, e.g. origin = \"example.com\"",
+                    )
+                } else {
+                    (
+                        format!(
+                            "no `origin` given and the file name {:?} is not a domain name",
+                            text
+                        ),
+                        "add origin = \"example.com\" or name the file after the zone (example.com.toml)",
+                    )
+                };
+                self.d
+                    .error(span.or(Some(0..0)), "origin", message, Some(help.into()));
+                None
+            }
+        }
+    }
+
+    fn ttl(&mut self, s: Seconds, span: Range<usize>, key: &str) -> Option<Ttl> {
+        let t = Ttl::new(s.0);
+        if t.is_none() {
+            self.d.error(
+                Some(span),
+                key,
+                format!("{} seconds is longer than the largest TTL", s.0),
+                Some(format!("use at most {} seconds (RFC 2181 §8)", Ttl::MAX)),
+            );
+        }
+        t
+    }
+
+    /// Resolves a name written in the file: `@` is the origin, a trailing dot makes it
+    /// absolute, anything else is relative to the origin.
+    fn name(
+        &mut self,
+        origin: &Name,
+        text: &str,
+        span: Range<usize>,
+        key: &str,
+        must_be_in_zone: bool,
+    ) -> Option<Name> {
+        let resolved = if text == "@" {
+            Ok(origin.clone())
+        } else {
+            Name::from_str(text).and_then(|n| {
+                if n.is_fqdn() {
+                    Ok(n)
+                } else {
+                    n.append_domain(origin)
+                }
+            })
+        };
+        match resolved {
+            Ok(n) if !text.is_empty() && !text.contains("..") => {
+                if must_be_in_zone && !origin.zone_of(&n) {
+                    self.d.error(
+                        Some(span),
+                        key,
+                        format!("{text:?} is outside the zone {origin}"),
+                        Some(format!(
+                            "write a name relative to the origin (without a trailing dot), or an absolute name ending in .{origin}"
+                        )),
+                    );
+                    None
+                } else {
+                    Some(n.to_lowercase())
+                }
+            }
+            _ => {
+                self.d.error(
+                    Some(span),
+                    key,
+                    format!("{text:?} is not a valid domain name"),
+                    Some(
+                        "use labels of letters, digits and hyphens separated by dots, at most 63 bytes each; \"@\" means the origin"
+                            .into(),
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn soa(&mut self, origin: &Name, s: SoaSpec) -> Option<SOA> {
+        let primary = self.name(
+            origin,
+            s.primary.get_ref(),
+            s.primary.span(),
+            "soa.primary",
+            false,
+        );
+        let contact_text = s.contact.get_ref().clone();
+        let contact = match contact_text.split_once('@') {
+            Some((local, domain)) => Name::from_labels([local.as_bytes()])
+                .ok()
+                .and_then(|l| {
+                    // The domain of a mailbox is always absolute, as in an email address.
+                    let domain = format!("{}.", domain.trim_end_matches('.'));
+                    let d = self.name(origin, &domain, s.contact.span(), "soa.contact", false)?;
+                    l.append_domain(&d).ok()
+                })
+                .or_else(|| {
+                    self.d.error(
+                        Some(s.contact.span()),
+                        "soa.contact",
+                        format!("{contact_text:?} is not a mailbox"),
+                        Some("write \"hostmaster@example.com\" or \"hostmaster\"".into()),
+                    );
+                    None
+                }),
+            None => self.name(
+                origin,
+                &contact_text,
+                s.contact.span(),
+                "soa.contact",
+                false,
+            ),
+        };
+        let serial = match u32::try_from(*s.serial.get_ref()) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                self.d.error(
+                    Some(s.serial.span()),
+                    "soa.serial",
+                    format!("{} is not a 32-bit serial", s.serial.get_ref()),
+                    Some("use a number from 0 to 4294967295, e.g. a date like 2026112201".into()),
+                );
+                None
+            }
+        };
+        let mut secs = |v: Option<Spanned<Seconds>>, key: &str, default: u64| -> Option<i32> {
+            match v {
+                None => Some(default as i32),
+                Some(v) => match i32::try_from(v.get_ref().0) {
+                    Ok(x) => Some(x),
+                    Err(_) => {
+                        self.d.error(
+                            Some(v.span()),
+                            format!("soa.{key}"),
+                            format!("{} seconds is too long", v.get_ref().0),
+                            Some(format!("use at most {} seconds", i32::MAX)),
+                        );
+                        None
+                    }
+                },
+            }
+        };
+        let refresh = secs(s.refresh, "refresh", 3600);
+        let retry = secs(s.retry, "retry", 900);
+        let expire = secs(s.expire, "expire", 604_800);
+        let minimum = match s.negative_ttl {
+            None => Some(300),
+            Some(v) => self
+                .ttl(*v.get_ref(), v.span(), "soa.negative_ttl")
+                .map(Ttl::secs),
+        };
+        Some(SOA::new(
+            primary?, contact?, serial?, refresh?, retry?, expire?, minimum?,
+        ))
+    }
+
+    fn names(&mut self, origin: &Name, table: &DeTable<'_>) -> Vec<ParsedName> {
+        let mut out: Vec<ParsedName> = Vec::new();
+        let mut seen: HashMap<Name, String> = HashMap::new();
+        for (k, v) in table.iter() {
+            let raw = k.get_ref().as_ref();
+            let key = format!("names.{}", key_segment(raw));
+            let Some(name) = self.name(origin, raw, k.span(), &key, true) else {
+                continue;
+            };
+            if name.iter().skip(1).any(|l| l == b"*") {
+                self.d.error(
+                    Some(k.span()),
+                    &key,
+                    format!("{raw:?} has a `*` label that is not the leftmost one"),
+                    Some("a wildcard is written as \"*.something\" (RFC 4592)".into()),
+                );
+                continue;
+            }
+            if let Some(first) = seen.get(&name) {
+                self.d.error(
+                    Some(k.span()),
+                    &key,
+                    format!("{name} is already defined as names.{first}"),
+                    Some("merge the two tables into one".into()),
+                );
+                continue;
+            }
+            seen.insert(name.clone(), key_segment(raw));
+            if v.get_ref().as_table().is_none() {
+                self.d.error(
+                    Some(v.span()),
+                    &key,
+                    format!("expected a table, found {}", v.get_ref().type_str()),
+                    Some(format!(
+                        "write [{key}] with record keys: {}",
+                        NAME_KEYS.join(", ")
+                    )),
+                );
+                continue;
+            }
+            let Some(spec) = deserialize::<NameSpec>(self.d, &key, v) else {
+                continue;
+            };
+            out.push(ParsedName {
+                key,
+                span: k.span(),
+                name,
+                spec,
+            });
+        }
+        out
+    }
+
+    /// Parses each name's records, then checks the rules that span names.
+    fn nodes(
+        &mut self,
+        origin: &Name,
+        default_ttl: Ttl,
+        parsed: Vec<ParsedName>,
+        root_span: Range<usize>,
+    ) -> Vec<Node> {
+        let mut nodes = Vec::with_capacity(parsed.len());
+        let mut meta: Vec<(String, Range<usize>)> = Vec::with_capacity(parsed.len());
+        for p in parsed {
+            let ttl = match &p.spec.ttl {
+                Some(t) => self
+                    .ttl(*t.get_ref(), t.span(), &format!("{}.ttl", p.key))
+                    .unwrap_or(default_ttl),
+                None => default_ttl,
+            };
+            let mut rrsets = Vec::new();
+            let s = &p.spec;
+            let fields: [(&str, RecordType, &Option<Spanned<Values>>); 9] = [
+                ("a", RecordType::A, &s.a),
+                ("aaaa", RecordType::AAAA, &s.aaaa),
+                ("cname", RecordType::CNAME, &s.cname),
+                ("mx", RecordType::MX, &s.mx),
+                ("txt", RecordType::TXT, &s.txt),
+                ("srv", RecordType::SRV, &s.srv),
+                ("caa", RecordType::CAA, &s.caa),
+                ("ptr", RecordType::PTR, &s.ptr),
+                ("ns", RecordType::NS, &s.ns),
+            ];
+            for (field, rtype, values) in fields {
+                let Some(values) = values else { continue };
+                let key = format!("{}.{field}", p.key);
+                let list = &values.get_ref().0;
+                if list.is_empty() {
+                    self.d.error(
+                        Some(values.span()),
+                        &key,
+                        "the list is empty",
+                        Some("give at least one value, or remove the key".into()),
+                    );
+                    continue;
+                }
+                if rtype == RecordType::CNAME && list.len() > 1 {
+                    self.d.error(
+                        Some(values.span()),
+                        &key,
+                        format!("a name has one CNAME target, found {}", list.len()),
+                        Some(
+                            "keep one target; use a GSLB name or several A records to spread load"
+                                .into(),
+                        ),
+                    );
+                    continue;
+                }
+                let mut data: Vec<RData> = Vec::with_capacity(list.len());
+                for (i, item) in list.iter().enumerate() {
+                    let span = item.span.clone().unwrap_or_else(|| values.span());
+                    let item_key = if values.get_ref().0.len() > 1 || item.span.is_some() {
+                        format!("{key}[{i}]")
+                    } else {
+                        key.clone()
+                    };
+                    if let Some(rd) = self.rdata(origin, rtype, item, span, &item_key) {
+                        if !data.contains(&rd) {
+                            data.push(rd);
+                        }
+                    }
+                }
+                if !data.is_empty() {
+                    rrsets.push(RrSet { rtype, ttl, data });
+                }
+            }
+            meta.push((p.key, p.span));
+            nodes.push(Node {
+                name: p.name,
+                rrsets,
+            });
+        }
+        self.check_rules(origin, &nodes, &meta, root_span);
+        nodes
+    }
+
+    fn rdata(
+        &mut self,
+        origin: &Name,
+        rtype: RecordType,
+        item: &Item,
+        span: Range<usize>,
+        key: &str,
+    ) -> Option<RData> {
+        let v = item.value.trim();
+        let bad = |d: &mut FileDiags<'_>, what: &str, help: &str| {
+            d.error(
+                Some(span.clone()),
+                key,
+                format!("{:?} is not {what}", item.value),
+                Some(help.to_owned()),
+            );
+        };
+        match rtype {
+            RecordType::A => match v.parse::<Ipv4Addr>() {
+                Ok(ip) => Some(RData::A(rdata::A(ip))),
+                Err(_) if v.parse::<Ipv6Addr>().is_ok() => {
+                    bad(self.d, "an IPv4 address", "IPv6 addresses go under `aaaa`");
+                    None
+                }
+                Err(_) => {
+                    bad(
+                        self.d,
+                        "an IPv4 address",
+                        "write an IPv4 literal, e.g. \"192.0.2.10\"",
+                    );
+                    None
+                }
+            },
+            RecordType::AAAA => match v.parse::<Ipv6Addr>() {
+                Ok(ip) => Some(RData::AAAA(rdata::AAAA(ip))),
+                Err(_) if v.parse::<IpAddr>().is_ok() => {
+                    bad(self.d, "an IPv6 address", "IPv4 addresses go under `a`");
+                    None
+                }
+                Err(_) => {
+                    bad(
+                        self.d,
+                        "an IPv6 address",
+                        "write an IPv6 literal, e.g. \"2001:db8::10\"",
+                    );
+                    None
+                }
+            },
+            RecordType::CNAME => self
+                .name(origin, v, span, key, false)
+                .map(|n| RData::CNAME(CNAME(n))),
+            RecordType::PTR => self
+                .name(origin, v, span, key, false)
+                .map(|n| RData::PTR(PTR(n))),
+            RecordType::NS => self
+                .name(origin, v, span, key, false)
+                .map(|n| RData::NS(NS(n))),
+            RecordType::MX => {
+                let parts: Vec<&str> = v.split_whitespace().collect();
+                let help = "write \"PREFERENCE HOST\", e.g. \"10 mail\"";
+                match parts.as_slice() {
+                    [pref, host] => match pref.parse::<u16>() {
+                        Ok(pref) => self
+                            .name(origin, host, span, key, false)
+                            .map(|n| RData::MX(MX::new(pref, n))),
+                        Err(_) => {
+                            bad(
+                                self.d,
+                                "a valid MX record (the preference is not 0-65535)",
+                                help,
+                            );
+                            None
+                        }
+                    },
+                    _ => {
+                        bad(self.d, "a valid MX record", help);
+                        None
+                    }
+                }
+            }
+            RecordType::SRV => {
+                let parts: Vec<&str> = v.split_whitespace().collect();
+                let help = "write \"PRIORITY WEIGHT PORT TARGET\", e.g. \"10 5 443 www\"";
+                match parts.as_slice() {
+                    [p, w, port, target] => {
+                        match (p.parse::<u16>(), w.parse::<u16>(), port.parse::<u16>()) {
+                            (Ok(p), Ok(w), Ok(port)) => self
+                                .name(origin, target, span, key, false)
+                                .map(|n| RData::SRV(SRV::new(p, w, port, n))),
+                            _ => {
+                                bad(
+                                    self.d,
+                                    "a valid SRV record (priority, weight and port are 0-65535)",
+                                    help,
+                                );
+                                None
+                            }
+                        }
+                    }
+                    _ => {
+                        bad(self.d, "a valid SRV record", help);
+                        None
+                    }
+                }
+            }
+            RecordType::TXT => {
+                // One record per entry; RFC 1035 character-strings hold 255 bytes, so longer
+                // text (DKIM keys) is split, as resolvers join the pieces back.
+                let bytes = item.value.as_bytes();
+                let mut pieces = Vec::new();
+                let mut start = 0;
+                while start < bytes.len() {
+                    let mut end = (start + 255).min(bytes.len());
+                    while !item.value.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    pieces.push(item.value[start..end].to_owned());
+                    start = end;
+                }
+                if pieces.is_empty() {
+                    pieces.push(String::new());
+                }
+                Some(RData::TXT(TXT::new(pieces)))
+            }
+            RecordType::CAA => match RData::try_from_str(RecordType::CAA, v) {
+                Ok(rd) => Some(rd),
+                Err(e) => {
+                    self.d.error(
+                        Some(span),
+                        key,
+                        format!("{:?} is not a valid CAA record: {e}", item.value),
+                        Some(
+                            "write \"FLAGS TAG VALUE\", e.g. '0 issue \"letsencrypt.org\"'".into(),
+                        ),
+                    );
+                    None
+                }
+            },
+            _ => None,
+        }
+    }
+
+    /// Rules between names: apex NS, CNAME exclusivity, delegations, CNAME loops.
+    fn check_rules(
+        &mut self,
+        origin: &Name,
+        nodes: &[Node],
+        meta: &[(String, Range<usize>)],
+        root_span: Range<usize>,
+    ) {
+        let by_name: BTreeMap<&Name, usize> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (&n.name, i))
+            .collect();
+
+        let apex = by_name.get(origin).map(|&i| &nodes[i]);
+        if apex.and_then(|a| a.rrset(RecordType::NS)).is_none() {
+            let span = by_name
+                .get(origin)
+                .map_or(root_span.start..root_span.start, |&i| meta[i].1.clone());
+            self.d.error(
+                Some(span),
+                "names.\"@\".ns",
+                "the zone has no NS records at its apex",
+                Some(
+                    "add [names.\"@\"] with ns = [\"ns1\", \"ns2\"] naming this server's hostnames"
+                        .into(),
+                ),
+            );
+        }
+
+        // Delegation points: NS below the apex.
+        let cuts: Vec<&Name> = nodes
+            .iter()
+            .filter(|n| n.name != *origin && n.rrset(RecordType::NS).is_some())
+            .map(|n| &n.name)
+            .collect();
+
+        for (i, node) in nodes.iter().enumerate() {
+            let (key, span) = (&meta[i].0, meta[i].1.clone());
+            let types: Vec<RecordType> = node.rrsets.iter().map(|r| r.rtype).collect();
+            if types.contains(&RecordType::CNAME) {
+                if node.name == *origin {
+                    self.d.error(
+                        Some(span.clone()),
+                        format!("{key}.cname"),
+                        "the apex cannot be a CNAME: it holds the zone's SOA and NS",
+                        Some(
+                            "put the CNAME on a name below the apex, or use address records".into(),
+                        ),
+                    );
+                } else if types.len() > 1 {
+                    let others: Vec<String> = types
+                        .iter()
+                        .filter(|t| **t != RecordType::CNAME)
+                        .map(|t| t.to_string())
+                        .collect();
+                    self.d.error(
+                        Some(span.clone()),
+                        key,
+                        format!("CNAME cannot coexist with {} at the same name", others.join(", ")),
+                        Some(format!(
+                            "remove the {} record, or move the CNAME to a different name (RFC 1034 §3.6.2)",
+                            others.join(", ")
+                        )),
+                    );
+                }
+            }
+            let is_cut = cuts.contains(&&node.name);
+            if is_cut {
+                if node.name.is_wildcard() {
+                    self.d.error(
+                        Some(span.clone()),
+                        format!("{key}.ns"),
+                        "a wildcard name cannot be a delegation",
+                        Some("delegate a concrete name instead (RFC 4592 §4.2)".into()),
+                    );
+                }
+                let others: Vec<String> = types
+                    .iter()
+                    .filter(|t| **t != RecordType::NS)
+                    .map(|t| t.to_string())
+                    .collect();
+                if !others.is_empty() {
+                    self.d.error(
+                        Some(span.clone()),
+                        key,
+                        format!(
+                            "{} at a delegation point would never be served: NS below the apex delegates {} to other servers",
+                            others.join(", "),
+                            node.name
+                        ),
+                        Some("remove the other records, or remove `ns` to serve the name from this zone".into()),
+                    );
+                }
+            }
+            if let Some(cut) = cuts
+                .iter()
+                .find(|c| **c != &node.name && c.zone_of(&node.name))
+            {
+                let non_glue: Vec<String> = types
+                    .iter()
+                    .filter(|t| !matches!(t, RecordType::A | RecordType::AAAA))
+                    .map(|t| t.to_string())
+                    .collect();
+                if !non_glue.is_empty() {
+                    self.d.error(
+                        Some(span.clone()),
+                        key,
+                        format!(
+                            "{} is below the delegation {cut}, so its {} would never be served",
+                            node.name,
+                            non_glue.join(", ")
+                        ),
+                        Some("only glue addresses (a, aaaa) for the delegated name servers belong below a delegation".into()),
+                    );
+                }
+            }
+        }
+
+        self.check_cname_loops(nodes, meta, &by_name);
+    }
+
+    fn check_cname_loops(
+        &mut self,
+        nodes: &[Node],
+        meta: &[(String, Range<usize>)],
+        by_name: &BTreeMap<&Name, usize>,
+    ) {
+        let target = |i: usize| -> Option<usize> {
+            match nodes[i].rrset(RecordType::CNAME)?.data.first()? {
+                RData::CNAME(c) => by_name.get(&c.0).copied(),
+                _ => None,
+            }
+        };
+        // 0 = unvisited, 1 = on the current path, 2 = done.
+        let mut state = vec![0u8; nodes.len()];
+        for start in 0..nodes.len() {
+            let mut path = Vec::new();
+            let mut cur = Some(start);
+            while let Some(i) = cur {
+                match state[i] {
+                    2 => break,
+                    1 => {
+                        let from = path.iter().position(|&p| p == i).unwrap_or(0);
+                        let cycle: Vec<String> = path[from..]
+                            .iter()
+                            .chain(std::iter::once(&i))
+                            .map(|&p| nodes[p].name.to_string())
+                            .collect();
+                        let first = path[from];
+                        self.d.error(
+                            Some(meta[first].1.clone()),
+                            format!("{}.cname", meta[first].0),
+                            format!("CNAME chain loops: {}", cycle.join(" -> ")),
+                            Some("point one of these names at address records instead".into()),
+                        );
+                        break;
+                    }
+                    _ => {
+                        state[i] = 1;
+                        path.push(i);
+                        cur = target(i);
+                    }
+                }
+            }
+            for p in path {
+                state[p] = 2;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = r#"
+origin = "example.com"
+[soa]
+primary = "ns1"
+contact = "hostmaster@example.com"
+serial = 1
+[names."@"]
+ns = ["ns1"]
+[names.ns1]
+a = "192.0.2.53"
+"#;
+
+    fn check(extra: &str) -> (Option<Zone>, String) {
+        let mut diags = Diagnostics::new();
+        let text = format!("{HEAD}{extra}");
+        let zone = validate_zone(Path::new("z.toml"), &text, &mut diags);
+        (zone, diags.render())
+    }
+
+    #[test]
+    fn a_good_zone_has_no_diagnostics() {
+        let (zone, out) = check("[names.www]\na = [\"192.0.2.1\", \"192.0.2.2\"]\n");
+        assert_eq!(out, "");
+        let zone = zone.expect("zone");
+        assert_eq!(zone.origin.to_string(), "example.com.");
+        let www = zone
+            .nodes
+            .iter()
+            .find(|n| n.name.to_string() == "www.example.com.")
+            .unwrap();
+        assert_eq!(www.rrset(RecordType::A).unwrap().data.len(), 2);
+        assert_eq!(zone.soa.rname.to_string(), "hostmaster.example.com.");
+    }
+
+    #[test]
+    fn bad_address_is_reported_with_position_and_help() {
+        let (zone, out) = check("[names.www]\na = [\"192.0.2.1\", \"10.0.0.300\"]\n");
+        assert!(zone.is_none());
+        assert_eq!(
+            out,
+            "error: z.toml:12:19: names.www.a[1]: \"10.0.0.300\" is not an IPv4 address\n  help: write an IPv4 literal, e.g. \"192.0.2.10\"\n"
+        );
+    }
+
+    #[test]
+    fn ipv6_under_a_says_where_it_belongs() {
+        let (_, out) = check("[names.www]\na = \"2001:db8::1\"\n");
+        assert!(
+            out.contains("names.www.a: \"2001:db8::1\" is not an IPv4 address"),
+            "{out}"
+        );
+        assert!(
+            out.contains("help: IPv6 addresses go under `aaaa`"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn every_error_is_reported_not_just_the_first() {
+        let (_, out) =
+            check("[names.a]\na = \"x\"\n[names.b]\naaaa = \"y\"\n[names.c]\nmx = \"ten mail\"\n");
+        assert_eq!(out.matches("error:").count(), 3, "{out}");
+        assert!(out.contains("names.a.a:"));
+        assert!(out.contains("names.b.aaaa:"));
+        assert!(out.contains("names.c.mx:"));
+    }
+
+    #[test]
+    fn unknown_keys_suggest_the_nearest() {
+        let (_, out) = check("[names.www]\ncnmae = \"ns1\"\n");
+        assert_eq!(
+            out,
+            "error: z.toml:12:1: names.www: unknown key `cnmae`\n  help: did you mean `cname`?\n"
+        );
+        let (_, out) = check("[names.www]\naddress = \"192.0.2.1\"\n");
+        assert!(
+            out.contains("help: allowed keys: ttl, a, aaaa, cname"),
+            "{out}"
+        );
+        let (_, out) = check("[sao]\nx = 1\n");
+        assert!(
+            out.contains("sao: unknown key `sao`\n  help: did you mean `soa`?"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn cname_and_other_data_are_rejected() {
+        let (_, out) = check("[names.www]\ncname = \"ns1\"\na = \"192.0.2.1\"\n");
+        assert!(
+            out.contains("names.www: CNAME cannot coexist with A at the same name"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn cname_loops_are_spelled_out() {
+        let (_, out) = check("[names.a]\ncname = \"b\"\n[names.b]\ncname = \"a\"\n");
+        assert!(
+            out.contains("CNAME chain loops: a.example.com. -> b.example.com. -> a.example.com."),
+            "{out}"
+        );
+        assert_eq!(out.matches("error:").count(), 1, "{out}");
+    }
+
+    #[test]
+    fn data_below_a_delegation_is_rejected_but_glue_is_fine() {
+        let (zone, out) =
+            check("[names.sub]\nns = \"ns.sub\"\n[names.\"ns.sub\"]\na = \"192.0.2.9\"\n");
+        assert_eq!(out, "");
+        assert!(zone.is_some());
+        let (_, out) = check("[names.sub]\nns = \"ns.sub\"\n[names.\"x.sub\"]\ntxt = \"hi\"\n");
+        assert!(
+            out.contains("below the delegation sub.example.com."),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn names_outside_the_zone_are_rejected() {
+        let (_, out) = check("[names.\"www.example.org.\"]\na = \"192.0.2.1\"\n");
+        assert!(out.contains("is outside the zone example.com."), "{out}");
+    }
+
+    #[test]
+    fn the_apex_needs_ns_and_a_soa() {
+        let mut diags = Diagnostics::new();
+        let z = validate_zone(
+            Path::new("example.net.toml"),
+            "[names.www]\na = \"192.0.2.1\"\n",
+            &mut diags,
+        );
+        assert!(z.is_none());
+        let out = diags.render();
+        assert!(out.contains("soa: the zone has no [soa] table"), "{out}");
+    }
+
+    #[test]
+    fn toml_syntax_errors_have_a_position() {
+        let mut diags = Diagnostics::new();
+        validate_zone(Path::new("z.toml"), "origin = \"a\nttl = 1\n", &mut diags);
+        let out = diags.render();
+        assert!(out.starts_with("error: z.toml:1:"), "{out}");
+        assert!(out.contains("invalid TOML"), "{out}");
+    }
+
+    #[test]
+    fn long_txt_is_split_into_character_strings() {
+        let long = "x".repeat(600);
+        let (zone, out) = check(&format!("[names.t]\ntxt = \"{long}\"\n"));
+        assert_eq!(out, "");
+        let zone = zone.unwrap();
+        let t = zone
+            .nodes
+            .iter()
+            .find(|n| n.name.to_string() == "t.example.com.")
+            .unwrap();
+        match &t.rrset(RecordType::TXT).unwrap().data[0] {
+            RData::TXT(txt) => assert_eq!(
+                txt.txt_data.iter().map(|p| p.len()).collect::<Vec<_>>(),
+                vec![255, 255, 90]
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+}
