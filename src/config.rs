@@ -12,11 +12,17 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use ipnet::IpNet;
+
 use crate::diag::{Diagnostics, FileDiags, Source};
+use crate::geo::db::LocationOverride;
+use crate::geo::{Code, Coord, Location, country};
 use crate::zone::spec::Seconds;
 
 /// Default listen address: loopback, unprivileged port.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5300";
+/// Default location database: the test data shipped in `geoip/`, so a fresh checkout runs.
+pub const DEFAULT_GEOIP: &str = "geoip/test-city.mmdb";
 /// Default EDNS payload size (DNS Flag Day 2020: no fragmentation on common paths).
 pub const DEFAULT_UDP_PAYLOAD: u16 = 1232;
 
@@ -35,6 +41,21 @@ pub struct ServerConfig {
     pub udp_threads: usize,
     /// TCP settings.
     pub tcp: TcpConfig,
+    /// GeoIP databases and overrides.
+    pub geoip: GeoConfig,
+    /// How often zone and database files are checked for changes (reloaded when they change).
+    pub reload_check: Duration,
+}
+
+/// Where client locations come from.
+#[derive(Clone, Debug, Default)]
+pub struct GeoConfig {
+    /// Location databases, first match wins (e.g. separate IPv4 and IPv6 files).
+    pub databases: Vec<PathBuf>,
+    /// Optional AS-number database, for `asn` map rules.
+    pub asn: Option<PathBuf>,
+    /// Networks whose location the operator fixes, ahead of any database.
+    pub overrides: Vec<LocationOverride>,
 }
 
 /// TCP limits (RFC 7766 §6.2: servers should time out idle connections and cap them).
@@ -61,6 +82,12 @@ impl Default for ServerConfig {
                 message_timeout: Duration::from_secs(5),
                 max_connections: 512,
             },
+            geoip: GeoConfig {
+                databases: vec![PathBuf::from(DEFAULT_GEOIP)],
+                asn: None,
+                overrides: Vec::new(),
+            },
+            reload_check: Duration::from_secs(5),
         }
     }
 }
@@ -80,6 +107,28 @@ struct ConfigSpec {
     max_udp_payload: Option<Spanned<i64>>,
     udp_threads: Option<Spanned<i64>>,
     tcp: Option<TcpSpec>,
+    geoip: Option<GeoipSpec>,
+    reload_check: Option<Spanned<Seconds>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GeoipSpec {
+    databases: Option<Vec<Spanned<String>>>,
+    asn: Option<Spanned<String>>,
+    #[serde(rename = "override")]
+    overrides: Option<Vec<Spanned<OverrideSpec>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverrideSpec {
+    network: String,
+    location: Option<Vec<f64>>,
+    country: Option<String>,
+    continent: Option<String>,
+    subdivision: Option<String>,
+    asn: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,6 +172,8 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
     let base = path.parent().unwrap_or(Path::new("."));
     let mut cfg = ServerConfig {
         file: Some(path.to_path_buf()),
+        // A config file names its databases; none means every client is of unknown location.
+        geoip: GeoConfig::default(),
         ..ServerConfig::default()
     };
 
@@ -210,11 +261,132 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
             }
         }
     }
+    if let Some(r) = spec.reload_check {
+        cfg.reload_check = Duration::from_secs(r.get_ref().0.max(1));
+    }
+    if let Some(g) = spec.geoip {
+        for db in g.databases.iter().flatten() {
+            cfg.geoip.databases.push(base.join(db.get_ref()));
+        }
+        cfg.geoip.asn = g.asn.map(|a| base.join(a.get_ref()));
+        for (i, o) in g.overrides.iter().flatten().enumerate() {
+            if let Some(ov) = location_override(&mut d, &format!("geoip.override[{i}]"), o) {
+                cfg.geoip.overrides.push(ov);
+            }
+        }
+    }
     if diags.error_count() > errors_before {
         None
     } else {
         Some(cfg)
     }
+}
+
+fn location_override(
+    d: &mut FileDiags<'_>,
+    key: &str,
+    o: &Spanned<OverrideSpec>,
+) -> Option<LocationOverride> {
+    let spec = o.get_ref();
+    let span = Some(o.span());
+    let network = match spec.network.parse::<IpNet>() {
+        Ok(n) if n.trunc() == n => n,
+        Ok(n) => {
+            d.error(
+                span,
+                format!("{key}.network"),
+                format!(
+                    "{:?} has address bits set past its prefix length",
+                    spec.network
+                ),
+                Some(format!("did you mean \"{}\"?", n.trunc())),
+            );
+            return None;
+        }
+        Err(_) => {
+            d.error(
+                span,
+                format!("{key}.network"),
+                format!("{:?} is not a network", spec.network),
+                Some("write e.g. \"10.0.0.0/8\" or \"2001:db8::/32\"".into()),
+            );
+            return None;
+        }
+    };
+    let country = match &spec.country {
+        Some(c) => match Code::parse(c).filter(|c| country::lookup(c.as_str()).is_some()) {
+            Some(c) => Some(c),
+            None => {
+                d.error(
+                    span,
+                    format!("{key}.country"),
+                    format!("{c:?} is not an ISO 3166-1 alpha-2 country code"),
+                    Some("use two letters, e.g. \"NL\"".into()),
+                );
+                return None;
+            }
+        },
+        None => None,
+    };
+    let continent = match &spec.continent {
+        Some(c) => match Code::parse(c).filter(|c| country::is_continent(c.as_str())) {
+            Some(c) => Some(c),
+            None => {
+                d.error(
+                    span,
+                    format!("{key}.continent"),
+                    format!("{c:?} is not a continent code"),
+                    Some("use one of AF, AN, AS, EU, NA, OC, SA".into()),
+                );
+                return None;
+            }
+        },
+        None => None,
+    };
+    let coord = match spec.location.as_deref() {
+        None => None,
+        Some([lat, lon]) if (-90.0..=90.0).contains(lat) && (-180.0..=180.0).contains(lon) => {
+            Some(Coord {
+                lat: *lat,
+                lon: *lon,
+            })
+        }
+        Some(other) => {
+            d.error(
+                span,
+                format!("{key}.location"),
+                format!("{other:?} is not [latitude, longitude]"),
+                Some("write two numbers in degrees, latitude first, e.g. [52.37, 4.90]".into()),
+            );
+            return None;
+        }
+    };
+    if country.is_none() && continent.is_none() && coord.is_none() && spec.asn.is_none() {
+        d.error(
+            span,
+            key,
+            format!("override {network} says nothing about its clients"),
+            Some("give at least one of location, country, continent, asn".into()),
+        );
+        return None;
+    }
+    let location = Location {
+        city: None,
+        country,
+        continent,
+        subdivision: spec
+            .subdivision
+            .as_ref()
+            .map(|s| s.to_ascii_uppercase().into_boxed_str()),
+        coord,
+        coord_is_centroid: false,
+    }
+    .complete();
+    Some(LocationOverride {
+        network,
+        location,
+        asn: spec.asn,
+    })
 }
 
 #[cfg(test)]

@@ -193,6 +193,11 @@ impl<'a> FileDiags<'a> {
         Self { source, out }
     }
 
+    /// Errors recorded so far in the whole collection.
+    pub fn error_count(&self) -> usize {
+        self.out.error_count()
+    }
+
     /// Records an error at `span` (byte range into the file) for key path `key`.
     pub fn error(
         &mut self,

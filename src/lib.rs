@@ -26,6 +26,7 @@
 pub mod compile;
 pub mod config;
 pub mod diag;
+pub mod geo;
 pub mod load;
 pub mod name_key;
 pub mod serve;

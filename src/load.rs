@@ -3,9 +3,12 @@
 //! Start-up, `meridian check`, `explain` and reload all go through [`load_snapshot`], so
 //! what `check` accepts is exactly what the server would serve.
 
+use std::sync::Arc;
+
 use crate::compile::Snapshot;
 use crate::config::ServerConfig;
 use crate::diag::Diagnostics;
+use crate::geo::db::GeoDb;
 use crate::zone;
 
 /// Reads, validates and compiles every zone. `Err` carries all diagnostics when any is an
@@ -16,8 +19,39 @@ pub fn load_snapshot(
 ) -> Result<(Snapshot, Diagnostics), Diagnostics> {
     let mut diags = Diagnostics::new();
     let zones = zone::load_dir(&config.zones_dir, &mut diags);
+    let geo = match GeoDb::open(
+        &config.geoip.databases,
+        config.geoip.asn.as_deref(),
+        config.geoip.overrides.clone(),
+    ) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            diags.error_global(
+                e.to_string(),
+                Some(
+                    "point [geoip] databases at a MaxMind DB (.mmdb) file; see geoip/README.md"
+                        .into(),
+                ),
+            );
+            None
+        }
+    };
     if diags.has_errors() {
         return Err(diags);
     }
-    Ok((Snapshot::compile(&zones, generation), diags))
+    let geo = geo.unwrap_or_else(|| GeoDb::empty(Vec::new()));
+    let base = match geo.base_partition() {
+        Ok(b) => b,
+        Err(e) => {
+            diags.error_global(
+                e.to_string(),
+                Some("replace the file with a valid database".into()),
+            );
+            return Err(diags);
+        }
+    };
+    Ok((
+        Snapshot::compile(&zones, Arc::new(geo), &base, generation),
+        diags,
+    ))
 }

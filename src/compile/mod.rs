@@ -8,10 +8,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use hickory_proto::rr::rdata::SOA;
+use std::net::IpAddr;
+
+use hickory_proto::rr::rdata::{A, AAAA, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+use crate::geo::db::{BasePartition, GeoDb};
+use crate::geo::decision::{CompiledPolicy, Rule, build_table};
+use crate::geo::table::GeoTable;
 use crate::name_key::{NameKey, key_of, wildcard_of};
+use crate::zone::model::{Fallback, Gslb, Policy};
 use crate::zone::{Node, Zone};
 
 /// Index of a node within its zone.
@@ -27,6 +33,8 @@ pub struct Snapshot {
     pub generation: u64,
     zones: Vec<CompiledZone>,
     zone_index: HashMap<Box<[u8]>, usize>,
+    /// The databases the geo tables were compiled from, kept for `explain`.
+    pub geo: Arc<GeoDb>,
 }
 
 /// One zone, compiled.
@@ -53,6 +61,44 @@ pub struct CompiledNode {
     pub rrsets: Box<[CompiledRrset]>,
     /// The highest delegation point at or above this node, if any (never the apex).
     pub cut: Option<NodeId>,
+    /// For GSLB names: how A/AAAA answers are chosen.
+    pub gslb: Option<Box<GslbNode>>,
+}
+
+/// A GSLB name, compiled: the geo table of its policy and each candidate's answers.
+#[derive(Debug)]
+pub struct GslbNode {
+    /// Address → ordered candidate positions, with the ECS scope. Shared by names with
+    /// the same policy and candidates.
+    pub table: Arc<GeoTable>,
+    /// The policy the table was built from, for `explain`.
+    pub policy: Arc<CompiledPolicy>,
+    /// Candidates, in the order written.
+    pub candidates: Box<[Candidate]>,
+    /// Data centers per answer.
+    pub max_datacenters: usize,
+}
+
+/// One candidate data center of a GSLB name, with its ready answers.
+#[derive(Debug)]
+pub struct Candidate {
+    /// Data center id.
+    pub datacenter: String,
+    /// A records (owner: the GSLB name).
+    pub a: Box<[Record]>,
+    /// AAAA records.
+    pub aaaa: Box<[Record]>,
+}
+
+impl Candidate {
+    /// The records of `qtype` (A or AAAA).
+    pub fn records(&self, qtype: RecordType) -> &[Record] {
+        if qtype == RecordType::AAAA {
+            &self.aaaa
+        } else {
+            &self.a
+        }
+    }
 }
 
 /// Records of one name and type, with what goes beside them.
@@ -82,9 +128,14 @@ pub enum Found {
 }
 
 impl Snapshot {
-    /// Compiles validated zones. Zones are assumed valid (see [`crate::zone::validate`]).
-    pub fn compile(zones: &[Zone], generation: u64) -> Self {
-        let compiled: Vec<CompiledZone> = zones.iter().map(CompiledZone::compile).collect();
+    /// Compiles validated zones (see [`crate::zone::validate`]) with the geo data of `geo`
+    /// (`base` is its partition, computed once per load).
+    pub fn compile(zones: &[Zone], geo: Arc<GeoDb>, base: &BasePartition, generation: u64) -> Self {
+        let mut tables = TableCache::default();
+        let compiled: Vec<CompiledZone> = zones
+            .iter()
+            .map(|z| CompiledZone::compile(z, base, &mut tables))
+            .collect();
         let zone_index = compiled
             .iter()
             .enumerate()
@@ -94,6 +145,7 @@ impl Snapshot {
             generation,
             zones: compiled,
             zone_index,
+            geo,
         }
     }
 
@@ -119,7 +171,7 @@ impl Snapshot {
 }
 
 impl CompiledZone {
-    fn compile(zone: &Zone) -> Self {
+    fn compile(zone: &Zone, base: &BasePartition, tables: &mut TableCache) -> Self {
         let origin = zone.origin.clone();
         let apex_labels = origin.num_labels() as usize;
 
@@ -217,10 +269,14 @@ impl CompiledZone {
                         .collect()
                 })
                 .unwrap_or_default();
+            let gslb = node
+                .and_then(|n| n.gslb.as_ref())
+                .map(|g| Box::new(compile_gslb(zone, name, g, base, tables)));
             nodes.push(CompiledNode {
                 name: name.clone(),
                 rrsets,
                 cut,
+                gslb,
             });
         }
 
@@ -292,6 +348,113 @@ impl CompiledNode {
     /// The record set of `rtype`, if any.
     pub fn rrset(&self, rtype: RecordType) -> Option<&CompiledRrset> {
         self.rrsets.iter().find(|r| r.rtype == rtype)
+    }
+}
+
+/// Geo tables built so far in this load, so names with the same policy share one.
+#[derive(Default)]
+struct TableCache(Vec<(Arc<CompiledPolicy>, Arc<GeoTable>)>);
+
+fn compile_gslb(
+    zone: &Zone,
+    name: &Name,
+    g: &Gslb,
+    base: &BasePartition,
+    tables: &mut TableCache,
+) -> GslbNode {
+    let positions = |list: &[usize]| -> Vec<u8> {
+        list.iter()
+            .filter_map(|dc| g.candidates.iter().position(|c| c == dc))
+            .map(|p| p as u8)
+            .collect()
+    };
+    let mut networks: Vec<(ipnet::IpNet, Vec<u8>)> = zone
+        .network_overrides
+        .iter()
+        .map(|(n, l)| (*n, positions(l)))
+        .filter(|(_, l)| !l.is_empty())
+        .collect();
+    let rule = match &g.policy {
+        Policy::Nearest => Rule::Nearest,
+        Policy::Map(m) => {
+            networks.extend(m.network.iter().map(|(n, l)| (*n, positions(l))));
+            Rule::Map {
+                asn: m.asn.iter().map(|(a, l)| (*a, positions(l))).collect(),
+                subdivision: m
+                    .subdivision
+                    .iter()
+                    .map(|(s, l)| (Box::from(s.as_str()), positions(l)))
+                    .collect(),
+                country: m.country.iter().map(|(c, l)| (*c, positions(l))).collect(),
+                continent: m
+                    .continent
+                    .iter()
+                    .map(|(c, l)| (*c, positions(l)))
+                    .collect(),
+                default: match &m.default {
+                    Fallback::Nearest => None,
+                    Fallback::List(l) => Some(positions(l)),
+                },
+            }
+        }
+    };
+    let policy = CompiledPolicy {
+        coords: g
+            .candidates
+            .iter()
+            .map(|&c| zone.datacenters[c].location)
+            .collect(),
+        rule,
+        networks,
+    };
+    let (policy, table) = match tables.0.iter().find(|(p, _)| **p == policy) {
+        Some((p, t)) => (p.clone(), t.clone()),
+        None => {
+            let table = Arc::new(build_table(base, &policy));
+            let policy = Arc::new(policy);
+            tables.0.push((policy.clone(), table.clone()));
+            (policy, table)
+        }
+    };
+    let ttl = g.ttl.secs();
+    let candidates = g
+        .candidates
+        .iter()
+        .map(|&c| {
+            let dc = &zone.datacenters[c];
+            let take = g.max_addresses.unwrap_or(usize::MAX);
+            let a = dc
+                .addresses
+                .iter()
+                .filter_map(|a| match a.ip {
+                    IpAddr::V4(ip) => Some(Record::from_rdata(name.clone(), ttl, RData::A(A(ip)))),
+                    IpAddr::V6(_) => None,
+                })
+                .take(take)
+                .collect();
+            let aaaa = dc
+                .addresses
+                .iter()
+                .filter_map(|a| match a.ip {
+                    IpAddr::V6(ip) => {
+                        Some(Record::from_rdata(name.clone(), ttl, RData::AAAA(AAAA(ip))))
+                    }
+                    IpAddr::V4(_) => None,
+                })
+                .take(take)
+                .collect();
+            Candidate {
+                datacenter: dc.id.clone(),
+                a,
+                aaaa,
+            }
+        })
+        .collect();
+    GslbNode {
+        table,
+        policy,
+        candidates,
+        max_datacenters: g.max_datacenters,
     }
 }
 

@@ -5,18 +5,19 @@
 //! [`resolve`](super::resolve::resolve) for the records, and encodes the reply into the
 //! caller's buffer, truncating for UDP. It never blocks and never logs per query.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{DNSClass, RecordType};
 use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request;
 use hickory_server::zone_handler::MessageResponseBuilder;
 
+use super::ecs;
 use super::resolve::{Answer, Rec, resolve};
 use crate::compile::Snapshot;
 use crate::name_key::NameKey;
@@ -93,7 +94,7 @@ impl Responder {
 
     fn answer(&self, request: &Request, snap: &Snapshot, transport: Transport, out: &mut Vec<u8>) {
         let mut meta = Metadata::response_from_request(&request.metadata);
-        let mut ecs: Option<ClientSubnet> = None;
+        let mut ecs: Option<ecs::ClientSubnet> = None;
         let mut early: Option<ResponseCode> = None;
 
         let resp_edns = request.edns.as_ref().map(|req_edns| {
@@ -104,11 +105,11 @@ impl Responder {
             e.set_dnssec_ok(req_edns.flags().dnssec_ok);
             if req_edns.version() > 0 {
                 early = Some(ResponseCode::BADVERS);
-            } else if let Some(EdnsOption::Subnet(cs)) = req_edns.option(EdnsCode::Subnet) {
-                if ecs_is_valid(cs) {
-                    ecs = Some(*cs);
-                } else {
-                    early = Some(ResponseCode::FormErr);
+            } else {
+                match ecs::find(request.as_slice()) {
+                    Some(Ok(cs)) => ecs = Some(cs),
+                    Some(Err(_)) => early = Some(ResponseCode::FormErr),
+                    None => {}
                 }
             }
             e
@@ -148,8 +149,13 @@ impl Responder {
                     a
                 } else {
                     let name = q.name();
+                    // RFC 7871 §7.1.2: SOURCE PREFIX-LENGTH 0 means "use the resolver's address".
+                    let client = match ecs {
+                        Some(cs) if cs.source > 0 => cs.addr,
+                        _ => request.src().ip().to_canonical(),
+                    };
                     match NameKey::new(name) {
-                        Some(key) => resolve(snap, name, &key, qtype),
+                        Some(key) => resolve(snap, name, &key, qtype, client),
                         None => {
                             let mut a = Answer::refused();
                             a.rcode = ResponseCode::FormErr;
@@ -163,14 +169,18 @@ impl Responder {
         meta.response_code = answer.rcode;
         meta.authoritative = answer.authoritative;
 
-        // RFC 7871 §7.2.1: echo family, source prefix and address; scope says how widely the
-        // answer may be cached. Nothing in this answer depends on the client yet: scope 0.
+        // RFC 7871 §7.2.1: echo family, source prefix and address; the scope says how widely
+        // the answer may be cached: 0 when it did not depend on the client (or the client
+        // asked with source 0), else the widest prefix over which it is the same.
         let resp_edns = resp_edns.map(|mut e| {
             if let Some(cs) = ecs {
+                let scope = if cs.source == 0 {
+                    0
+                } else {
+                    answer.scope.unwrap_or(0)
+                };
                 e.options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(
-                    cs.addr(),
-                    cs.source_prefix(),
-                    0,
+                    cs.addr, cs.source, scope,
                 )));
             }
             e
@@ -262,35 +272,4 @@ fn header_only_error(packet: &[u8], rcode: ResponseCode, out: &mut Vec<u8>) {
     out.push(0x80 | opcode_and_rd);
     out.push(rcode.low());
     out.extend_from_slice(&[0; 8]);
-}
-
-/// RFC 7871 §6: the prefix fits the family and no address bits are set past it.
-fn ecs_is_valid(cs: &ClientSubnet) -> bool {
-    let prefix = u32::from(cs.source_prefix());
-    match cs.addr() {
-        IpAddr::V4(a) => prefix <= 32 && u32::from(a).checked_shl(prefix).unwrap_or(0) == 0,
-        IpAddr::V6(a) => prefix <= 128 && u128::from(a).checked_shl(prefix).unwrap_or(0) == 0,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::str::FromStr;
-
-    #[test]
-    fn ecs_host_bits_past_the_prefix_are_invalid() {
-        let ok = ClientSubnet::new(IpAddr::from_str("192.0.2.0").unwrap(), 24, 0);
-        assert!(ecs_is_valid(&ok));
-        let bad = ClientSubnet::new(IpAddr::from_str("192.0.2.1").unwrap(), 24, 0);
-        assert!(!ecs_is_valid(&bad));
-        let full = ClientSubnet::new(IpAddr::from_str("192.0.2.1").unwrap(), 32, 0);
-        assert!(ecs_is_valid(&full));
-        let zero = ClientSubnet::new(IpAddr::from_str("0.0.0.0").unwrap(), 0, 0);
-        assert!(ecs_is_valid(&zero));
-        let v6 = ClientSubnet::new(IpAddr::from_str("2001:db8::").unwrap(), 32, 0);
-        assert!(ecs_is_valid(&v6));
-        let v6_bad = ClientSubnet::new(IpAddr::from_str("2001:db8::1").unwrap(), 48, 0);
-        assert!(!ecs_is_valid(&v6_bad));
-    }
 }

@@ -3,6 +3,8 @@
 //! RFC 1034 §4.3.2 in the order it is written: find the zone, then the node (exact, wildcard,
 //! or the delegation above it), then the record set, following CNAMEs inside the zone.
 
+use std::net::IpAddr;
+
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, Record, RecordType};
 use smallvec::SmallVec;
@@ -51,6 +53,9 @@ pub struct Answer<'s> {
     pub additional: Section<'s>,
     /// True for referrals: their glue must not be dropped to fit a small UDP payload.
     pub referral: bool,
+    /// For answers that depend on the client's address: the prefix length around it over
+    /// which the answer is the same (the ECS scope). `None` when nothing depended on it.
+    pub scope: Option<u8>,
 }
 
 impl<'s> Answer<'s> {
@@ -62,6 +67,7 @@ impl<'s> Answer<'s> {
             authority: SmallVec::new(),
             additional: SmallVec::new(),
             referral: false,
+            scope: None,
         }
     }
 
@@ -77,12 +83,14 @@ impl<'s> Answer<'s> {
     }
 }
 
-/// Answers `qname`/`qtype` from `snap`. `key` is `qname`'s lowercase wire key.
+/// Answers `qname`/`qtype` from `snap` for a client at `client` (the ECS address or the
+/// packet's source). `key` is `qname`'s lowercase wire key.
 pub fn resolve<'s>(
     snap: &'s Snapshot,
     qname: &Name,
     key: &NameKey,
     qtype: RecordType,
+    client: IpAddr,
 ) -> Answer<'s> {
     let Some(zone) = snap.find_zone(key) else {
         return Answer::refused();
@@ -122,6 +130,38 @@ pub fn resolve<'s>(
             }
         };
 
+        if let Some(gslb) = &node.gslb {
+            if matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY) {
+                let family = if qtype == RecordType::AAAA {
+                    RecordType::AAAA
+                } else {
+                    RecordType::A
+                };
+                let decision = gslb.table.lookup(client);
+                ans.scope = Some(if gslb.table.is_uniform() {
+                    0
+                } else {
+                    decision.scope
+                });
+                let mut taken = 0;
+                for &pos in decision.list {
+                    let records = gslb.candidates[pos as usize].records(family);
+                    if records.is_empty() {
+                        continue;
+                    }
+                    ans.answer.extend(records.iter().map(owner));
+                    taken += 1;
+                    if taken == gslb.max_datacenters {
+                        break;
+                    }
+                }
+                if taken == 0 {
+                    // No candidate has an address of this family: the name exists, NODATA.
+                    ans.negative(zone, ResponseCode::NoError);
+                }
+                return ans;
+            }
+        }
         if let Some(records) = records_for(zone, node, qtype) {
             ans.answer.extend(records.iter().map(owner));
             if let Some(rs) = node.rrset(qtype) {

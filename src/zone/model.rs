@@ -3,7 +3,12 @@
 
 use std::path::PathBuf;
 
+use std::net::IpAddr;
+
 use hickory_proto::rr::{Name, RData, RecordType};
+use ipnet::IpNet;
+
+use crate::geo::{Code, Coord};
 
 /// A record TTL in seconds.
 ///
@@ -43,6 +48,87 @@ pub struct Zone {
     pub soa_ttl: Ttl,
     /// Every owner name with data, apex included.
     pub nodes: Vec<Node>,
+    /// Data centers, in file order; GSLB policies refer to them by index.
+    pub datacenters: Vec<Datacenter>,
+    /// Networks sent to given data centers by every GSLB name of the zone, before any policy.
+    pub network_overrides: Vec<(IpNet, Vec<usize>)>,
+}
+
+/// A site that serves traffic: its addresses and where it is.
+#[derive(Debug, Clone)]
+pub struct Datacenter {
+    /// The id operators use (`ams`).
+    pub id: String,
+    /// Addresses, IPv4 and IPv6 mixed, in file order.
+    pub addresses: Vec<DcAddress>,
+    /// Where it is; from `location`, else the centroid of `country`.
+    pub location: Option<Coord>,
+    /// ISO 3166-1 country.
+    pub country: Option<Code>,
+    /// Continent code.
+    pub continent: Option<Code>,
+}
+
+/// One address of a data center.
+#[derive(Debug, Clone, Copy)]
+pub struct DcAddress {
+    /// The address answered.
+    pub ip: IpAddr,
+    /// Relative weight within the data center (default 1); used by weighted spreading.
+    pub weight: u32,
+}
+
+/// How a GSLB name answers.
+#[derive(Debug, Clone)]
+pub struct Gslb {
+    /// Candidate data centers (indices into [`Zone::datacenters`]), in the order written.
+    pub candidates: Vec<usize>,
+    /// How candidates are ordered for a client.
+    pub policy: Policy,
+    /// Data centers per answer.
+    pub max_datacenters: usize,
+    /// Addresses per data center and family; `None` for all.
+    pub max_addresses: Option<usize>,
+    /// TTL of the answers.
+    pub ttl: Ttl,
+}
+
+/// The ordering rule of a GSLB name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Policy {
+    /// Nearest first, by great-circle distance from the client.
+    Nearest,
+    /// Rules from client geography to lists.
+    Map(GeoMap),
+}
+
+/// Client geography → ordered data-center lists (indices into [`Zone::datacenters`]).
+/// The most specific matching rule wins: network, then AS number, subdivision, country,
+/// continent, and finally the default.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GeoMap {
+    /// CIDR rules (longest prefix wins).
+    pub network: Vec<(IpNet, Vec<usize>)>,
+    /// AS number rules.
+    pub asn: Vec<(u32, Vec<usize>)>,
+    /// ISO 3166-2 subdivision rules, as `CC-SUB` uppercase.
+    pub subdivision: Vec<(String, Vec<usize>)>,
+    /// Country rules.
+    pub country: Vec<(Code, Vec<usize>)>,
+    /// Continent rules.
+    pub continent: Vec<(Code, Vec<usize>)>,
+    /// For clients no rule covers.
+    pub default: Fallback,
+}
+
+/// What a map answers when no rule matches.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Fallback {
+    /// The candidates, ordered by distance from the client (or as written if its location is unknown).
+    #[default]
+    Nearest,
+    /// A fixed list.
+    List(Vec<usize>),
 }
 
 /// An owner name and its record sets.
@@ -52,6 +138,8 @@ pub struct Node {
     pub name: Name,
     /// Record sets, at most one per type.
     pub rrsets: Vec<RrSet>,
+    /// Set for GSLB names: A/AAAA come from data centers.
+    pub gslb: Option<Gslb>,
 }
 
 impl Node {

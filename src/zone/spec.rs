@@ -4,6 +4,7 @@
 //! an address, is that name inside the zone) is judged by [`super::validate`], which can then
 //! report every problem with its position because values keep their [`Spanned`] byte ranges.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 
@@ -55,15 +56,115 @@ pub struct NameSpec {
     pub ptr: Option<Spanned<Values>>,
     /// Name servers: at the apex the zone's own, below it a delegation.
     pub ns: Option<Spanned<Values>>,
+    /// Makes this a GSLB name: A/AAAA answers chosen per client from data centers.
+    pub gslb: Option<Spanned<GslbSpec>>,
 }
 
-/// Record-type keys of [`NameSpec`], for "did you mean" hints and for iteration.
+/// One `[datacenters.ID]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatacenterSpec {
+    /// Addresses answered for this data center, IPv4 and/or IPv6.
+    pub addresses: Spanned<Vec<Spanned<AddressSpec>>>,
+    /// `[latitude, longitude]` in degrees.
+    pub location: Option<Spanned<Vec<f64>>>,
+    /// ISO 3166-1 alpha-2 country code.
+    pub country: Option<Spanned<String>>,
+    /// Continent code (AF AN AS EU NA OC SA); derived from `country` when omitted.
+    pub continent: Option<Spanned<String>>,
+}
+
+/// An address, written as `"192.0.2.10"` or `{ address = "192.0.2.10", weight = 2 }`.
+#[derive(Debug)]
+pub struct AddressSpec {
+    /// The address as written.
+    pub address: String,
+    /// Relative weight within the data center.
+    pub weight: Option<i64>,
+}
+
+impl<'de> Deserialize<'de> for AddressSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            address: String,
+            weight: Option<i64>,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = AddressSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an address string or a table { address = \"...\", weight = N }")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<AddressSpec, E> {
+                Ok(AddressSpec {
+                    address: s.to_owned(),
+                    weight: None,
+                })
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<AddressSpec, A::Error> {
+                let t = Table::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(AddressSpec {
+                    address: t.address,
+                    weight: t.weight,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `[names.X.gslb]`: how a GSLB name picks data centers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GslbSpec {
+    /// Candidate data center ids.
+    pub datacenters: Spanned<Vec<Spanned<String>>>,
+    /// `"nearest"` (default) or `"map"`.
+    pub policy: Option<Spanned<String>>,
+    /// Rules for `policy = "map"`.
+    pub map: Option<Spanned<MapSpec>>,
+    /// Data centers per answer (default 1).
+    pub max_datacenters: Option<Spanned<i64>>,
+    /// Addresses per data center and family (default: all).
+    pub max_addresses: Option<Spanned<i64>>,
+    /// TTL of the answers (default 30 s: short, so clients move soon after a change).
+    pub ttl: Option<Spanned<Seconds>>,
+}
+
+/// `[names.X.gslb.map]`: client geography → ordered data center lists.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapSpec {
+    /// A list of data centers, or `"nearest"`, for clients no rule covers.
+    pub default: Option<Spanned<Values>>,
+    /// Continent code → list.
+    pub continent: Option<BTreeMap<String, Spanned<Values>>>,
+    /// ISO 3166-1 country code → list.
+    pub country: Option<BTreeMap<String, Spanned<Values>>>,
+    /// ISO 3166-2 subdivision (`"US-CA"`) → list.
+    pub subdivision: Option<BTreeMap<String, Spanned<Values>>>,
+    /// CIDR network → list.
+    pub network: Option<BTreeMap<String, Spanned<Values>>>,
+    /// AS number (`"AS64500"` or `"64500"`) → list.
+    pub asn: Option<BTreeMap<String, Spanned<Values>>>,
+}
+
+/// Keys of [`NameSpec`], for "did you mean" hints.
 pub const NAME_KEYS: &[&str] = &[
-    "ttl", "a", "aaaa", "cname", "mx", "txt", "srv", "caa", "ptr", "ns",
+    "ttl", "a", "aaaa", "cname", "mx", "txt", "srv", "caa", "ptr", "ns", "gslb",
 ];
 
 /// Top-level keys of a zone file.
-pub const ZONE_KEYS: &[&str] = &["origin", "ttl", "soa", "names"];
+pub const ZONE_KEYS: &[&str] = &[
+    "origin",
+    "ttl",
+    "soa",
+    "names",
+    "datacenters",
+    "network_overrides",
+];
 
 /// One string or a list of strings; each item remembers where it was written.
 #[derive(Debug, Default)]

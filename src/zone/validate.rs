@@ -17,9 +17,15 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use super::model::{Node, RrSet, Ttl, Zone};
-use super::spec::{Item, NAME_KEYS, NameSpec, Seconds, SoaSpec, Values, ZONE_KEYS};
+use ipnet::IpNet;
+
+use super::model::{Datacenter, DcAddress, Fallback, GeoMap, Gslb, Node, Policy, RrSet, Ttl, Zone};
+use super::spec::{
+    DatacenterSpec, GslbSpec, Item, MapSpec, NAME_KEYS, NameSpec, Seconds, SoaSpec, Values,
+    ZONE_KEYS,
+};
 use crate::diag::{Diagnostics, FileDiags, Source, did_you_mean};
+use crate::geo::{Code, Coord, country};
 
 /// Default TTL when a zone sets none: one hour, as most hand-written zones use.
 const DEFAULT_TTL: u64 = 3600;
@@ -140,8 +146,12 @@ impl<'d, 'o> Validator<'d, 'o> {
         let mut ttl_v = None;
         let mut soa_v = None;
         let mut names_v = None;
+        let mut dcs_v = None;
+        let mut overrides_v = None;
         for (k, v) in root.iter() {
             match k.get_ref().as_ref() {
+                "datacenters" => dcs_v = Some(v),
+                "network_overrides" => overrides_v = Some(v),
                 "origin" => origin_v = Some(v),
                 "ttl" => ttl_v = Some(v),
                 "soa" => soa_v = Some(v),
@@ -201,9 +211,14 @@ impl<'d, 'o> Validator<'d, 'o> {
         // Without a valid origin nothing below can be resolved; stop here.
         let origin = origin?;
         let soa = soa.and_then(|s| self.soa(&origin, s));
+        let datacenters = dcs_v.map(|v| self.datacenters(v)).unwrap_or_default();
+        let dc_ids: Vec<&str> = datacenters.iter().map(|d| d.id.as_str()).collect();
+        let network_overrides = overrides_v
+            .map(|v| self.network_overrides(v, &dc_ids))
+            .unwrap_or_default();
         let parsed = names.map(|n| self.names(&origin, n)).unwrap_or_default();
         let default_ttl = default_ttl?;
-        let nodes = self.nodes(&origin, default_ttl, parsed, root_span);
+        let nodes = self.nodes(&origin, default_ttl, parsed, root_span, &datacenters);
         let (soa, soa_ttl) = (soa?, default_ttl);
         Some(Zone {
             origin,
@@ -211,6 +226,8 @@ impl<'d, 'o> Validator<'d, 'o> {
             soa,
             soa_ttl,
             nodes,
+            datacenters,
+            network_overrides,
         })
     }
 
@@ -469,7 +486,9 @@ impl<'d, 'o> Validator<'d, 'o> {
         default_ttl: Ttl,
         parsed: Vec<ParsedName>,
         root_span: Range<usize>,
+        datacenters: &[Datacenter],
     ) -> Vec<Node> {
+        let dc_ids: Vec<&str> = datacenters.iter().map(|d| d.id.as_str()).collect();
         let mut nodes = Vec::with_capacity(parsed.len());
         let mut meta: Vec<(String, Range<usize>)> = Vec::with_capacity(parsed.len());
         for p in parsed {
@@ -535,10 +554,36 @@ impl<'d, 'o> Validator<'d, 'o> {
                     rrsets.push(RrSet { rtype, ttl, data });
                 }
             }
+            let gslb = match &p.spec.gslb {
+                Some(g) => {
+                    for (field, present) in [
+                        ("a", s.a.is_some()),
+                        ("aaaa", s.aaaa.is_some()),
+                        ("cname", s.cname.is_some()),
+                    ] {
+                        if present {
+                            self.d.error(
+                                Some(g.span()),
+                                format!("{}.{field}", p.key),
+                                format!(
+                                    "a GSLB name takes its {} answers from its data centers",
+                                    field.to_uppercase()
+                                ),
+                                Some(format!(
+                                    "remove `{field}`, or add those addresses to a data center"
+                                )),
+                            );
+                        }
+                    }
+                    self.gslb(&format!("{}.gslb", p.key), g, datacenters, &dc_ids)
+                }
+                None => None,
+            };
             meta.push((p.key, p.span));
             nodes.push(Node {
                 name: p.name,
                 rrsets,
+                gslb,
             });
         }
         self.check_rules(origin, &nodes, &meta, root_span);
@@ -685,6 +730,504 @@ impl<'d, 'o> Validator<'d, 'o> {
             },
             _ => None,
         }
+    }
+
+    fn datacenters(&mut self, v: &Spanned<DeValue<'_>>) -> Vec<Datacenter> {
+        let Some(table) = v.get_ref().as_table() else {
+            self.d.error(
+                Some(v.span()),
+                "datacenters",
+                format!("expected a table, found {}", v.get_ref().type_str()),
+                Some("write one table per data center, e.g. [datacenters.ams]".into()),
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (k, v) in table.iter() {
+            let id = k.get_ref().as_ref().to_owned();
+            let key = format!("datacenters.{}", key_segment(&id));
+            if id.is_empty()
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                self.d.error(
+                    Some(k.span()),
+                    &key,
+                    format!("{id:?} is not a usable data center id"),
+                    Some("use letters, digits, '-' and '_', e.g. ams or us-east-1".into()),
+                );
+                continue;
+            }
+            let Some(spec) = deserialize::<DatacenterSpec>(self.d, &key, v) else {
+                continue;
+            };
+            if let Some(dc) = self.datacenter(&key, id, spec) {
+                out.push(dc);
+            }
+        }
+        out
+    }
+
+    fn datacenter(&mut self, key: &str, id: String, spec: DatacenterSpec) -> Option<Datacenter> {
+        let errors = self.d.error_count();
+        let mut addresses = Vec::new();
+        if spec.addresses.get_ref().is_empty() {
+            self.d.error(
+                Some(spec.addresses.span()),
+                format!("{key}.addresses"),
+                "the list is empty",
+                Some("give at least one IPv4 or IPv6 address".into()),
+            );
+        }
+        for (i, a) in spec.addresses.get_ref().iter().enumerate() {
+            let akey = format!("{key}.addresses[{i}]");
+            let Ok(ip) = a.get_ref().address.trim().parse::<IpAddr>() else {
+                self.d.error(
+                    Some(a.span()),
+                    &akey,
+                    format!("{:?} is not an IP address", a.get_ref().address),
+                    Some("write an IPv4 or IPv6 literal, e.g. \"192.0.2.10\" or \"2001:db8::10\"".into()),
+                );
+                continue;
+            };
+            let weight = match a.get_ref().weight {
+                None => 1,
+                Some(w) if (1..=1_000_000).contains(&w) => w as u32,
+                Some(w) => {
+                    self.d.error(
+                        Some(a.span()),
+                        format!("{akey}.weight"),
+                        format!("{w} is outside 1..=1000000"),
+                        Some(
+                            "weights are relative shares; use small positive numbers like 1, 2, 10"
+                                .into(),
+                        ),
+                    );
+                    continue;
+                }
+            };
+            if addresses.iter().any(|x: &DcAddress| x.ip == ip) {
+                self.d.error(
+                    Some(a.span()),
+                    &akey,
+                    format!("{ip} is listed twice"),
+                    Some("remove the duplicate".into()),
+                );
+                continue;
+            }
+            addresses.push(DcAddress { ip, weight });
+        }
+        let country = spec.country.as_ref().and_then(|c| {
+            let code =
+                Code::parse(c.get_ref()).filter(|code| country::lookup(code.as_str()).is_some());
+            if code.is_none() {
+                self.d.error(
+                    Some(c.span()),
+                    format!("{key}.country"),
+                    format!(
+                        "{:?} is not an ISO 3166-1 alpha-2 country code",
+                        c.get_ref()
+                    ),
+                    Some("use two letters, e.g. \"NL\", \"US\", \"SG\"".into()),
+                );
+            }
+            code
+        });
+        let continent = match &spec.continent {
+            Some(c) => {
+                let code =
+                    Code::parse(c.get_ref()).filter(|code| country::is_continent(code.as_str()));
+                if code.is_none() {
+                    self.d.error(
+                        Some(c.span()),
+                        format!("{key}.continent"),
+                        format!("{:?} is not a continent code", c.get_ref()),
+                        Some("use one of AF, AN, AS, EU, NA, OC, SA".into()),
+                    );
+                }
+                code
+            }
+            None => country
+                .and_then(|c| country::lookup(c.as_str()))
+                .and_then(|i| Code::parse(std::str::from_utf8(&i.continent).unwrap_or(""))),
+        };
+        let location = match &spec.location {
+            Some(l) => match l.get_ref().as_slice() {
+                [lat, lon] if (-90.0..=90.0).contains(lat) && (-180.0..=180.0).contains(lon) => {
+                    Some(Coord {
+                        lat: *lat,
+                        lon: *lon,
+                    })
+                }
+                _ => {
+                    self.d.error(
+                        Some(l.span()),
+                        format!("{key}.location"),
+                        format!("{:?} is not [latitude, longitude]", l.get_ref()),
+                        Some("write two numbers in degrees, latitude (-90..90) first, e.g. [52.37, 4.90]".into()),
+                    );
+                    None
+                }
+            },
+            None => country
+                .and_then(|c| country::lookup(c.as_str()))
+                .map(|i| Coord {
+                    lat: i.latitude,
+                    lon: i.longitude,
+                }),
+        };
+        if self.d.error_count() > errors {
+            return None;
+        }
+        Some(Datacenter {
+            id,
+            addresses,
+            location,
+            country,
+            continent,
+        })
+    }
+
+    /// Resolves a list of data center ids, each required to be in `allowed`.
+    fn dc_list(
+        &mut self,
+        key: &str,
+        values: &Spanned<Values>,
+        all_ids: &[&str],
+        allowed: Option<&[usize]>,
+    ) -> Option<Vec<usize>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (i, item) in values.get_ref().0.iter().enumerate() {
+            let span = item.span.clone().unwrap_or_else(|| values.span());
+            let ikey = if item.span.is_some() {
+                format!("{key}[{i}]")
+            } else {
+                key.to_owned()
+            };
+            match all_ids.iter().position(|d| *d == item.value) {
+                Some(idx) if allowed.is_none_or(|a| a.contains(&idx)) => {
+                    if !out.contains(&idx) {
+                        out.push(idx);
+                    }
+                }
+                Some(_) => {
+                    ok = false;
+                    self.d.error(
+                        Some(span),
+                        ikey,
+                        format!(
+                            "data center {:?} is not a candidate of this name",
+                            item.value
+                        ),
+                        Some("add it to this name's gslb.datacenters, or remove it here".into()),
+                    );
+                }
+                None => {
+                    ok = false;
+                    let help = match did_you_mean(&item.value, all_ids) {
+                        Some(best) => format!("did you mean {best:?}?"),
+                        None if all_ids.is_empty() => {
+                            "declare it in a [datacenters.ID] table".to_owned()
+                        }
+                        None => format!("known data centers: {}", all_ids.join(", ")),
+                    };
+                    self.d.error(
+                        Some(span),
+                        ikey,
+                        format!("no data center {:?} in this zone", item.value),
+                        Some(help),
+                    );
+                }
+            }
+        }
+        if out.is_empty() && ok {
+            self.d.error(
+                Some(values.span()),
+                key,
+                "the list is empty",
+                Some("name at least one data center".into()),
+            );
+            return None;
+        }
+        ok.then_some(out)
+    }
+
+    fn network(&mut self, key: &str, text: &str, span: Range<usize>) -> Option<IpNet> {
+        match text.parse::<IpNet>() {
+            Ok(net) if net.trunc() == net => Some(net),
+            Ok(net) => {
+                self.d.error(
+                    Some(span),
+                    key,
+                    format!("{text:?} has address bits set past its prefix length"),
+                    Some(format!("did you mean \"{}\"?", net.trunc())),
+                );
+                None
+            }
+            Err(_) => {
+                self.d.error(
+                    Some(span),
+                    key,
+                    format!("{text:?} is not a network"),
+                    Some("write an address and prefix length, e.g. \"192.0.2.0/24\" or \"2001:db8::/32\"".into()),
+                );
+                None
+            }
+        }
+    }
+
+    fn network_overrides(
+        &mut self,
+        v: &Spanned<DeValue<'_>>,
+        dc_ids: &[&str],
+    ) -> Vec<(IpNet, Vec<usize>)> {
+        let Some(map) =
+            deserialize::<BTreeMap<String, Spanned<Values>>>(self.d, "network_overrides", v)
+        else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (net, list) in &map {
+            let key = format!("network_overrides.{}", key_segment(net));
+            let net = self.network(&key, net, list.span());
+            let list = self.dc_list(&key, list, dc_ids, None);
+            if let (Some(n), Some(l)) = (net, list) {
+                out.push((n, l));
+            }
+        }
+        out
+    }
+
+    fn gslb(
+        &mut self,
+        key: &str,
+        g: &Spanned<GslbSpec>,
+        datacenters: &[Datacenter],
+        dc_ids: &[&str],
+    ) -> Option<Gslb> {
+        let errors = self.d.error_count();
+        let spec = g.get_ref();
+        let as_values = Values(
+            spec.datacenters
+                .get_ref()
+                .iter()
+                .map(|s| Item {
+                    span: Some(s.span()),
+                    value: s.get_ref().clone(),
+                })
+                .collect(),
+        );
+        let candidates = self
+            .dc_list(
+                &format!("{key}.datacenters"),
+                &Spanned::new(spec.datacenters.span(), as_values),
+                dc_ids,
+                None,
+            )
+            .unwrap_or_default();
+        let policy_name = spec.policy.as_ref().map(|p| p.get_ref().as_str());
+        let policy = match (policy_name, &spec.map) {
+            (None | Some("nearest"), None) => Some(Policy::Nearest),
+            (None | Some("map"), Some(m)) => self
+                .geo_map(&format!("{key}.map"), m.get_ref(), dc_ids, &candidates)
+                .map(Policy::Map),
+            (Some("map"), None) => {
+                self.d.error(
+                    Some(g.span()),
+                    format!("{key}.map"),
+                    "policy \"map\" needs a [map] table",
+                    Some("add rules such as map.country.BR = [\"nyc\"] and map.default = \"nearest\"".into()),
+                );
+                None
+            }
+            (Some("nearest"), Some(m)) => {
+                self.d.error(
+                    Some(m.span()),
+                    format!("{key}.map"),
+                    "a map is given but policy is \"nearest\"",
+                    Some("set policy = \"map\" (with default = \"nearest\" for uncovered clients), or remove the map".into()),
+                );
+                None
+            }
+            (Some(other), _) => {
+                let p = spec.policy.as_ref().map(Spanned::span);
+                self.d.error(
+                    p,
+                    format!("{key}.policy"),
+                    format!("unknown policy {other:?}"),
+                    Some("use \"nearest\" or \"map\"".into()),
+                );
+                None
+            }
+        };
+        let needs_location = match &policy {
+            Some(Policy::Nearest) => true,
+            Some(Policy::Map(m)) => m.default == Fallback::Nearest,
+            None => false,
+        };
+        if needs_location {
+            for &c in &candidates {
+                if datacenters[c].location.is_none() {
+                    self.d.error(
+                        Some(spec.datacenters.span()),
+                        format!("{key}.datacenters"),
+                        format!(
+                            "data center {:?} has no location, which \"nearest\" needs",
+                            datacenters[c].id
+                        ),
+                        Some(format!(
+                            "give datacenters.{}.location = [latitude, longitude] or a country",
+                            datacenters[c].id
+                        )),
+                    );
+                }
+            }
+        }
+        let small = |d: &mut FileDiags<'_>,
+                     v: &Option<Spanned<i64>>,
+                     field: &str,
+                     max: i64|
+         -> Option<Option<usize>> {
+            match v {
+                None => Some(None),
+                Some(x) if (1..=max).contains(x.get_ref()) => Some(Some(*x.get_ref() as usize)),
+                Some(x) => {
+                    d.error(
+                        Some(x.span()),
+                        format!("{key}.{field}"),
+                        format!("{} is outside 1..={max}", x.get_ref()),
+                        Some(
+                            "a small positive number; 1 sends each client to one data center"
+                                .into(),
+                        ),
+                    );
+                    None
+                }
+            }
+        };
+        let max_datacenters = small(self.d, &spec.max_datacenters, "max_datacenters", 255);
+        let max_addresses = small(self.d, &spec.max_addresses, "max_addresses", 255);
+        let ttl = match &spec.ttl {
+            Some(t) => self.ttl(*t.get_ref(), t.span(), &format!("{key}.ttl")),
+            None => Ttl::new(30),
+        };
+        if self.d.error_count() > errors {
+            return None;
+        }
+        Some(Gslb {
+            candidates,
+            policy: policy?,
+            max_datacenters: max_datacenters?.unwrap_or(1),
+            max_addresses: max_addresses?,
+            ttl: ttl?,
+        })
+    }
+
+    fn geo_map(
+        &mut self,
+        key: &str,
+        m: &MapSpec,
+        dc_ids: &[&str],
+        candidates: &[usize],
+    ) -> Option<GeoMap> {
+        let errors = self.d.error_count();
+        let mut map = GeoMap::default();
+        if let Some(d) = &m.default {
+            match d.get_ref().0.as_slice() {
+                [one] if one.value == "nearest" && one.span.is_none() => {
+                    map.default = Fallback::Nearest
+                }
+                _ => {
+                    if let Some(l) =
+                        self.dc_list(&format!("{key}.default"), d, dc_ids, Some(candidates))
+                    {
+                        map.default = Fallback::List(l);
+                    }
+                }
+            }
+        } else {
+            map.default = Fallback::List(candidates.to_vec());
+        }
+        for (code, list) in m.continent.iter().flatten() {
+            let k = format!("{key}.continent.{}", key_segment(code));
+            let c = Code::parse(code).filter(|c| country::is_continent(c.as_str()));
+            if c.is_none() {
+                self.d.error(
+                    Some(list.span()),
+                    &k,
+                    format!("{code:?} is not a continent code"),
+                    Some("use one of AF, AN, AS, EU, NA, OC, SA".into()),
+                );
+            }
+            if let (Some(c), Some(l)) = (c, self.dc_list(&k, list, dc_ids, Some(candidates))) {
+                map.continent.push((c, l));
+            }
+        }
+        for (code, list) in m.country.iter().flatten() {
+            let k = format!("{key}.country.{}", key_segment(code));
+            let c = Code::parse(code).filter(|c| country::lookup(c.as_str()).is_some());
+            if c.is_none() {
+                self.d.error(
+                    Some(list.span()),
+                    &k,
+                    format!("{code:?} is not an ISO 3166-1 alpha-2 country code"),
+                    Some("use two letters, e.g. \"BR\"".into()),
+                );
+            }
+            if let (Some(c), Some(l)) = (c, self.dc_list(&k, list, dc_ids, Some(candidates))) {
+                map.country.push((c, l));
+            }
+        }
+        for (code, list) in m.subdivision.iter().flatten() {
+            let k = format!("{key}.subdivision.{}", key_segment(code));
+            let valid = code.split_once('-').is_some_and(|(c, s)| {
+                Code::parse(c).is_some_and(|c| country::lookup(c.as_str()).is_some())
+                    && (1..=3).contains(&s.len())
+                    && s.bytes().all(|b| b.is_ascii_alphanumeric())
+            });
+            if !valid {
+                self.d.error(
+                    Some(list.span()),
+                    &k,
+                    format!("{code:?} is not an ISO 3166-2 subdivision code"),
+                    Some("write COUNTRY-SUBDIVISION, e.g. \"US-CA\" or \"NL-NH\"".into()),
+                );
+            }
+            if let Some(l) = self.dc_list(&k, list, dc_ids, Some(candidates)) {
+                if valid {
+                    map.subdivision.push((code.to_ascii_uppercase(), l));
+                }
+            }
+        }
+        for (net, list) in m.network.iter().flatten() {
+            let k = format!("{key}.network.{}", key_segment(net));
+            let n = self.network(&k, net, list.span());
+            if let (Some(n), Some(l)) = (n, self.dc_list(&k, list, dc_ids, Some(candidates))) {
+                map.network.push((n, l));
+            }
+        }
+        for (asn, list) in m.asn.iter().flatten() {
+            let k = format!("{key}.asn.{}", key_segment(asn));
+            let digits = asn
+                .strip_prefix("AS")
+                .or_else(|| asn.strip_prefix("as"))
+                .unwrap_or(asn);
+            let n = digits.parse::<u32>().ok();
+            if n.is_none() {
+                self.d.error(
+                    Some(list.span()),
+                    &k,
+                    format!("{asn:?} is not an AS number"),
+                    Some("write \"AS64500\" or \"64500\"".into()),
+                );
+            }
+            if let (Some(n), Some(l)) = (n, self.dc_list(&k, list, dc_ids, Some(candidates))) {
+                map.asn.push((n, l));
+            }
+        }
+        (self.d.error_count() == errors).then_some(map)
     }
 
     /// Rules between names: apex NS, CNAME exclusivity, delegations, CNAME loops.

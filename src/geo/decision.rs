@@ -1,0 +1,344 @@
+//! How a GSLB policy orders its candidates for one client location, and the compilation of
+//! that decision over every address into a [`GeoTable`].
+//!
+//! Precedence of a map, most specific first: network rule, AS number, subdivision,
+//! country, continent, default. `nearest` sorts by great-circle distance; a client with no
+//! known location gets the candidates in the order written.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use ipnet::IpNet;
+
+use super::db::BasePartition;
+use super::partition::Partition;
+use super::table::{GeoTable, ListId};
+use super::{Code, Coord, Location};
+
+/// A policy with its lists as candidate positions, ready to decide.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledPolicy {
+    /// Each candidate's location (positions as in the GSLB name).
+    pub coords: Vec<Option<Coord>>,
+    /// The rule.
+    pub rule: Rule,
+    /// Network rules (zone overrides first, then the name's own; later wins on a tie).
+    pub networks: Vec<(IpNet, Vec<u8>)>,
+}
+
+/// The ordering rule.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rule {
+    /// Nearest first.
+    Nearest,
+    /// A geography map.
+    Map {
+        /// AS number rules.
+        asn: Vec<(u32, Vec<u8>)>,
+        /// Subdivision rules (`CC-SUB`).
+        subdivision: Vec<(Box<str>, Vec<u8>)>,
+        /// Country rules.
+        country: Vec<(Code, Vec<u8>)>,
+        /// Continent rules.
+        continent: Vec<(Code, Vec<u8>)>,
+        /// Fallback list; `None` means nearest.
+        default: Option<Vec<u8>>,
+    },
+}
+
+/// Why a client got its list, for `explain`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reason {
+    /// A network rule or zone override matched.
+    Network(IpNet),
+    /// An AS number rule matched.
+    Asn(u32),
+    /// A subdivision rule matched.
+    Subdivision(Box<str>),
+    /// A country rule matched.
+    Country(Code),
+    /// A continent rule matched.
+    Continent(Code),
+    /// No rule matched; the map's default list.
+    Default,
+    /// Ordered by distance from the client's location.
+    Nearest(Coord),
+    /// The client's location is unknown; candidates in the order written.
+    Unknown,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Network(n) => write!(f, "network rule {n}"),
+            Reason::Asn(a) => write!(f, "AS number rule AS{a}"),
+            Reason::Subdivision(s) => write!(f, "subdivision rule {s}"),
+            Reason::Country(c) => write!(f, "country rule {c}"),
+            Reason::Continent(c) => write!(f, "continent rule {c}"),
+            Reason::Default => f.write_str("no rule matched: the map's default"),
+            Reason::Nearest(c) => write!(f, "nearest to {:.4}, {:.4}", c.lat, c.lon),
+            Reason::Unknown => {
+                f.write_str("client location unknown: candidates in the order written")
+            }
+        }
+    }
+}
+
+impl CompiledPolicy {
+    /// Orders the candidates for a client at `loc` in AS `asn` (0 = unknown). Network
+    /// rules are not consulted here: they are laid over the table by address.
+    pub fn decide(&self, loc: &Location, asn: u32) -> (Vec<u8>, Reason) {
+        match &self.rule {
+            Rule::Nearest => self.nearest(loc),
+            Rule::Map {
+                asn: asn_rules,
+                subdivision,
+                country,
+                continent,
+                default,
+            } => {
+                let hit = (asn != 0)
+                    .then(|| asn_rules.iter().find(|(a, _)| *a == asn))
+                    .flatten()
+                    .map(|(a, l)| (l.clone(), Reason::Asn(*a)))
+                    .or_else(|| {
+                        let sub = loc.subdivision.as_deref()?;
+                        subdivision
+                            .iter()
+                            .find(|(s, _)| &**s == sub)
+                            .map(|(s, l)| (l.clone(), Reason::Subdivision(s.clone())))
+                    })
+                    .or_else(|| {
+                        let c = loc.country?;
+                        country
+                            .iter()
+                            .find(|(k, _)| *k == c)
+                            .map(|(k, l)| (l.clone(), Reason::Country(*k)))
+                    })
+                    .or_else(|| {
+                        let c = loc.continent?;
+                        continent
+                            .iter()
+                            .find(|(k, _)| *k == c)
+                            .map(|(k, l)| (l.clone(), Reason::Continent(*k)))
+                    });
+                match (hit, default) {
+                    (Some(h), _) => h,
+                    (None, Some(list)) => (list.clone(), Reason::Default),
+                    (None, None) => self.nearest(loc),
+                }
+            }
+        }
+    }
+
+    fn nearest(&self, loc: &Location) -> (Vec<u8>, Reason) {
+        let mut order: Vec<u8> = (0..self.coords.len() as u8).collect();
+        let Some(client) = loc.coord else {
+            return (order, Reason::Unknown);
+        };
+        let dist = |i: u8| {
+            self.coords[i as usize]
+                .map(|c| client.distance_km(&c))
+                .unwrap_or(f64::INFINITY)
+        };
+        // Stable: equal distances keep the written order.
+        order.sort_by(|a, b| dist(*a).total_cmp(&dist(*b)));
+        (order, Reason::Nearest(client))
+    }
+
+    /// The network rule covering `ip`, if any (longest prefix, later entry on a tie).
+    pub fn network_rule(&self, ip: std::net::IpAddr) -> Option<&(IpNet, Vec<u8>)> {
+        let ip = ip.to_canonical();
+        self.networks
+            .iter()
+            .enumerate()
+            .filter(|(_, (n, _))| n.contains(&ip))
+            .max_by_key(|(i, (n, _))| (n.prefix_len(), *i))
+            .map(|(_, r)| r)
+    }
+}
+
+/// Compiles `policy` over every address: each range of `base` gets the list its location
+/// decides, network rules are laid over by address, and neighbours with one list merge.
+pub fn build_table(base: &BasePartition, policy: &CompiledPolicy) -> GeoTable {
+    let mut lists: Vec<Box<[u8]>> = Vec::new();
+    let mut interned: HashMap<Vec<u8>, ListId> = HashMap::new();
+    let mut intern = |l: Vec<u8>, lists: &mut Vec<Box<[u8]>>| -> ListId {
+        *interned.entry(l).or_insert_with_key(|l| {
+            lists.push(l.clone().into_boxed_slice());
+            (lists.len() - 1) as ListId
+        })
+    };
+    let nets: Vec<(IpNet, ListId)> = policy
+        .networks
+        .iter()
+        .map(|(n, l)| (*n, intern(l.clone(), &mut lists)))
+        .collect();
+    let (n4, n6) = Partition::from_networks(&nets);
+    let mut memo: HashMap<(u32, u32), ListId> = HashMap::new();
+    let mut decide = |(loc, asn): (u32, u32), forced: Option<ListId>| -> ListId {
+        if let Some(id) = forced {
+            return id;
+        }
+        *memo.entry((loc, asn)).or_insert_with(|| {
+            let (list, _) = policy.decide(&base.locations[loc as usize], asn);
+            intern(list, &mut lists)
+        })
+    };
+    let v4 = base.v4.zip(&n4, &mut decide);
+    let v6 = base.v6.zip(&n6, &mut decide);
+    GeoTable { v4, v6, lists }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geo::partition::Family;
+
+    fn code(s: &str) -> Code {
+        Code::parse(s).unwrap()
+    }
+
+    fn loc(country: &str, continent: &str, sub: Option<&str>) -> Location {
+        Location {
+            country: Some(code(country)),
+            continent: Some(code(continent)),
+            subdivision: sub.map(Box::from),
+            ..Location::default()
+        }
+    }
+
+    fn map_policy() -> CompiledPolicy {
+        CompiledPolicy {
+            coords: vec![None, None, None],
+            rule: Rule::Map {
+                asn: vec![(64500, vec![2])],
+                subdivision: vec![(Box::from("US-CA"), vec![1, 0])],
+                country: vec![(code("US"), vec![0, 1])],
+                continent: vec![(code("NA"), vec![1]), (code("EU"), vec![2, 0])],
+                default: Some(vec![0]),
+            },
+            networks: vec![],
+        }
+    }
+
+    #[test]
+    fn the_most_specific_map_rule_wins() {
+        let p = map_policy();
+        let us_ca = loc("US", "NA", Some("US-CA"));
+        assert_eq!(p.decide(&us_ca, 64500), (vec![2], Reason::Asn(64500)));
+        assert_eq!(
+            p.decide(&us_ca, 0),
+            (vec![1, 0], Reason::Subdivision(Box::from("US-CA")))
+        );
+        assert_eq!(
+            p.decide(&loc("US", "NA", Some("US-NY")), 0),
+            (vec![0, 1], Reason::Country(code("US")))
+        );
+        assert_eq!(
+            p.decide(&loc("CA", "NA", None), 0),
+            (vec![1], Reason::Continent(code("NA")))
+        );
+        assert_eq!(
+            p.decide(&loc("BR", "SA", None), 0),
+            (vec![0], Reason::Default)
+        );
+        assert_eq!(
+            p.decide(&Location::default(), 0),
+            (vec![0], Reason::Default)
+        );
+    }
+
+    #[test]
+    fn nearest_orders_by_distance_and_unknown_keeps_written_order() {
+        let ams = Coord {
+            lat: 52.37,
+            lon: 4.90,
+        };
+        let nyc = Coord {
+            lat: 40.71,
+            lon: -74.01,
+        };
+        let sin = Coord {
+            lat: 1.35,
+            lon: 103.82,
+        };
+        let p = CompiledPolicy {
+            coords: vec![Some(ams), Some(nyc), Some(sin)],
+            rule: Rule::Nearest,
+            networks: vec![],
+        };
+        let sao_paulo = Location {
+            coord: Some(Coord {
+                lat: -23.55,
+                lon: -46.63,
+            }),
+            ..Location::default()
+        };
+        assert_eq!(p.decide(&sao_paulo, 0).0, vec![1, 0, 2]);
+        let sydney = Location {
+            coord: Some(Coord {
+                lat: -33.87,
+                lon: 151.21,
+            }),
+            ..Location::default()
+        };
+        assert_eq!(p.decide(&sydney, 0).0, vec![2, 1, 0]);
+        assert_eq!(
+            p.decide(&Location::default(), 0),
+            (vec![0, 1, 2], Reason::Unknown)
+        );
+    }
+
+    #[test]
+    fn map_default_nearest_falls_back_to_distance() {
+        let mut p = map_policy();
+        p.coords = vec![
+            Some(Coord { lat: 0.0, lon: 0.0 }),
+            Some(Coord {
+                lat: 0.0,
+                lon: 90.0,
+            }),
+            Some(Coord {
+                lat: 0.0,
+                lon: 180.0,
+            }),
+        ];
+        if let Rule::Map { default, .. } = &mut p.rule {
+            *default = None;
+        }
+        let near_third = Location {
+            coord: Some(Coord {
+                lat: 0.0,
+                lon: 170.0,
+            }),
+            ..Location::default()
+        };
+        assert_eq!(p.decide(&near_third, 0).0, vec![2, 1, 0]);
+    }
+
+    #[test]
+    fn network_rules_beat_locations_and_tables_merge_neighbours() {
+        let us = loc("US", "NA", None);
+        let base = BasePartition {
+            v4: Partition::from_sorted(
+                Family::V4,
+                vec![(0, 99, 1u32), (100, 199, 1u32), (200, 299, 2u32)],
+            )
+            .map(|v| (v.unwrap_or(0), 0)),
+            v6: Partition::uniform(Family::V6, (0, 0)),
+            locations: vec![Location::default(), us.clone(), loc("FR", "EU", None)],
+        };
+        let mut p = map_policy();
+        p.networks = vec![("0.0.0.128/25".parse().unwrap(), vec![2])];
+        let t = build_table(&base, &p);
+        let at = |n: u32| t.lookup(std::net::IpAddr::V4(n.into()));
+        assert_eq!(at(5).list, &[0, 1]); // US
+        assert_eq!(at(130).list, &[2]); // network rule
+        assert_eq!(at(270).list, &[2, 0]); // EU
+        assert_eq!(at(5000).list, &[0]); // unknown: default
+        // 0..=127 is one US range after merging 0-99 and 100-127: scope /25.
+        assert_eq!(at(5).scope, 25);
+        assert!(!t.is_uniform());
+    }
+}

@@ -1,0 +1,141 @@
+//! Client geography: GeoIP databases, locations, and the prefix tables GSLB answers come from.
+//!
+//! ```text
+//! *.mmdb ──db::GeoDb::open──▶ readers ──db::base_partition──▶ every address range → (location, ASN)
+//!                                                   │   + [[geoip.override]] networks
+//!                                                   ▼
+//!               per GSLB policy: range → ordered candidate list (decision.rs), neighbours merged
+//!                                                   ▼
+//!                       table::PrefixTable: address → (list, widest prefix with the same list)
+//! ```
+//! The query path only sees the finished [`table::PrefixTable`]: one binary search, no
+//! database access, no allocation. The prefix it reports is the ECS scope.
+
+pub mod country;
+pub mod db;
+pub mod decision;
+pub mod partition;
+pub mod table;
+
+use std::fmt;
+
+/// A two-letter code: ISO 3166-1 country (`NL`) or continent (`EU`), uppercase.
+///
+/// Why not `String`: codes are compared per network at load, millions of times; two bytes
+/// compare and hash for free and cannot hold a wrong-length value.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Code([u8; 2]);
+
+impl Code {
+    /// Parses a two-letter ASCII code, any case.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.as_bytes() {
+            [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
+                Some(Self([a.to_ascii_uppercase(), b.to_ascii_uppercase()]))
+            }
+            _ => None,
+        }
+    }
+
+    /// The code as text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("??")
+    }
+}
+
+impl fmt::Debug for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A point on Earth in degrees.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Coord {
+    /// Latitude, −90..=90.
+    pub lat: f64,
+    /// Longitude, −180..=180.
+    pub lon: f64,
+}
+
+impl Coord {
+    /// Great-circle distance in kilometres (haversine on a sphere of mean Earth radius;
+    /// the 0.5% error of ignoring the ellipsoid never changes which site is nearer in practice).
+    pub fn distance_km(&self, other: &Coord) -> f64 {
+        const EARTH_RADIUS_KM: f64 = 6371.0;
+        let (la1, la2) = (self.lat.to_radians(), other.lat.to_radians());
+        let dla = la2 - la1;
+        let dlo = (other.lon - self.lon).to_radians();
+        let h = (dla / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlo / 2.0).sin().powi(2);
+        2.0 * EARTH_RADIUS_KM * h.sqrt().min(1.0).asin()
+    }
+}
+
+/// Where a client is, as far as the databases say.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Location {
+    /// City name, for `explain` only.
+    pub city: Option<Box<str>>,
+    /// Country.
+    pub country: Option<Code>,
+    /// Continent (from the database, else from the country).
+    pub continent: Option<Code>,
+    /// ISO 3166-2 subdivision as `CC-SUB` (e.g. `US-NY`).
+    pub subdivision: Option<Box<str>>,
+    /// Coordinates (from the database, else the country's centroid).
+    pub coord: Option<Coord>,
+    /// True when `coord` is a country centroid rather than the database's own point.
+    pub coord_is_centroid: bool,
+}
+
+impl Location {
+    /// Fills continent and coordinates from the country when the database lacked them.
+    pub fn complete(mut self) -> Self {
+        if let Some(info) = self.country.and_then(|c| country::lookup(c.as_str())) {
+            if self.continent.is_none() {
+                self.continent = Code::parse(std::str::from_utf8(&info.continent).unwrap_or(""));
+            }
+            if self.coord.is_none() {
+                self.coord = Some(Coord {
+                    lat: info.latitude,
+                    lon: info.longitude,
+                });
+                self.coord_is_centroid = true;
+            }
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distances_match_known_city_pairs() {
+        let ams = Coord {
+            lat: 52.3676,
+            lon: 4.9041,
+        };
+        let nyc = Coord {
+            lat: 40.7128,
+            lon: -74.0060,
+        };
+        let d = ams.distance_km(&nyc);
+        assert!((5800.0..5900.0).contains(&d), "{d}");
+        assert_eq!(ams.distance_km(&ams), 0.0);
+    }
+
+    #[test]
+    fn codes_are_uppercased_and_two_letters() {
+        assert_eq!(Code::parse("nl").unwrap().as_str(), "NL");
+        assert!(Code::parse("NLD").is_none());
+        assert!(Code::parse("N1").is_none());
+    }
+}

@@ -1,0 +1,326 @@
+//! A partition of one address family into ranges, each with a value.
+//!
+//! Every address belongs to exactly one range (the first starts at 0, each runs until the
+//! next one starts), so a lookup always finds a value. Building blocks for the compiled
+//! GeoIP tables: databases and override networks become partitions, partitions are
+//! combined range by range with [`Partition::zip`] in one linear pass, and neighbouring
+//! ranges with equal values are merged as they are produced.
+
+use ipnet::IpNet;
+
+/// An address family, as the partition's key space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// 32-bit keys.
+    V4,
+    /// 128-bit keys.
+    V6,
+}
+
+impl Family {
+    /// Address bits.
+    pub fn bits(self) -> u8 {
+        match self {
+            Family::V4 => 32,
+            Family::V6 => 128,
+        }
+    }
+
+    /// The largest address.
+    pub fn max(self) -> u128 {
+        match self {
+            Family::V4 => u32::MAX as u128,
+            Family::V6 => u128::MAX,
+        }
+    }
+
+    /// First and last address of `net`, as keys.
+    pub fn range_of(net: &IpNet) -> (u128, u128) {
+        match net {
+            IpNet::V4(n) => (
+                u32::from(n.network()) as u128,
+                u32::from(n.broadcast()) as u128,
+            ),
+            IpNet::V6(n) => (u128::from(n.network()), u128::from(n.broadcast())),
+        }
+    }
+}
+
+/// Ranges covering a whole family, each with a value.
+#[derive(Clone, Debug)]
+pub struct Partition<V> {
+    family: Family,
+    starts: Vec<u128>,
+    values: Vec<V>,
+}
+
+impl<V> Partition<V> {
+    /// One range, the whole family.
+    pub fn uniform(family: Family, value: V) -> Self {
+        Self {
+            family,
+            starts: vec![0],
+            values: vec![value],
+        }
+    }
+
+    /// The family.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// Number of ranges.
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// Always false: a partition covers its family with at least one range.
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// Index of the range holding `key`.
+    pub fn index_of(&self, key: u128) -> usize {
+        self.starts.partition_point(|&s| s <= key) - 1
+    }
+
+    /// First and last key of range `i`.
+    pub fn bounds(&self, i: usize) -> (u128, u128) {
+        let end = match self.starts.get(i + 1) {
+            Some(next) => next - 1,
+            None => self.family.max(),
+        };
+        (self.starts[i], end)
+    }
+
+    /// The value of range `i`.
+    pub fn value(&self, i: usize) -> &V {
+        &self.values[i]
+    }
+
+    /// Ranges as (first, last, value).
+    pub fn iter(&self) -> impl Iterator<Item = (u128, u128, &V)> {
+        (0..self.len()).map(|i| {
+            let (s, e) = self.bounds(i);
+            (s, e, &self.values[i])
+        })
+    }
+
+    /// Applies `f` to every value (neighbours that become equal stay separate; see [`Self::coalesce`]).
+    pub fn map<X>(self, f: impl FnMut(V) -> X) -> Partition<X> {
+        Partition {
+            family: self.family,
+            starts: self.starts,
+            values: self.values.into_iter().map(f).collect(),
+        }
+    }
+}
+
+impl<V: PartialEq> Partition<V> {
+    /// Merges neighbouring ranges with equal values.
+    pub fn coalesce(&mut self) {
+        let mut w = 0;
+        for r in 1..self.starts.len() {
+            if self.values[r] != self.values[w] {
+                w += 1;
+                self.starts.swap(w, r);
+                self.values.swap(w, r);
+            }
+        }
+        self.starts.truncate(w + 1);
+        self.values.truncate(w + 1);
+    }
+
+    fn push(&mut self, start: u128, value: V) {
+        if let Some(last) = self.starts.last() {
+            if *last == start {
+                // A later range at the same start replaces the earlier one.
+                self.starts.pop();
+                self.values.pop();
+                return self.push(start, value);
+            }
+        }
+        if self.values.last() == Some(&value) {
+            return;
+        }
+        self.starts.push(start);
+        self.values.push(value);
+    }
+}
+
+impl<T: Clone + PartialEq> Partition<Option<T>> {
+    /// From ranges sorted by start that do not overlap (a database walk); gaps are `None`.
+    pub fn from_sorted(family: Family, ranges: Vec<(u128, u128, T)>) -> Self {
+        let mut p = Partition {
+            family,
+            starts: Vec::with_capacity(ranges.len() * 2 + 1),
+            values: Vec::with_capacity(ranges.len() * 2 + 1),
+        };
+        p.starts.push(0);
+        p.values.push(None);
+        for (s, e, v) in ranges {
+            p.push(s, Some(v));
+            if e < family.max() {
+                p.push(e + 1, None);
+            }
+        }
+        p
+    }
+}
+
+impl<T: Copy + PartialEq> Partition<Option<T>> {
+    /// From CIDR networks that may nest: the longest prefix holding an address decides it;
+    /// for the same network written twice, the later entry wins. Returns (IPv4, IPv6).
+    pub fn from_networks(nets: &[(IpNet, T)]) -> (Self, Self) {
+        let build = |family: Family, want_v4: bool| {
+            let mut ranges: Vec<(u128, u128, usize)> = nets
+                .iter()
+                .enumerate()
+                .filter(|(_, (n, _))| matches!(n, IpNet::V4(_)) == want_v4)
+                .map(|(i, (n, _))| {
+                    let (s, e) = Family::range_of(n);
+                    (s, e, i)
+                })
+                .collect();
+            // Outer networks first, then inner ones; equal networks in input order.
+            ranges.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+            let mut p = Partition::uniform(family, None);
+            let mut stack: Vec<(u128, T)> = Vec::new();
+            let close_until = |p: &mut Self, stack: &mut Vec<(u128, T)>, before: Option<u128>| {
+                while let Some(&(end, _)) = stack.last() {
+                    if before.is_some_and(|b| end >= b) {
+                        break;
+                    }
+                    stack.pop();
+                    if end < family.max() {
+                        p.push(end + 1, stack.last().map(|x| x.1));
+                    }
+                }
+            };
+            for (s, e, i) in ranges {
+                close_until(&mut p, &mut stack, Some(s));
+                p.push(s, Some(nets[i].1));
+                stack.push((e, nets[i].1));
+            }
+            close_until(&mut p, &mut stack, None);
+            p
+        };
+        (build(Family::V4, true), build(Family::V6, false))
+    }
+}
+
+impl<V> Partition<V> {
+    /// Combines two partitions of the same family range by range: the result has a range
+    /// boundary wherever either input has one, valued `f(a, b)`; equal neighbours merge.
+    pub fn zip<W, X: PartialEq>(
+        &self,
+        other: &Partition<W>,
+        mut f: impl FnMut(V, W) -> X,
+    ) -> Partition<X>
+    where
+        V: Clone,
+        W: Clone,
+    {
+        debug_assert_eq!(self.family, other.family);
+        let mut out = Partition {
+            family: self.family,
+            starts: Vec::with_capacity(self.len().max(other.len())),
+            values: Vec::with_capacity(self.len().max(other.len())),
+        };
+        let (mut i, mut j) = (0, 0);
+        loop {
+            let start = self.starts[i].max(other.starts[j]);
+            out.push(start, f(self.values[i].clone(), other.values[j].clone()));
+            let next_i = self.starts.get(i + 1).copied();
+            let next_j = other.starts.get(j + 1).copied();
+            match (next_i, next_j) {
+                (None, None) => break,
+                (Some(a), Some(b)) if a == b => {
+                    i += 1;
+                    j += 1;
+                }
+                (Some(a), Some(b)) if a < b => i += 1,
+                (Some(_), None) => i += 1,
+                _ => j += 1,
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    fn v4(s: &str) -> u128 {
+        u32::from(s.parse::<std::net::Ipv4Addr>().unwrap()) as u128
+    }
+
+    fn at<V: Copy>(p: &Partition<V>, key: u128) -> V {
+        *p.value(p.index_of(key))
+    }
+
+    #[test]
+    fn nested_networks_longest_prefix_wins() {
+        let (p4, p6) = Partition::from_networks(&[
+            (net("10.0.0.0/8"), 1),
+            (net("10.1.0.0/16"), 2),
+            (net("10.1.2.0/24"), 3),
+            (net("10.200.0.0/16"), 4),
+            (net("2001:db8::/32"), 6),
+        ]);
+        assert_eq!(at(&p4, v4("9.255.255.255")), None);
+        assert_eq!(at(&p4, v4("10.0.0.1")), Some(1));
+        assert_eq!(at(&p4, v4("10.1.0.1")), Some(2));
+        assert_eq!(at(&p4, v4("10.1.2.200")), Some(3));
+        assert_eq!(at(&p4, v4("10.1.3.0")), Some(2));
+        assert_eq!(at(&p4, v4("10.2.0.0")), Some(1));
+        assert_eq!(at(&p4, v4("10.200.9.9")), Some(4));
+        assert_eq!(at(&p4, v4("10.255.255.255")), Some(1));
+        assert_eq!(at(&p4, v4("11.0.0.0")), None);
+        assert_eq!(at(&p6, 0x2001_0db8_0000_0000_0000_0000_0000_0001), Some(6));
+        assert_eq!(at(&p6, 0x2001_0db9_0000_0000_0000_0000_0000_0000), None);
+    }
+
+    #[test]
+    fn networks_reaching_the_top_of_the_space() {
+        let (p4, _) = Partition::from_networks(&[(net("0.0.0.0/0"), 1), (net("255.0.0.0/8"), 2)]);
+        assert_eq!(at(&p4, 0), Some(1));
+        assert_eq!(at(&p4, u32::MAX as u128), Some(2));
+        assert_eq!(p4.len(), 2);
+    }
+
+    #[test]
+    fn zip_splits_at_both_boundaries_and_merges_equal_neighbours() {
+        let a = Partition::from_sorted(Family::V4, vec![(10, 19, 'a'), (20, 29, 'b')]);
+        let b = Partition::from_sorted(Family::V4, vec![(15, 24, 'x')]);
+        let z = a.zip(&b, |a, b| (a, b));
+        let got: Vec<_> = z.iter().map(|(s, e, v)| (s, e, *v)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, 9, (None, None)),
+                (10, 14, (Some('a'), None)),
+                (15, 19, (Some('a'), Some('x'))),
+                (20, 24, (Some('b'), Some('x'))),
+                (25, 29, (Some('b'), None)),
+                (30, u32::MAX as u128, (None, None)),
+            ]
+        );
+        // Only presence matters here: neighbours that agree merge.
+        let merged = a.zip(&b, |a, _| a.is_some());
+        assert_eq!(merged.len(), 3);
+    }
+
+    #[test]
+    fn adjacent_ranges_with_one_value_merge() {
+        let mut p = Partition::from_sorted(Family::V4, vec![(0, 9, 1), (10, 19, 1), (20, 29, 2)]);
+        p.coalesce();
+        assert_eq!(p.len(), 3); // [0,19]=1, [20,29]=2, rest None
+        assert_eq!(p.bounds(0), (0, 19));
+    }
+}
