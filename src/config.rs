@@ -174,6 +174,7 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
         file: Some(path.to_path_buf()),
         // A config file names its databases; none means every client is of unknown location.
         geoip: GeoConfig::default(),
+        zones_dir: base.join("zones"),
         ..ServerConfig::default()
     };
 

@@ -26,8 +26,10 @@
 pub mod compile;
 pub mod config;
 pub mod diag;
+pub mod explain;
 pub mod geo;
 pub mod load;
 pub mod name_key;
+pub mod reload;
 pub mod serve;
 pub mod zone;

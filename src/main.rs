@@ -14,6 +14,7 @@ use tracing::{error, info, warn};
 use meridian::config::{self, ServerConfig};
 use meridian::diag::Diagnostics;
 use meridian::load::load_snapshot;
+use meridian::reload::Reloader;
 use meridian::serve::{self, Listeners, Responder};
 
 /// Authoritative GeoDNS / GSLB server.
@@ -33,6 +34,17 @@ enum Command {
     Serve,
     /// Validate the config and every zone; print all problems found; serve nothing.
     Check,
+    /// Show how a client's answer is decided: GeoIP result, rule or ranking, answer, ECS scope.
+    Explain {
+        /// The name asked for, e.g. cdn.example.com.
+        name: String,
+        /// The record type (default A).
+        #[arg(default_value = "A")]
+        qtype: String,
+        /// The client: an address (as if it were the source) or a subnet (as if sent as ECS).
+        #[arg(long, value_name = "IP[/PREFIX]")]
+        client: String,
+    },
 }
 
 const EXIT_RUNTIME: u8 = 1;
@@ -42,6 +54,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Check => check(cli.config),
+        Command::Explain {
+            name,
+            qtype,
+            client,
+        } => explain(cli.config, &name, &qtype, &client),
         Command::Serve => {
             init_logging();
             serve_main(cli.config)
@@ -88,6 +105,46 @@ fn check(config: Option<PathBuf>) -> ExitCode {
         Err(d) => {
             eprint!("{}", d.render());
             eprintln!("check failed: {}", d.summary());
+            ExitCode::from(EXIT_INVALID)
+        }
+    }
+}
+
+fn explain(config: Option<PathBuf>, name: &str, qtype: &str, client: &str) -> ExitCode {
+    use std::str::FromStr;
+    let usage = |msg: String| {
+        eprintln!("error: {msg}");
+        ExitCode::from(EXIT_INVALID)
+    };
+    let Ok(mut name) = hickory_proto::rr::Name::from_str(name) else {
+        return usage(format!("{name:?} is not a domain name"));
+    };
+    name.set_fqdn(true);
+    let Ok(qtype) = hickory_proto::rr::RecordType::from_str(&qtype.to_ascii_uppercase()) else {
+        return usage(format!("{qtype:?} is not a record type (e.g. A, AAAA, MX)"));
+    };
+    let client = match meridian::explain::Client::from_str(client) {
+        Ok(c) => c,
+        Err(e) => return usage(e),
+    };
+    let cfg = match load_config(config) {
+        Ok(c) => c,
+        Err(d) => {
+            eprint!("{}", d.render());
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    match load_snapshot(&cfg, 1) {
+        Ok((snap, _)) => {
+            print!(
+                "{}",
+                meridian::explain::explain(&snap, &name, qtype, client)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(d) => {
+            eprint!("{}", d.render());
+            eprintln!("cannot explain: {}", d.summary());
             ExitCode::from(EXIT_INVALID)
         }
     }
@@ -152,15 +209,20 @@ fn serve_main(config_path: Option<PathBuf>) -> ExitCode {
             info!("listening on udp {a}");
             info!("listening on tcp {a}");
         }
-        wait_for_signals(&cfg, &snapshot).await;
+        let reloader = Reloader::new(cfg.clone(), snapshot.clone());
+        let stop_watch = tokio_util::sync::CancellationToken::new();
+        let watcher = tokio::spawn(reloader.clone().watch(stop_watch.clone()));
+        wait_for_signals(&reloader).await;
         info!("shutting down");
+        stop_watch.cancel();
+        let _ = watcher.await;
         running.shutdown().await;
         ExitCode::SUCCESS
     })
 }
 
-/// Runs until SIGINT or SIGTERM; SIGHUP reloads the zones, keeping the old ones on error.
-async fn wait_for_signals(cfg: &ServerConfig, snapshot: &ArcSwap<meridian::compile::Snapshot>) {
+/// Runs until SIGINT or SIGTERM; SIGHUP reloads, keeping the old snapshot on error.
+async fn wait_for_signals(reloader: &Reloader) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -174,29 +236,8 @@ async fn wait_for_signals(cfg: &ServerConfig, snapshot: &ArcSwap<meridian::compi
             _ = tokio::signal::ctrl_c() => return,
             _ = term.recv() => return,
             _ = hup.recv() => {
-                let next = snapshot.load().generation + 1;
-                let cfg = cfg.clone();
-                let result = tokio::task::spawn_blocking(move || load_snapshot(&cfg, next)).await;
-                match result {
-                    Ok(Ok((snap, warnings))) => {
-                        for line in warnings.render().lines() {
-                            warn!("{line}");
-                        }
-                        snapshot.store(Arc::new(snap));
-                        info!("reloaded: now serving generation {next}");
-                    }
-                    Ok(Err(d)) => {
-                        for line in d.render().lines() {
-                            error!("{line}");
-                        }
-                        error!(
-                            "reload rejected: {}; still serving generation {}",
-                            d.summary(),
-                            next - 1
-                        );
-                    }
-                    Err(e) => error!("reload failed: {e}"),
-                }
+                info!("SIGHUP: reloading");
+                let _ = reloader.reload().await;
             }
         }
     }

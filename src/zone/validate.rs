@@ -787,7 +787,10 @@ impl<'d, 'o> Validator<'d, 'o> {
                     Some(a.span()),
                     &akey,
                     format!("{:?} is not an IP address", a.get_ref().address),
-                    Some("write an IPv4 or IPv6 literal, e.g. \"192.0.2.10\" or \"2001:db8::10\"".into()),
+                    Some(
+                        "write an IPv4 or IPv6 literal, e.g. \"192.0.2.10\" or \"2001:db8::10\""
+                            .into(),
+                    ),
                 );
                 continue;
             };

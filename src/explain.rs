@@ -1,0 +1,193 @@
+//! Why a client gets the answer it gets: the GeoIP result, the rule or distance ranking,
+//! each candidate, the answer and the ECS scope, as text for operators.
+//!
+//! The answer shown is computed by the same [`resolve`] the server runs, over the same
+//! snapshot, so `explain` cannot disagree with what is served. The HTTP API can call
+//! [`explain`] on the live snapshot.
+
+use std::fmt::Write;
+use std::net::IpAddr;
+
+use hickory_proto::rr::{Name, RecordType};
+
+use crate::compile::{Found, GslbNode, Snapshot};
+use crate::geo::db::GeoAnswer;
+use crate::geo::decision::{Reason, Rule};
+use crate::name_key::NameKey;
+use crate::serve::resolve::{Answer, resolve};
+
+/// The client of an explained query: an address, and the ECS prefix when it came as a subnet.
+#[derive(Clone, Copy, Debug)]
+pub struct Client {
+    /// The address (for a subnet: its first address).
+    pub addr: IpAddr,
+    /// ECS SOURCE PREFIX-LENGTH, when the client is a subnet.
+    pub prefix: Option<u8>,
+}
+
+impl std::str::FromStr for Client {
+    type Err = String;
+
+    /// `192.0.2.7`, `192.0.2.0/24`, `2001:db8::/48`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!("{s:?} is not an address or address/prefix (e.g. 192.0.2.7 or 192.0.2.0/24)")
+        };
+        match s.split_once('/') {
+            None => Ok(Self {
+                addr: s.parse().map_err(|_| bad())?,
+                prefix: None,
+            }),
+            Some(_) => {
+                let net: ipnet::IpNet = s.parse().map_err(|_| bad())?;
+                Ok(Self {
+                    addr: net.network(),
+                    prefix: Some(net.prefix_len()),
+                })
+            }
+        }
+    }
+}
+
+/// Explains the answer to `name`/`qtype` for `client`.
+pub fn explain(snap: &Snapshot, name: &Name, qtype: RecordType, client: Client) -> String {
+    let mut out = String::new();
+    let w = &mut out;
+    let addr = client.addr.to_canonical();
+    let _ = writeln!(w, "query      {name} {qtype}");
+    let _ = match client.prefix {
+        Some(p) => writeln!(w, "client     {addr}/{p} (EDNS Client Subnet)"),
+        None => writeln!(w, "client     {addr} (source address)"),
+    };
+    let Some(key) = NameKey::new(name) else {
+        let _ = writeln!(w, "answer     FORMERR: the name is too long");
+        return out;
+    };
+    let Some(zone) = snap.find_zone(&key) else {
+        let _ = writeln!(w, "answer     REFUSED: no served zone contains {name}");
+        return out;
+    };
+    let _ = writeln!(
+        w,
+        "zone       {} (generation {})",
+        zone.origin, snap.generation
+    );
+
+    let node = match zone.find(&key) {
+        Found::Node(id) | Found::Wildcard(id) => Some(zone.node(id)),
+        _ => None,
+    };
+    let gslb = node
+        .and_then(|n| n.gslb.as_deref())
+        .filter(|_| matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY));
+    if let Some(g) = gslb {
+        geo_section(w, snap, g, addr);
+    }
+
+    let answer = resolve(snap, name, &key, qtype, addr);
+    answer_section(w, &answer);
+    let _ = match (answer.scope, client.prefix) {
+        (None, _) => writeln!(w, "ecs scope  /0: the answer does not depend on the client"),
+        (Some(_), Some(0)) => writeln!(w, "ecs scope  /0: the client sent source prefix 0"),
+        (Some(0), _) => writeln!(w, "ecs scope  /0: every client gets this answer"),
+        (Some(s), _) => {
+            let net = ipnet::IpNet::new(addr, s).map(|n| n.trunc());
+            match net {
+                Ok(n) => writeln!(w, "ecs scope  /{s}: all of {n} gets this same ordering"),
+                Err(_) => writeln!(w, "ecs scope  /{s}"),
+            }
+        }
+    };
+    out
+}
+
+fn geo_section(w: &mut String, snap: &Snapshot, g: &GslbNode, addr: IpAddr) {
+    let geo: GeoAnswer = snap.geo.lookup(addr);
+    match (&geo.override_network, &geo.network) {
+        (Some(n), _) => {
+            let _ = writeln!(w, "geoip      {n} from a [[geoip.override]] in the config");
+        }
+        (None, Some((n, file))) => {
+            let _ = writeln!(w, "geoip      {n} in {}", file.display());
+        }
+        (None, None) => {
+            let _ = writeln!(w, "geoip      not in any database: location unknown");
+        }
+    }
+    let l = &geo.location;
+    if l != &Default::default() {
+        let mut place = Vec::new();
+        match (&l.city, &l.subdivision) {
+            (Some(c), Some(s)) => place.push(format!("{c} ({s})")),
+            (Some(c), None) => place.push(c.to_string()),
+            (None, Some(s)) => place.push(s.to_string()),
+            (None, None) => {}
+        }
+        if let Some(c) = l.country {
+            place.push(c.to_string());
+        }
+        if let Some(c) = l.continent {
+            place.push(c.to_string());
+        }
+        let coords = match l.coord {
+            Some(c) if l.coord_is_centroid => {
+                format!(" at {:.4}, {:.4} (country centroid)", c.lat, c.lon)
+            }
+            Some(c) => format!(" at {:.4}, {:.4}", c.lat, c.lon),
+            None => String::new(),
+        };
+        let _ = writeln!(w, "           {}{coords}", place.join(", "));
+    }
+    if let Some((asn, _)) = geo.asn {
+        let _ = writeln!(w, "           AS{asn}");
+    }
+
+    let names: Vec<&str> = g.candidates.iter().map(|c| c.datacenter.as_str()).collect();
+    let policy = match &g.policy.rule {
+        Rule::Nearest => "nearest".to_owned(),
+        Rule::Map { default: None, .. } => "map (default: nearest)".to_owned(),
+        Rule::Map { .. } => "map".to_owned(),
+    };
+    let _ = writeln!(w, "policy     {policy} over {}", names.join(", "));
+
+    let (list, reason) = match g.policy.network_rule(addr) {
+        Some((net, list)) => (list.clone(), Reason::Network(*net)),
+        None => g.policy.decide(&geo.location, geo.asn.map_or(0, |a| a.0)),
+    };
+    let decision = g.table.lookup(addr);
+    let _ = writeln!(w, "decision   {reason}");
+    for (rank, &pos) in decision.list.iter().enumerate() {
+        let c = &g.candidates[pos as usize];
+        let dist = match (geo.location.coord, g.policy.coords[pos as usize]) {
+            (Some(a), Some(b)) => format!("{:>7.0} km", a.distance_km(&b)),
+            _ => String::from("          "),
+        };
+        let _ = writeln!(
+            w,
+            "  {}. {:<10} {dist}  up (no health checks configured)",
+            rank + 1,
+            c.datacenter
+        );
+    }
+    if list.as_slice() != decision.list {
+        let _ = writeln!(
+            w,
+            "  note: the compiled table orders these differently from a fresh decision; \
+             the databases changed since the last load"
+        );
+    }
+}
+
+fn answer_section(w: &mut String, a: &Answer<'_>) {
+    let flags = if a.authoritative { "aa" } else { "referral" };
+    let _ = writeln!(w, "answer     {} ({flags})", a.rcode);
+    for r in &a.answer {
+        let _ = writeln!(w, "           {}", r.get());
+    }
+    for r in &a.authority {
+        let _ = writeln!(w, "  authority {}", r.get());
+    }
+    for r in &a.additional {
+        let _ = writeln!(w, "  additional {}", r.get());
+    }
+}
