@@ -7,14 +7,17 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+#[cfg(test)]
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hickory_proto::op::{Edns, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{DNSClass, RecordType};
 use hickory_proto::serialize::binary::BinEncoder;
+use hickory_server::net::runtime::Time;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::Request;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 
 use super::ecs;
@@ -88,11 +91,16 @@ impl Responder {
         };
         // Hold the snapshot for the whole answer: records are borrowed from it.
         let snap = self.snapshot.load_full();
-        self.answer(&request, &snap, transport, out);
+        self.prepare(&request, &snap, transport).fit(&request, out);
         Outcome::Reply
     }
 
-    fn answer(&self, request: &Request, snap: &Snapshot, transport: Transport, out: &mut Vec<u8>) {
+    fn prepare<'s>(
+        &self,
+        request: &Request,
+        snap: &'s Snapshot,
+        transport: Transport,
+    ) -> Prepared<'s> {
         let mut meta = Metadata::response_from_request(&request.metadata);
         let mut ecs: Option<ecs::ClientSubnet> = None;
         let mut early: Option<ResponseCode> = None;
@@ -186,41 +194,97 @@ impl Responder {
             e
         });
 
-        encode(
-            request,
+        Prepared {
             meta,
-            resp_edns.as_ref(),
-            &answer,
-            Sections::All,
-            out,
-        );
-        if out.len() <= limit {
-            return;
+            edns: resp_edns,
+            answer,
+            limit,
+        }
+    }
+}
+
+/// A reply decided but not yet encoded.
+struct Prepared<'s> {
+    meta: Metadata,
+    edns: Option<Edns>,
+    answer: Answer<'s>,
+    /// Largest reply the client takes.
+    limit: usize,
+}
+
+impl Prepared<'_> {
+    /// Encodes into `out` what fits the client's limit, and returns which sections that is.
+    fn fit(&mut self, request: &Request, out: &mut Vec<u8>) -> Sections {
+        encode(request, self, Sections::All, out);
+        if out.len() <= self.limit {
+            return Sections::All;
         }
         // RFC 2181 §9: extra addresses may be dropped without TC, but not a referral's glue.
-        if !answer.additional.is_empty() && !answer.referral {
-            encode(
-                request,
-                meta,
-                resp_edns.as_ref(),
-                &answer,
-                Sections::NoAdditional,
-                out,
-            );
-            if out.len() <= limit {
-                return;
+        if !self.answer.additional.is_empty() && !self.answer.referral {
+            encode(request, self, Sections::NoAdditional, out);
+            if out.len() <= self.limit {
+                return Sections::NoAdditional;
             }
         }
         // Too big for this client over UDP: an empty reply with TC makes it retry over TCP.
-        meta.truncation = true;
-        encode(
-            request,
-            meta,
-            resp_edns.as_ref(),
-            &answer,
-            Sections::None,
-            out,
+        self.meta.truncation = true;
+        encode(request, self, Sections::None, out);
+        Sections::None
+    }
+
+    /// How many records of each section `sections` keeps.
+    fn counts(&self, sections: Sections) -> (usize, usize, usize) {
+        let a = &self.answer;
+        match sections {
+            Sections::All => (a.answer.len(), a.authority.len(), a.additional.len()),
+            Sections::NoAdditional => (a.answer.len(), a.authority.len(), 0),
+            Sections::None => (0, 0, 0),
+        }
+    }
+}
+
+/// The same answers through hickory's server API, for transports hickory provides (its
+/// `Server` for TLS or HTTPS listeners). Meridian's own UDP and TCP loops call
+/// [`Responder::respond`] directly, which skips hickory's per-packet task and channel.
+#[async_trait::async_trait]
+impl RequestHandler for Responder {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let transport = match request.protocol() {
+            Protocol::Udp => Transport::Udp,
+            _ => Transport::Tcp,
+        };
+        let snap = self.snapshot.load_full();
+        let mut prepared = self.prepare(request, &snap, transport);
+        // Decide what fits by encoding once; hickory encodes again when sending.
+        let sections = if transport == Transport::Udp {
+            prepared.fit(request, &mut Vec::with_capacity(512))
+        } else {
+            Sections::All
+        };
+        let (n_ans, n_auth, n_add) = prepared.counts(sections);
+        let a = &prepared.answer;
+        let response = MessageResponseBuilder::new(&request.queries, prepared.edns.as_ref()).build(
+            prepared.meta,
+            a.answer[..n_ans].iter().map(Rec::get),
+            a.authority[..n_auth].iter().map(Rec::get),
+            std::iter::empty(),
+            a.additional[..n_add].iter().map(Rec::get),
         );
+        match response_handle.send_response(response).await {
+            Ok(info) => info,
+            Err(_) => {
+                let mut meta = prepared.meta;
+                meta.response_code = ResponseCode::ServFail;
+                ResponseInfo::from(Header {
+                    metadata: meta,
+                    counts: HeaderCounts::default(),
+                })
+            }
+        }
     }
 }
 
@@ -232,20 +296,11 @@ enum Sections {
     None,
 }
 
-fn encode(
-    request: &Request,
-    meta: Metadata,
-    edns: Option<&Edns>,
-    answer: &Answer<'_>,
-    sections: Sections,
-    out: &mut Vec<u8>,
-) {
+fn encode(request: &Request, p: &Prepared<'_>, sections: Sections, out: &mut Vec<u8>) {
     out.clear();
-    let pick = |s: &'_ [Rec<'_>], keep: bool| -> usize { if keep { s.len() } else { 0 } };
-    let n_ans = pick(&answer.answer, sections != Sections::None);
-    let n_auth = pick(&answer.authority, sections != Sections::None);
-    let n_add = pick(&answer.additional, sections == Sections::All);
-    let response = MessageResponseBuilder::new(&request.queries, edns).build(
+    let (meta, answer) = (p.meta, &p.answer);
+    let (n_ans, n_auth, n_add) = p.counts(sections);
+    let response = MessageResponseBuilder::new(&request.queries, p.edns.as_ref()).build(
         meta,
         answer.answer[..n_ans].iter().map(Rec::get),
         answer.authority[..n_auth].iter().map(Rec::get),
@@ -272,4 +327,60 @@ fn header_only_error(packet: &[u8], rcode: ResponseCode, out: &mut Vec<u8>) {
     out.push(0x80 | opcode_and_rd);
     out.push(rcode.low());
     out.extend_from_slice(&[0; 8]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ServerConfig;
+    use crate::load::load_snapshot;
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RData, RecordType};
+    use std::path::Path;
+    use std::str::FromStr;
+
+    fn example_responder() -> Responder {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut cfg = ServerConfig {
+            zones_dir: root.join("zones"),
+            ..ServerConfig::default()
+        };
+        cfg.geoip.databases = vec![root.join("geoip/test-city.mmdb")];
+        let (snap, _) = load_snapshot(&cfg, 1).expect("example zones load");
+        Responder::new(Arc::new(ArcSwap::from_pointee(snap)), 1232)
+    }
+
+    /// hickory's own `Server` drives the same handler (the path for transports it provides).
+    #[tokio::test]
+    async fn hickory_server_answers_through_the_request_handler() {
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        let mut server = hickory_server::Server::new(example_responder());
+        server.register_socket(sock);
+
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut q = Message::query();
+        q.add_query(Query::query(
+            Name::from_str("www.example.com.").unwrap(),
+            RecordType::A,
+        ));
+        client.send_to(&q.to_vec().unwrap(), addr).await.unwrap();
+        let mut buf = [0u8; 1500];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), client.recv_from(&mut buf))
+            .await
+            .expect("an answer within 5 s")
+            .unwrap();
+        let reply = Message::from_vec(&buf[..n]).unwrap();
+        assert!(reply.metadata.authoritative);
+        let addrs: Vec<String> = reply
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(a.0.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(addrs, ["192.0.2.10", "192.0.2.11"]);
+        server.shutdown_gracefully().await.unwrap();
+    }
 }
