@@ -1328,6 +1328,14 @@ impl<'d, 'o> Validator<'d, 'o> {
                     );
                 }
             }
+            if node.gslb.is_some() && (is_cut || cuts.iter().any(|c| c.zone_of(&node.name))) {
+                self.d.error(
+                    Some(span.clone()),
+                    format!("{key}.gslb"),
+                    format!("{} is delegated to other servers, so its GSLB answers would never be served", node.name),
+                    Some("move the GSLB name out of the delegated subtree, or remove the delegation".into()),
+                );
+            }
             if let Some(cut) = cuts
                 .iter()
                 .find(|c| **c != &node.name && c.zone_of(&node.name))
@@ -1573,5 +1581,74 @@ a = "192.0.2.53"
             ),
             other => panic!("{other:?}"),
         }
+    }
+
+    const DCS: &str = r#"
+[datacenters.ams]
+addresses = ["192.0.2.10", "2001:db8:a::10"]
+location = [52.37, 4.90]
+[datacenters.nyc]
+addresses = [{ address = "198.51.100.10", weight = 2 }]
+country = "US"
+"#;
+
+    #[test]
+    fn gslb_names_resolve_their_data_centers() {
+        let (zone, out) = check(&format!(
+            "{DCS}[names.cdn.gslb]\ndatacenters = [\"ams\", \"nyc\"]\nttl = \"20s\"\n"
+        ));
+        assert_eq!(out, "");
+        let zone = zone.unwrap();
+        let nyc = &zone.datacenters[1];
+        assert_eq!(nyc.addresses[0].weight, 2);
+        assert_eq!(nyc.continent.unwrap().as_str(), "NA");
+        assert!(nyc.location.is_some(), "country centroid stands in");
+        let cdn = zone.nodes.iter().find(|n| n.gslb.is_some()).unwrap();
+        let g = cdn.gslb.as_ref().unwrap();
+        assert_eq!(g.candidates, vec![0, 1]);
+        assert_eq!(g.ttl.secs(), 20);
+        assert_eq!(g.policy, Policy::Nearest);
+    }
+
+    #[test]
+    fn gslb_errors_name_the_data_center_and_the_fix() {
+        let (_, out) = check(&format!(
+            "{DCS}[names.cdn.gslb]\ndatacenters = [\"ams\", \"nyk\"]\n"
+        ));
+        assert!(out.contains("names.cdn.gslb.datacenters[1]: no data center \"nyk\" in this zone\n  help: did you mean \"nyc\"?"), "{out}");
+
+        let (_, out) = check(&format!(
+            "{DCS}[names.cdn.gslb]\ndatacenters = [\"ams\"]\npolicy = \"map\"\n[names.cdn.gslb.map]\ncountry.BR = [\"nyc\"]\nnetwork.\"10.0.0.1/8\" = [\"ams\"]\ncontinent.XX = [\"ams\"]\n"
+        ));
+        assert!(out.contains("names.cdn.gslb.map.country.BR[0]: data center \"nyc\" is not a candidate of this name"), "{out}");
+        assert!(
+            out.contains(
+                "has address bits set past its prefix length\n  help: did you mean \"10.0.0.0/8\"?"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("names.cdn.gslb.map.continent.XX: \"XX\" is not a continent code"),
+            "{out}"
+        );
+
+        let (_, out) = check(&format!(
+            "{DCS}[names.cdn]\na = \"192.0.2.1\"\n[names.cdn.gslb]\ndatacenters = [\"ams\"]\n"
+        ));
+        assert!(
+            out.contains("names.cdn.a: a GSLB name takes its A answers from its data centers"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn nearest_needs_locations() {
+        let (_, out) = check(
+            "[datacenters.x]\naddresses = [\"192.0.2.1\"]\n[names.cdn.gslb]\ndatacenters = [\"x\"]\n",
+        );
+        assert!(
+            out.contains("data center \"x\" has no location, which \"nearest\" needs"),
+            "{out}"
+        );
     }
 }
