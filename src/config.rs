@@ -165,7 +165,7 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
     let spec: ConfigSpec = match toml::from_str(text) {
         Ok(s) => s,
         Err(e) => {
-            d.error(e.span(), "", e.message().trim_end().to_owned(), None);
+            crate::zone::validate::toml_error(&mut d, "", &e, 0..0);
             return None;
         }
     };
@@ -430,7 +430,7 @@ mod tests {
         let (c, out) = parse_str("zone_dir = \"z\"\n");
         assert!(c.is_none());
         assert!(
-            out.starts_with("error: /etc/meridian/meridian.toml:1:1: unknown field `zone_dir`"),
+            out.starts_with("error: /etc/meridian/meridian.toml:1:1: unknown key `zone_dir`\n  help: did you mean `zones_dir`?"),
             "{out}"
         );
     }

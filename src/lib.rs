@@ -28,6 +28,7 @@ pub mod config;
 pub mod diag;
 pub mod explain;
 pub mod geo;
+pub mod health;
 pub mod load;
 pub mod name_key;
 pub mod reload;

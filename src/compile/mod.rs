@@ -159,6 +159,15 @@ impl Snapshot {
         })
     }
 
+    /// The most specific served zone strictly above `key`'s own name (the parent side of a cut).
+    pub fn find_zone_below(&self, key: &NameKey) -> Option<&CompiledZone> {
+        (1..=key.labels()).find_map(|skip| {
+            self.zone_index
+                .get(key.suffix(skip))
+                .map(|&i| &self.zones[i])
+        })
+    }
+
     /// Every zone, in load order.
     pub fn zones(&self) -> &[CompiledZone] {
         &self.zones

@@ -93,7 +93,12 @@ mod tests {
     }
 
     /// Runs a sequence and returns the final state and the index of every transition.
-    fn run(initial: InitialState, seq: &str, rise: u32, fall: u32) -> (bool, Vec<(usize, Transition)>) {
+    fn run(
+        initial: InitialState,
+        seq: &str,
+        rise: u32,
+        fall: u32,
+    ) -> (bool, Vec<(usize, Transition)>) {
         let mut st = State::new(initial);
         let mut changes = Vec::new();
         for (i, ok) in results(seq).into_iter().enumerate() {
@@ -108,7 +113,15 @@ mod tests {
     fn table() {
         use Transition::{Down as D, Up as U};
         // (initial, results, rise, fall, final up, transitions at index)
-        let cases: &[(InitialState, &str, u32, u32, bool, &[(usize, Transition)])] = &[
+        type Case = (
+            InitialState,
+            &'static str,
+            u32,
+            u32,
+            bool,
+            &'static [(usize, Transition)],
+        );
+        let cases: &[Case] = &[
             // Starting up: `fall` failures in a row to go down.
             (Up, "", 2, 3, true, &[]),
             (Up, "-", 2, 3, true, &[]),
@@ -141,7 +154,11 @@ mod tests {
         ];
         for (i, &(initial, seq, rise, fall, up, changes)) in cases.iter().enumerate() {
             let got = run(initial, seq, rise, fall);
-            assert_eq!(got, (up, changes.to_vec()), "case {i}: {initial:?} {seq:?} rise={rise} fall={fall}");
+            assert_eq!(
+                got,
+                (up, changes.to_vec()),
+                "case {i}: {initial:?} {seq:?} rise={rise} fall={fall}"
+            );
         }
     }
 
@@ -153,7 +170,7 @@ mod tests {
             st.observe(true, 2, 2);
             let before = st.up;
             for i in 0..100 {
-                assert_eq!(st.observe(i % 2 == 0, 2, 2), None, "{initial:?} at {i}");
+                assert_eq!(st.observe(i % 2 == 1, 2, 2), None, "{initial:?} at {i}");
             }
             assert_eq!(st.up, before);
         }

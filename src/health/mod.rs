@@ -34,7 +34,9 @@ mod test_support;
 
 pub use probe::ProbeError;
 pub use registry::{Key, Registry};
-pub use target::{Admin, Detail, FLAP_MAX_CHANGES, FLAP_WINDOW_INTERVALS, Observation, TargetHealth};
+pub use target::{
+    Admin, Detail, FLAP_MAX_CHANGES, FLAP_WINDOW_INTERVALS, Observation, TargetHealth,
+};
 
 /// A validated health check: what to probe and how often. The zone validator builds it.
 ///

@@ -117,7 +117,9 @@ impl Probe {
                     let scheme = if *tls { "https" } else { "http" };
                     let url = reqwest::Url::parse(&format!("{scheme}://{authority}{path}"))
                         .map_err(|e| {
-                            ProbeError::InvalidRequest(format!("URL {scheme}://{authority}{path}: {e}"))
+                            ProbeError::InvalidRequest(format!(
+                                "URL {scheme}://{authority}{path}: {e}"
+                            ))
                         })?;
                     let host = host
                         .as_deref()
@@ -188,7 +190,10 @@ impl HttpProbe {
         let needle = needle.as_bytes();
         let mut body = Vec::new();
         while body.len() < BODY_LIMIT {
-            let Some(chunk) = response.chunk().await.map_err(|e| ProbeError::Body(root_cause(&e)))?
+            let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|e| ProbeError::Body(root_cause(&e)))?
             else {
                 break;
             };
@@ -199,7 +204,9 @@ impl HttpProbe {
                 return Ok(());
             }
         }
-        Err(ProbeError::BodyMissing(String::from_utf8_lossy(needle).into_owned()))
+        Err(ProbeError::BodyMissing(
+            String::from_utf8_lossy(needle).into_owned(),
+        ))
     }
 }
 
@@ -207,14 +214,8 @@ impl HttpProbe {
 fn classify(e: reqwest::Error) -> ProbeError {
     let mut source: Option<&(dyn StdError + 'static)> = Some(&e);
     while let Some(err) = source {
-        if let Some(found) = classify_one(err) {
+        if let Some(found) = classify_wrapped(err) {
             return found;
-        }
-        // `io::Error::source` skips the error it wraps; look inside explicitly.
-        if let Some(inner) = err.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
-            if let Some(found) = classify_one(inner) {
-                return found;
-            }
         }
         source = err.source();
     }
@@ -226,6 +227,16 @@ fn classify(e: reqwest::Error) -> ProbeError {
     } else {
         ProbeError::Http(cause)
     }
+}
+
+/// Looks at `err` and into the wrappers whose `source()` skips the error they wrap: a
+/// boxed error (its `source` is the inner error's source) and `io::Error` (same).
+fn classify_wrapped(err: &(dyn StdError + 'static)) -> Option<ProbeError> {
+    if let Some(found) = classify_one(err) {
+        return Some(found);
+    }
+    let inner = err.downcast_ref::<io::Error>()?.get_ref()?;
+    classify_wrapped(inner)
 }
 
 fn classify_one(err: &(dyn StdError + 'static)) -> Option<ProbeError> {
@@ -314,7 +325,10 @@ impl Clients {
     /// Number of distinct clients.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 }
 
@@ -382,7 +396,10 @@ mod tests {
         }
     }
 
-    fn with(kind: CheckKind, f: impl FnOnce(&mut Vec<u16>, &mut Option<String>, &mut Option<String>)) -> CheckKind {
+    fn with(
+        kind: CheckKind,
+        f: impl FnOnce(&mut Vec<u16>, &mut Option<String>, &mut Option<String>),
+    ) -> CheckKind {
         let mut kind = kind;
         if let CheckKind::Http {
             expect,
@@ -400,15 +417,29 @@ mod tests {
         run_with(kind, &Clients::default(), TIMEOUT).await
     }
 
-    async fn run_with(kind: &CheckKind, clients: &Clients, timeout: Duration) -> Result<(), ProbeError> {
-        Probe::new(kind, "127.0.0.1".parse().unwrap(), clients).run(timeout).await
+    async fn run_with(
+        kind: &CheckKind,
+        clients: &Clients,
+        timeout: Duration,
+    ) -> Result<(), ProbeError> {
+        Probe::new(kind, "127.0.0.1".parse().unwrap(), clients)
+            .run(timeout)
+            .await
     }
 
     #[tokio::test]
     async fn http_status_default_range() {
         let server = HttpServer::start().await;
         let kind = http(server.port());
-        for (status, ok) in [(200, true), (204, true), (302, true), (399, true), (404, false), (500, false), (503, false)] {
+        for (status, ok) in [
+            (200, true),
+            (204, true),
+            (302, true),
+            (399, true),
+            (404, false),
+            (500, false),
+            (503, false),
+        ] {
             server.set_status(status);
             let got = run(&kind).await;
             if ok {
@@ -417,10 +448,7 @@ mod tests {
                 assert_eq!(got, Err(ProbeError::Status(status)), "{status}");
             }
         }
-        assert_eq!(
-            ProbeError::Status(503).to_string(),
-            "unexpected status 503"
-        );
+        assert_eq!(ProbeError::Status(503).to_string(), "unexpected status 503");
     }
 
     #[tokio::test]
@@ -439,13 +467,18 @@ mod tests {
         server.set_body("status: ok\n");
         let found = with(http(server.port()), |_, body, _| *body = Some("ok".into()));
         assert_eq!(run(&found).await, Ok(()));
-        let missing = with(http(server.port()), |_, body, _| *body = Some("ready".into()));
+        let missing = with(http(server.port()), |_, body, _| {
+            *body = Some("ready".into())
+        });
         let err = run(&missing).await.unwrap_err();
         assert_eq!(err, ProbeError::BodyMissing("ready".into()));
         assert_eq!(err.to_string(), "body does not contain \"ready\"");
         // Beyond the limit does not count.
         server.set_body(&format!("{}ready", "x".repeat(BODY_LIMIT)));
-        assert_eq!(run(&missing).await, Err(ProbeError::BodyMissing("ready".into())));
+        assert_eq!(
+            run(&missing).await,
+            Err(ProbeError::BodyMissing("ready".into()))
+        );
         // Straddling the end of the limit does not count either; just inside does.
         server.set_body(&format!("{}ready", "x".repeat(BODY_LIMIT - 3)));
         assert!(run(&missing).await.is_err());
@@ -460,12 +493,19 @@ mod tests {
     async fn http_host_header() {
         let server = HttpServer::start().await;
         run(&http(server.port())).await.unwrap();
-        assert_eq!(server.last_host().as_deref(), Some(format!("127.0.0.1:{}", server.port()).as_str()));
-        let named = with(http(server.port()), |_, _, host| *host = Some("www.example.com".into()));
+        assert_eq!(
+            server.last_host().as_deref(),
+            Some(format!("127.0.0.1:{}", server.port()).as_str())
+        );
+        let named = with(http(server.port()), |_, _, host| {
+            *host = Some("www.example.com".into())
+        });
         run(&named).await.unwrap();
         assert_eq!(server.last_host().as_deref(), Some("www.example.com"));
         // A name that resolves nowhere is only a header for plain HTTP.
-        let nowhere = with(http(server.port()), |_, _, host| *host = Some("no-such-host.invalid".into()));
+        let nowhere = with(http(server.port()), |_, _, host| {
+            *host = Some("no-such-host.invalid".into())
+        });
         assert_eq!(run(&nowhere).await, Ok(()));
     }
 
@@ -480,14 +520,26 @@ mod tests {
     async fn refused() {
         let port = refused_port().await;
         assert_eq!(run(&http(port)).await, Err(ProbeError::Refused));
-        assert_eq!(run(&CheckKind::Tcp { port }).await, Err(ProbeError::Refused));
-        assert_eq!(run(&https(port, true, Some("localhost"), None)).await, Err(ProbeError::Refused));
+        assert_eq!(
+            run(&CheckKind::Tcp { port }).await,
+            Err(ProbeError::Refused)
+        );
+        assert_eq!(
+            run(&https(port, true, Some("localhost"), None)).await,
+            Err(ProbeError::Refused)
+        );
     }
 
     #[tokio::test]
     async fn tcp_connect_succeeds() {
         let server = HttpServer::start().await;
-        assert_eq!(run(&CheckKind::Tcp { port: server.port() }).await, Ok(()));
+        assert_eq!(
+            run(&CheckKind::Tcp {
+                port: server.port()
+            })
+            .await,
+            Ok(())
+        );
     }
 
     #[tokio::test]
@@ -499,7 +551,10 @@ mod tests {
         let got = run_with(&http(server.port()), &Clients::default(), limit).await;
         assert_eq!(got, Err(ProbeError::Timeout(limit)));
         assert!(started.elapsed() < Duration::from_secs(1));
-        assert_eq!(ProbeError::Timeout(limit).to_string(), "timed out after 200ms");
+        assert_eq!(
+            ProbeError::Timeout(limit).to_string(),
+            "timed out after 200ms"
+        );
     }
 
     #[tokio::test]
@@ -508,18 +563,27 @@ mod tests {
         server.set_mode(Mode::Close);
         let err = run(&http(server.port())).await.unwrap_err();
         assert!(matches!(err, ProbeError::Http(_)), "{err:?}");
+        server.set_mode(Mode::Answer);
+        assert_eq!(run(&http(server.port())).await, Ok(()));
     }
 
     #[tokio::test]
     async fn https_verifies_by_default() {
         let server = HttpServer::start_tls().await;
         // Self-signed for "localhost": not trusted, with or without a name.
-        for kind in [https(server.port(), true, Some("localhost"), None), https(server.port(), true, None, None)] {
+        for kind in [
+            https(server.port(), true, Some("localhost"), None),
+            https(server.port(), true, None, None),
+        ] {
             let err = run(&kind).await.unwrap_err();
             assert!(matches!(err, ProbeError::Tls(_)), "{err:?}");
             assert!(err.to_string().starts_with("TLS error: "), "{err}");
         }
-        assert_eq!(server.hits(), 0, "no request may be sent over an unverified connection");
+        assert_eq!(
+            server.hits(),
+            0,
+            "no request may be sent over an unverified connection"
+        );
     }
 
     #[tokio::test]
@@ -528,7 +592,10 @@ mod tests {
         let kind = https(server.port(), false, Some("localhost"), None);
         assert_eq!(run(&kind).await, Ok(()));
         assert_eq!(server.last_sni().as_deref(), Some("localhost"));
-        assert_eq!(server.last_host().as_deref(), Some(format!("localhost:{}", server.port()).as_str()));
+        assert_eq!(
+            server.last_host().as_deref(),
+            Some(format!("localhost:{}", server.port()).as_str())
+        );
         server.set_status(503);
         assert_eq!(run(&kind).await, Err(ProbeError::Status(503)));
     }
@@ -537,11 +604,20 @@ mod tests {
     async fn https_sni_and_host() {
         let server = HttpServer::start_tls().await;
         // `host` alone is the TLS name too.
-        run(&https(server.port(), false, None, Some("www.example.com"))).await.unwrap();
+        run(&https(server.port(), false, None, Some("www.example.com")))
+            .await
+            .unwrap();
         assert_eq!(server.last_sni().as_deref(), Some("www.example.com"));
         assert_eq!(server.last_host().as_deref(), Some("www.example.com"));
         // `sni` wins for TLS; `host` stays the header.
-        run(&https(server.port(), false, Some("tls.example.com"), Some("www.example.com"))).await.unwrap();
+        run(&https(
+            server.port(),
+            false,
+            Some("tls.example.com"),
+            Some("www.example.com"),
+        ))
+        .await
+        .unwrap();
         assert_eq!(server.last_sni().as_deref(), Some("tls.example.com"));
         assert_eq!(server.last_host().as_deref(), Some("www.example.com"));
         // No name: no SNI.
@@ -557,11 +633,26 @@ mod tests {
         assert_eq!(run(&kind).await, Ok(()));
         assert_eq!(server.last_sni().as_deref(), Some("no-such-host.invalid"));
         // Verified: fails on the certificate, not on DNS.
-        let err = run(&https(server.port(), true, Some("no-such-host.invalid"), None)).await.unwrap_err();
+        let err = run(&https(
+            server.port(),
+            true,
+            Some("no-such-host.invalid"),
+            None,
+        ))
+        .await
+        .unwrap_err();
         assert!(matches!(err, ProbeError::Tls(_)), "{err:?}");
         // A name that is not pinned is refused by the resolver, not looked up.
-        let client = Clients::default().get(&client_key(&http(80), "127.0.0.1".parse().unwrap()).unwrap()).unwrap();
-        let err = classify(client.get("http://no-such-host.invalid/").send().await.unwrap_err());
+        let client = Clients::default()
+            .get(&client_key(&http(80), "127.0.0.1".parse().unwrap()).unwrap())
+            .unwrap();
+        let err = classify(
+            client
+                .get("http://no-such-host.invalid/")
+                .send()
+                .await
+                .unwrap_err(),
+        );
         assert_eq!(err, ProbeError::Unresolved("no-such-host.invalid".into()));
     }
 
@@ -584,9 +675,9 @@ mod tests {
         ] {
             let _ = Probe::new(&kind, addr, &clients);
         }
-        // http; https verified, unverified; x.example at a, at b.
-        assert_eq!(clients.len(), 5);
+        // Verified without a name (plain HTTP too), unverified, x.example at a, at b.
+        assert_eq!(clients.len(), 4);
         clients.retain(|k| k.pin.is_none());
-        assert_eq!(clients.len(), 3);
+        assert_eq!(clients.len(), 2);
     }
 }

@@ -219,7 +219,11 @@ impl std::fmt::Debug for Registry {
 }
 
 fn spawn_loop(rt: &Handle, health: &Arc<TargetHealth>, shared: &Arc<Shared>) -> AbortHandle {
-    let probe = Arc::new(Probe::new(&health.spec().kind, health.addr(), &shared.clients));
+    let probe = Arc::new(Probe::new(
+        &health.spec().kind,
+        health.addr(),
+        &shared.clients,
+    ));
     rt.spawn(probe_loop(health.clone(), probe, shared.clone()))
         .abort_handle()
 }
@@ -233,17 +237,24 @@ async fn probe_loop(health: Arc<TargetHealth>, probe: Arc<Probe>, shared: Arc<Sh
         tokio::time::sleep_until(slot + random_delay(jitter)).await;
         let started = Instant::now();
         let probe = probe.clone();
-        let task = AbortOnDrop(tokio::spawn(async move { probe.run(timeout).await }));
-        let result = match task.join().await {
-            Ok(result) => result,
-            Err(e) => Err(ProbeError::Internal(e.to_string())),
-        };
+        let result = isolated(async move { probe.run(timeout).await }).await;
         let first = !health.has_result();
         health.record(result.as_ref().map(|_| ()), started.elapsed());
         if first {
             shared.first.notify_waiters();
         }
         slot = (slot + interval).max(Instant::now());
+    }
+}
+
+/// Runs one probe in its own task: a panic becomes a failure instead of ending the loop.
+async fn isolated<F>(probe: F) -> Result<(), ProbeError>
+where
+    F: Future<Output = Result<(), ProbeError>> + Send + 'static,
+{
+    match AbortOnDrop(tokio::spawn(probe)).join().await {
+        Ok(result) => result,
+        Err(e) => Err(ProbeError::Internal(e.to_string())),
     }
 }
 
@@ -315,15 +326,35 @@ mod tests {
         assert!(registry.first_round(WAIT).await == 0);
         assert!(t.is_up());
 
+        // Each poll reads one consistent detail: never down before `fall` failures, never
+        // back up before `rise` successes.
         server.set_status(503);
-        assert!(wait_until(WAIT, || !t.is_up()).await, "never went down");
+        let went_down = wait_until(WAIT, || {
+            let d = t.detail();
+            assert!(
+                d.probe_up || d.failures_in_a_row >= 3,
+                "down too early: {d:?}"
+            );
+            !d.probe_up
+        });
+        assert!(went_down.await, "never went down");
         let d = t.detail();
-        assert_eq!(d.failures_in_a_row, 3, "down after exactly `fall` failures");
-        assert_eq!(d.last.unwrap().error.as_deref(), Some("unexpected status 503"));
+        assert!(!t.is_up());
+        assert_eq!(
+            d.last.unwrap().error.as_deref(),
+            Some("unexpected status 503")
+        );
 
         server.set_status(200);
-        assert!(wait_until(WAIT, || t.is_up()).await, "never came back");
-        assert_eq!(t.detail().successes_in_a_row, 2, "up after exactly `rise` successes");
+        let came_back = wait_until(WAIT, || {
+            let d = t.detail();
+            assert!(
+                !d.probe_up || d.successes_in_a_row >= 2,
+                "up too early: {d:?}"
+            );
+            d.probe_up
+        });
+        assert!(came_back.await, "never came back");
     }
 
     #[tokio::test]
@@ -342,11 +373,17 @@ mod tests {
         let port = refused_port().await;
         let registry = Registry::new();
         registry.start();
-        let t = registry.target(&spec(CheckKind::Tcp { port }, 2, 5, InitialState::FirstResult), LOCAL);
+        let t = registry.target(
+            &spec(CheckKind::Tcp { port }, 2, 5, InitialState::FirstResult),
+            LOCAL,
+        );
         assert!(t.is_up(), "up until the first result");
         assert_eq!(registry.first_round(WAIT).await, 0);
         assert!(!t.is_up());
-        assert_eq!(t.detail().last.unwrap().error.as_deref(), Some("connection refused"));
+        assert_eq!(
+            t.detail().last.unwrap().error.as_deref(),
+            Some("connection refused")
+        );
     }
 
     #[tokio::test]
@@ -374,8 +411,14 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1000)).await;
         let per_key = (server.hits() - hits) as f64 / 2.0;
         let expected = started.elapsed().as_secs_f64() / 0.1;
-        assert!(per_key <= expected + 2.0, "{per_key} probes per key in {expected} intervals");
-        assert!(per_key >= expected / 2.0, "{per_key} probes per key in {expected} intervals");
+        assert!(
+            per_key <= expected + 2.0,
+            "{per_key} probes per key in {expected} intervals"
+        );
+        assert!(
+            per_key >= expected / 2.0,
+            "{per_key} probes per key in {expected} intervals"
+        );
     }
 
     #[tokio::test]
@@ -431,7 +474,17 @@ mod tests {
         assert_eq!(registry.first_round(Duration::from_millis(50)).await, 1);
         registry.start();
         registry.start();
-        let late = registry.target(&spec(CheckKind::Tcp { port: server.port() }, 1, 1, InitialState::Down), LOCAL);
+        let late = registry.target(
+            &spec(
+                CheckKind::Tcp {
+                    port: server.port(),
+                },
+                1,
+                1,
+                InitialState::Down,
+            ),
+            LOCAL,
+        );
         assert_eq!(registry.first_round(WAIT).await, 0);
         assert!(early.is_up() && late.is_up());
         assert_eq!(registry.targets().len(), 2);
@@ -446,7 +499,10 @@ mod tests {
         let registry = Registry::new();
         registry.start();
         registry.target(&spec(http(ok.port()), 1, 1, InitialState::Up), LOCAL);
-        registry.target(&spec(CheckKind::Tcp { port: refused }, 1, 1, InitialState::Up), LOCAL);
+        registry.target(
+            &spec(CheckKind::Tcp { port: refused }, 1, 1, InitialState::Up),
+            LOCAL,
+        );
         let mut slow_spec = spec(http(slow.port()), 1, 1, InitialState::Up);
         slow_spec.timeout = Duration::from_secs(5);
         registry.target(&slow_spec, LOCAL);
@@ -455,13 +511,23 @@ mod tests {
         assert_eq!(registry.first_round(Duration::from_millis(400)).await, 1);
         assert!(started.elapsed() < Duration::from_secs(1));
         // Retiring the slow one completes the round.
-        registry.retain(&registry.targets().iter().filter(|t| t.spec() != &slow_spec).map(|t| (t.spec().clone(), t.addr())).collect());
+        registry.retain(
+            &registry
+                .targets()
+                .iter()
+                .filter(|t| t.spec() != &slow_spec)
+                .map(|t| (t.spec().clone(), t.addr()))
+                .collect(),
+        );
         assert_eq!(registry.first_round(Duration::from_millis(100)).await, 0);
         // With the timeout shorter than the wait, every target reports.
         let slow_short = spec(http(slow.port()), 1, 1, InitialState::Up);
         let t = registry.target(&slow_short, LOCAL);
         assert_eq!(registry.first_round(WAIT).await, 0);
-        assert_eq!(t.detail().last.unwrap().error.as_deref(), Some("timed out after 300ms"));
+        assert_eq!(
+            t.detail().last.unwrap().error.as_deref(),
+            Some("timed out after 300ms")
+        );
         assert!(!t.is_up());
     }
 
@@ -470,7 +536,10 @@ mod tests {
         let port = refused_port().await;
         let registry = Registry::new();
         registry.start();
-        let t = registry.target(&spec(CheckKind::Tcp { port }, 1, 1, InitialState::Up), LOCAL);
+        let t = registry.target(
+            &spec(CheckKind::Tcp { port }, 1, 1, InitialState::Up),
+            LOCAL,
+        );
         assert!(wait_until(WAIT, || !t.probe_up()).await);
         t.set_admin(Admin::Up);
         assert!(t.is_up());
@@ -480,6 +549,13 @@ mod tests {
         assert!(t.is_up() && !t.probe_up());
         t.set_admin(Admin::None);
         assert!(!t.is_up());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_probe_is_a_failure() {
+        let err = isolated(async { panic!("boom") }).await.unwrap_err();
+        assert!(matches!(err, ProbeError::Internal(_)), "{err:?}");
+        assert_eq!(isolated(async { Ok(()) }).await, Ok(()));
     }
 
     #[test]

@@ -223,7 +223,9 @@ impl TargetHealth {
     /// hysteresis state regardless; flapping tells the operator the thresholds or the
     /// target need attention.
     pub fn is_flapping(&self) -> bool {
-        self.lock().changes_within(Instant::now(), self.flap_window()) > FLAP_MAX_CHANGES
+        self.lock()
+            .changes_within(Instant::now(), self.flap_window())
+            > FLAP_MAX_CHANGES
     }
 
     /// Records one probe result and logs a state change. Called by the probe loop; tests
@@ -254,9 +256,7 @@ impl TargetHealth {
             .observe(result.is_ok(), self.spec.rise, self.spec.fall);
         self.up.store(inner.state.up, Ordering::Relaxed);
         self.has_result.store(true, Ordering::Relaxed);
-        let Some(transition) = transition else {
-            return None;
-        };
+        let transition = transition?;
 
         inner.since = SystemTime::now();
         inner.changes.push_back(now);
@@ -326,12 +326,18 @@ fn transition_message(
     match transition {
         Transition::Up => {
             let n = state.successes_in_a_row;
-            format!("target {label} is now up after {n} success{}", if n == 1 { "" } else { "es" })
+            format!(
+                "target {label} is now up after {n} success{}",
+                if n == 1 { "" } else { "es" }
+            )
         }
         Transition::Down => {
             let n = state.failures_in_a_row;
             let why = error.map(|e| format!(": {e}")).unwrap_or_default();
-            format!("target {label} is now down after {n} failure{}{why}", plural(n))
+            format!(
+                "target {label} is now down after {n} failure{}{why}",
+                plural(n)
+            )
         }
     }
 }
@@ -367,7 +373,12 @@ mod tests {
         assert!(t.is_up());
         assert!(!t.probe_up());
         t.record(Ok(()), Duration::ZERO);
-        for (admin, up) in [(Admin::Down, false), (Admin::Drain, false), (Admin::Up, true), (Admin::None, true)] {
+        for (admin, up) in [
+            (Admin::Down, false),
+            (Admin::Drain, false),
+            (Admin::Up, true),
+            (Admin::None, true),
+        ] {
             t.set_admin(admin);
             assert_eq!((t.admin(), t.is_up()), (admin, up), "{admin:?}");
         }
@@ -385,7 +396,10 @@ mod tests {
         assert!(t.has_result());
         assert_eq!(d.last.as_ref().unwrap().error, None);
         assert_eq!(d.last.as_ref().unwrap().took, Duration::from_millis(3));
-        assert_eq!(d.last_failure.unwrap().error.as_deref(), Some("unexpected status 503"));
+        assert_eq!(
+            d.last_failure.unwrap().error.as_deref(),
+            Some("unexpected status 503")
+        );
         assert_eq!((d.successes_in_a_row, d.failures_in_a_row), (1, 0));
         assert!(d.probe_up && d.effective_up && !d.flapping);
     }
@@ -407,20 +421,35 @@ mod tests {
         let start = Instant::now();
         let window = Duration::from_secs(FLAP_WINDOW_INTERVALS.into());
         // Alternate results every interval: every result is a change.
+        let alternate = |i: usize| {
+            if i % 2 == 0 {
+                Err(&ProbeError::Refused)
+            } else {
+                Ok(())
+            }
+        };
+        let at = |i: usize| start + Duration::from_secs(i as u64);
         for i in 0..FLAP_MAX_CHANGES {
-            let r = if i % 2 == 0 { Err(&ProbeError::Refused) } else { Ok(()) };
-            assert!(t.record_at(r, Duration::ZERO, start + Duration::from_secs(i as u64)).is_some());
+            assert!(t.record_at(alternate(i), Duration::ZERO, at(i)).is_some());
+            assert!(!t.lock().flapping, "flapping after {} changes", i + 1);
         }
-        let inner = t.lock();
-        let at = start + Duration::from_secs(FLAP_MAX_CHANGES as u64);
-        assert_eq!(inner.changes_within(at, window), FLAP_MAX_CHANGES);
-        drop(inner);
-        t.record_at(Err(&ProbeError::Refused), Duration::ZERO, at);
+        assert_eq!(
+            t.lock().changes_within(at(FLAP_MAX_CHANGES), window),
+            FLAP_MAX_CHANGES
+        );
+        let last = at(FLAP_MAX_CHANGES);
+        assert!(
+            t.record_at(alternate(FLAP_MAX_CHANGES), Duration::ZERO, last)
+                .is_some()
+        );
         let inner = t.lock();
         assert!(inner.flapping);
-        assert_eq!(inner.changes_within(at, window), FLAP_MAX_CHANGES + 1);
+        assert_eq!(inner.changes_within(last, window), FLAP_MAX_CHANGES + 1);
         // Once the window has passed over the changes, it is no longer flapping.
-        assert_eq!(inner.changes_within(at + window + Duration::from_secs(1), window), 0);
+        assert_eq!(
+            inner.changes_within(last + window + Duration::from_secs(1), window),
+            0
+        );
     }
 
     #[test]
@@ -429,7 +458,11 @@ mod tests {
         let start = Instant::now();
         // One change every 10 intervals: never more than 3 in 20 intervals.
         for i in 0..10u64 {
-            let r = if i % 2 == 0 { Err(&ProbeError::Refused) } else { Ok(()) };
+            let r = if i % 2 == 0 {
+                Err(&ProbeError::Refused)
+            } else {
+                Ok(())
+            };
             t.record_at(r, Duration::ZERO, start + Duration::from_secs(10 * i));
             assert!(!t.lock().flapping, "at change {i}");
         }

@@ -86,7 +86,8 @@ impl HttpServer {
                             let Ok(stream) = acceptor.accept(stream).await else {
                                 return;
                             };
-                            *st.last_sni.lock().unwrap() = stream.get_ref().1.server_name().map(str::to_owned);
+                            *st.last_sni.lock().unwrap() =
+                                stream.get_ref().1.server_name().map(str::to_owned);
                             serve(stream, &st).await;
                         }
                     }
@@ -152,7 +153,8 @@ async fn serve(mut stream: impl AsyncRead + AsyncWrite + Unpin, st: &State) {
     let head = String::from_utf8_lossy(&head);
     let host = head.lines().find_map(|line| {
         let (name, value) = line.split_once(':')?;
-        name.eq_ignore_ascii_case("host").then(|| value.trim().to_owned())
+        name.eq_ignore_ascii_case("host")
+            .then(|| value.trim().to_owned())
     });
     *st.last_host.lock().unwrap() = host;
     match st.mode.load(Ordering::Relaxed) {

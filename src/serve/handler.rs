@@ -156,7 +156,8 @@ impl Responder {
                     a.rcode = ResponseCode::FormErr;
                     a
                 } else {
-                    let name = q.name();
+                    // The name as asked, case kept: a wildcard's records take it as owner (RFC 4343).
+                    let name = q.original().name();
                     // RFC 7871 §7.1.2: SOURCE PREFIX-LENGTH 0 means "use the resolver's address".
                     let client = match ecs {
                         Some(cs) if cs.source > 0 => cs.addr,

@@ -92,9 +92,15 @@ pub fn resolve<'s>(
     qtype: RecordType,
     client: IpAddr,
 ) -> Answer<'s> {
-    let Some(zone) = snap.find_zone(key) else {
+    let Some(mut zone) = snap.find_zone(key) else {
         return Answer::refused();
     };
+    // RFC 4035 §3.1.4.1: DS lives in the parent; when we serve the parent too, it answers.
+    if qtype == RecordType::DS && key.labels() == zone.apex_labels && key.labels() > 0 {
+        if let Some(parent) = snap.find_zone_below(key) {
+            zone = parent;
+        }
+    }
     let mut ans = Answer::new(ResponseCode::NoError, true);
 
     // The name being looked up: the question, then each CNAME target in turn.
@@ -114,8 +120,12 @@ pub fn resolve<'s>(
             Found::Delegated(cut) => {
                 if hop == 0 {
                     referral_or_ds(&mut ans, zone, zone.node(cut), k, qtype);
+                } else if let Some(ns) = zone.node(cut).rrset(RecordType::NS) {
+                    // RFC 1034 §4.3.2 step 3b: a chain that leads into a delegation ends
+                    // with the referral, so the resolver can continue at the child.
+                    ans.authority.extend(ns.records.iter().map(Rec::Shared));
+                    ans.additional.extend(ns.additional.iter().map(Rec::Shared));
                 }
-                // A chain that leads into a delegation stops there: the child zone answers.
                 return ans;
             }
         };

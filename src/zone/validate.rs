@@ -58,8 +58,24 @@ pub fn validate_zone(path: &Path, text: &str, diags: &mut Diagnostics) -> Option
 }
 
 /// Turns a toml deserialization error into a diagnostic under `key`.
-fn toml_error(d: &mut FileDiags<'_>, key: &str, e: &toml::de::Error, fallback: Range<usize>) {
+pub(crate) fn toml_error(
+    d: &mut FileDiags<'_>,
+    key: &str,
+    e: &toml::de::Error,
+    fallback: Range<usize>,
+) {
     let msg = e.message().trim_end_matches('\n');
+    // serde reports a nested table's unknown key against the table deserialized as a whole;
+    // the expected-field list tells which nested table it really was.
+    let nested = if msg.contains("`max_datacenters`") {
+        ".gslb"
+    } else if msg.contains("`subdivision`") {
+        ".gslb.map"
+    } else {
+        ""
+    };
+    let key = format!("{key}{nested}");
+    let key = key.trim_start_matches('.');
     let (message, help) = match msg.strip_prefix("unknown field `") {
         Some(rest) => {
             let field = rest.split('`').next().unwrap_or_default();
@@ -1360,7 +1376,58 @@ impl<'d, 'o> Validator<'d, 'o> {
             }
         }
 
+        self.check_name_servers(origin, nodes, meta, &by_name);
         self.check_cname_loops(nodes, meta, &by_name);
+    }
+
+    /// In-zone name servers must be reachable: addresses (glue below a delegation), no CNAME.
+    fn check_name_servers(
+        &mut self,
+        origin: &Name,
+        nodes: &[Node],
+        meta: &[(String, Range<usize>)],
+        by_name: &BTreeMap<&Name, usize>,
+    ) {
+        for (i, node) in nodes.iter().enumerate() {
+            let Some(ns) = node.rrset(RecordType::NS) else {
+                continue;
+            };
+            for d in &ns.data {
+                let RData::NS(target) = d else { continue };
+                let target = &target.0;
+                if !origin.zone_of(target) {
+                    continue;
+                }
+                let key = format!("{}.ns", meta[i].0);
+                let span = Some(meta[i].1.clone());
+                let t = by_name.get(target).map(|&j| &nodes[j]);
+                if t.and_then(|t| t.rrset(RecordType::CNAME)).is_some() {
+                    self.d.error(
+                        span,
+                        key,
+                        format!("name server {target} is a CNAME"),
+                        Some("an NS record must name a host with addresses, not an alias (RFC 2181 §10.3)".into()),
+                    );
+                    continue;
+                }
+                let has_address = t.is_some_and(|t| {
+                    t.rrset(RecordType::A).is_some() || t.rrset(RecordType::AAAA).is_some()
+                });
+                if !has_address {
+                    let help = if node.name == *origin {
+                        format!("add a or aaaa records for {target}")
+                    } else {
+                        format!("add glue: a or aaaa records for {target} in this zone")
+                    };
+                    self.d.error(
+                        span,
+                        key,
+                        format!("name server {target} is inside this zone but has no address records, so resolvers cannot reach it"),
+                        Some(help),
+                    );
+                }
+            }
+        }
     }
 
     fn check_cname_loops(
@@ -1650,5 +1717,19 @@ country = "US"
             out.contains("data center \"x\" has no location, which \"nearest\" needs"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn in_zone_name_servers_need_addresses_and_no_cname() {
+        let (_, out) = check("[names.sub]\nns = \"ns.sub\"\n");
+        assert!(out.contains("names.sub.ns: name server ns.sub.example.com. is inside this zone but has no address records"), "{out}");
+        assert!(out.contains("help: add glue"), "{out}");
+        let (_, out) = check("[names.sub]\nns = \"alias\"\n[names.alias]\ncname = \"ns1\"\n");
+        assert!(
+            out.contains("names.sub.ns: name server alias.example.com. is a CNAME"),
+            "{out}"
+        );
+        let (_, out) = check("[names.sub]\nns = \"ns.elsewhere.net.\"\n");
+        assert_eq!(out, "");
     }
 }

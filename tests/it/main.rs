@@ -1,0 +1,7 @@
+//! Integration tests of the `meridian` binary: one test binary (`cargo test --test it`),
+//! with the DNS behaviour in `dns`, the command line in `cli`, and the process and client
+//! plumbing they share in `harness`.
+
+mod cli;
+mod dns;
+mod harness;
