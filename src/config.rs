@@ -21,6 +21,8 @@ use crate::zone::spec::Seconds;
 
 /// Default listen address: loopback, unprivileged port.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5300";
+/// Default API address: loopback only.
+pub const DEFAULT_API: &str = "127.0.0.1:5380";
 /// Default location database: the test data shipped in `geoip/`, so a fresh checkout runs.
 pub const DEFAULT_GEOIP: &str = "geoip/test-city.mmdb";
 /// Default EDNS payload size (DNS Flag Day 2020: no fragmentation on common paths).
@@ -45,6 +47,50 @@ pub struct ServerConfig {
     pub geoip: GeoConfig,
     /// How often zone and database files are checked for changes (reloaded when they change).
     pub reload_check: Duration,
+    /// Where overrides and the API token are kept across restarts.
+    pub state_dir: PathBuf,
+    /// The HTTP API (overrides, live explain).
+    pub api: ApiConfig,
+    /// Longest wait at start for the first round of health probes before serving.
+    pub health_startup_timeout: Duration,
+}
+
+/// The operator HTTP API.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Where it listens; loopback by default, as it can change what the server answers.
+    pub listen: Option<SocketAddr>,
+    /// Bearer token; when unset one is generated and kept in `state_dir/api-token`.
+    pub token: Option<String>,
+}
+
+impl ServerConfig {
+    /// The overrides state file.
+    pub fn overrides_file(&self) -> PathBuf {
+        self.state_dir.join("overrides.json")
+    }
+
+    /// Where the server writes the API address it bound (for a configured port 0).
+    pub fn api_address_file(&self) -> PathBuf {
+        self.state_dir.join("api-address")
+    }
+
+    /// The API address clients should use: the configured one, or for port 0 the one the
+    /// running server wrote down.
+    pub fn api_address(&self) -> Option<SocketAddr> {
+        let configured = self.api.listen?;
+        if configured.port() != 0 {
+            return Some(configured);
+        }
+        std::fs::read_to_string(self.api_address_file())
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+    }
+
+    /// The file holding the generated API token.
+    pub fn token_file(&self) -> PathBuf {
+        self.state_dir.join("api-token")
+    }
 }
 
 /// Where client locations come from.
@@ -88,6 +134,12 @@ impl Default for ServerConfig {
                 overrides: Vec::new(),
             },
             reload_check: Duration::from_secs(5),
+            state_dir: PathBuf::from(".meridian"),
+            api: ApiConfig {
+                listen: Some(DEFAULT_API.parse().expect("valid default")),
+                token: None,
+            },
+            health_startup_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -109,6 +161,16 @@ struct ConfigSpec {
     tcp: Option<TcpSpec>,
     geoip: Option<GeoipSpec>,
     reload_check: Option<Spanned<Seconds>>,
+    state_dir: Option<Spanned<String>>,
+    api: Option<ApiSpec>,
+    health_startup_timeout: Option<Spanned<Seconds>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiSpec {
+    listen: Option<Spanned<String>>,
+    token: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,6 +237,7 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
         // A config file names its databases; none means every client is of unknown location.
         geoip: GeoConfig::default(),
         zones_dir: base.join("zones"),
+        state_dir: base.join(".meridian"),
         ..ServerConfig::default()
     };
 
@@ -259,6 +322,40 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
                     format!("{} is not a positive number", m.get_ref()),
                     Some("use a few hundred, e.g. 512".into()),
                 ),
+            }
+        }
+    }
+    if let Some(s) = spec.state_dir {
+        cfg.state_dir = base.join(s.get_ref());
+    }
+    if let Some(t) = spec.health_startup_timeout {
+        cfg.health_startup_timeout = Duration::from_secs(t.get_ref().0);
+    }
+    if let Some(api) = spec.api {
+        if let Some(l) = api.listen {
+            match l.get_ref().as_str() {
+                "off" => cfg.api.listen = None,
+                text => match text.parse::<SocketAddr>() {
+                    Ok(a) => cfg.api.listen = Some(a),
+                    Err(_) => d.error(
+                        Some(l.span()),
+                        "api.listen",
+                        format!("{text:?} is not an address and port"),
+                        Some(format!("write \"{DEFAULT_API}\", or \"off\" for no API")),
+                    ),
+                },
+            }
+        }
+        if let Some(t) = api.token {
+            if t.get_ref().len() < 16 {
+                d.error(
+                    Some(t.span()),
+                    "api.token",
+                    "the token is shorter than 16 characters",
+                    Some("use a long random string, or leave it out to have one generated".into()),
+                );
+            } else {
+                cfg.api.token = Some(t.get_ref().clone());
             }
         }
     }

@@ -10,11 +10,14 @@ use std::net::IpAddr;
 
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::compile::{Found, GslbNode, Snapshot};
+use std::time::SystemTime;
+
+use crate::compile::{AddressHealth, AllDownAnswer, Found, GslbNode, Snapshot};
 use crate::geo::db::GeoAnswer;
 use crate::geo::decision::{Reason, Rule};
+use crate::health::Admin;
 use crate::name_key::NameKey;
-use crate::serve::resolve::{Answer, resolve};
+use crate::serve::resolve::{Answer, pick, resolve};
 
 /// The client of an explained query: an address, and the ECS prefix when it came as a subnet.
 #[derive(Clone, Copy, Debug)]
@@ -81,7 +84,7 @@ pub fn explain(snap: &Snapshot, name: &Name, qtype: RecordType, client: Client) 
         .and_then(|n| n.gslb.as_deref())
         .filter(|_| matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY));
     if let Some(g) = gslb {
-        geo_section(w, snap, g, addr);
+        geo_section(w, snap, g, addr, qtype);
     }
 
     let answer = resolve(snap, name, &key, qtype, addr);
@@ -101,7 +104,7 @@ pub fn explain(snap: &Snapshot, name: &Name, qtype: RecordType, client: Client) 
     out
 }
 
-fn geo_section(w: &mut String, snap: &Snapshot, g: &GslbNode, addr: IpAddr) {
+fn geo_section(w: &mut String, snap: &Snapshot, g: &GslbNode, addr: IpAddr, qtype: RecordType) {
     let geo: GeoAnswer = snap.geo.lookup(addr);
     match (&geo.override_network, &geo.network) {
         (Some(n), _) => {
@@ -156,17 +159,49 @@ fn geo_section(w: &mut String, snap: &Snapshot, g: &GslbNode, addr: IpAddr) {
     };
     let decision = g.table.lookup(addr);
     let _ = writeln!(w, "decision   {reason}");
+    let family = if qtype == RecordType::AAAA {
+        RecordType::AAAA
+    } else {
+        RecordType::A
+    };
     for (rank, &pos) in decision.list.iter().enumerate() {
         let c = &g.candidates[pos as usize];
         let dist = match (geo.location.coord, g.policy.coords[pos as usize]) {
             (Some(a), Some(b)) => format!("{:>7.0} km", a.distance_km(&b)),
             _ => String::from("          "),
         };
+        let f = c.family(family);
+        let dc_state = match c.admin.get() {
+            Admin::None if f.records.is_empty() => format!("no {family} address"),
+            Admin::None => {
+                let up = f.health.iter().filter(|h| h.is_up()).count();
+                match (up, f.health.len()) {
+                    (0, _) => "down: every address is down".to_owned(),
+                    (u, n) if u == n => "up".to_owned(),
+                    (u, n) => format!("degraded: {u} of {n} addresses up"),
+                }
+            }
+            a => format!("{a} (operator override)"),
+        };
+        let _ = writeln!(w, "  {}. {:<10} {dist}  {dc_state}", rank + 1, c.datacenter);
+        for (r, h) in f.records.iter().zip(f.health.iter()) {
+            let _ = writeln!(w, "       {:<22} {}", rdata_text(r), address_state(h));
+        }
+    }
+    let pick = pick(g, decision.list, family);
+    if pick.had_family && pick.chosen.is_empty() {
+        let policy = match g.all_down {
+            AllDownAnswer::FailOpen => "fail open: answer as if all were up",
+            AllDownAnswer::ServFail => "SERVFAIL",
+            AllDownAnswer::NoData => "NODATA",
+            AllDownAnswer::Records { .. } => "the fallback addresses",
+            AllDownAnswer::Cname(_) => "the fallback CNAME",
+        };
+        let _ = writeln!(w, "all down   every candidate is down: {policy}");
+    } else if pick.degraded {
         let _ = writeln!(
             w,
-            "  {}. {:<10} {dist}  up (no health checks configured)",
-            rank + 1,
-            c.datacenter
+            "ttl        short (min_ttl): a candidate is down, degraded or flapping"
         );
     }
     if list.as_slice() != decision.list {
@@ -176,6 +211,46 @@ fn geo_section(w: &mut String, snap: &Snapshot, g: &GslbNode, addr: IpAddr) {
              the databases changed since the last load"
         );
     }
+}
+
+fn rdata_text(r: &hickory_proto::rr::Record) -> String {
+    match &r.data {
+        hickory_proto::rr::RData::A(a) => a.0.to_string(),
+        hickory_proto::rr::RData::AAAA(a) => a.0.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// `up (http GET /health ok, 3 s ago)`, `down since 40 s: unexpected status 503`, ...
+fn address_state(h: &AddressHealth) -> String {
+    let admin = h.admin.get();
+    if admin != Admin::None {
+        return format!("{admin} (operator override)");
+    }
+    let Some(check) = &h.check else {
+        return "up (no health check)".to_owned();
+    };
+    let d = check.detail();
+    let ago = |t: SystemTime| {
+        SystemTime::now()
+            .duration_since(t)
+            .map(|d| format!("{} s ago", d.as_secs()))
+            .unwrap_or_else(|_| "just now".to_owned())
+    };
+    let state = if d.effective_up { "up" } else { "down" };
+    let last = match &d.last {
+        None => "no result yet".to_owned(),
+        Some(o) => match &o.error {
+            None => format!("last probe ok {}", ago(o.at)),
+            Some(e) => format!("last probe failed {}: {e}", ago(o.at)),
+        },
+    };
+    let flapping = if d.flapping { ", flapping" } else { "" };
+    format!(
+        "{state} since {} ({}: {last}{flapping})",
+        ago(d.since),
+        check.spec().kind
+    )
 }
 
 fn answer_section(w: &mut String, a: &Answer<'_>) {

@@ -23,6 +23,7 @@
 //!                            (diag: every problem with file:line:col, key, help)
 //! ```
 
+pub mod api;
 pub mod compile;
 pub mod config;
 pub mod diag;
@@ -31,6 +32,7 @@ pub mod geo;
 pub mod health;
 pub mod load;
 pub mod name_key;
+pub mod overrides;
 pub mod reload;
 pub mod serve;
 pub mod zone;

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::compile::Snapshot;
+use crate::compile::{HealthSources, Snapshot};
 use crate::config::ServerConfig;
 use crate::diag::Diagnostics;
 use crate::geo::db::GeoDb;
@@ -15,6 +15,7 @@ use crate::zone;
 /// error; `Ok` carries the warnings too.
 pub fn load_snapshot(
     config: &ServerConfig,
+    health: &HealthSources,
     generation: u64,
 ) -> Result<(Snapshot, Diagnostics), Diagnostics> {
     let mut diags = Diagnostics::new();
@@ -51,7 +52,7 @@ pub fn load_snapshot(
         }
     };
     Ok((
-        Snapshot::compile(&zones, Arc::new(geo), &base, generation),
+        Snapshot::compile(&zones, Arc::new(geo), &base, health, generation),
         diags,
     ))
 }

@@ -1,19 +1,25 @@
-//! The `meridian` command: serve, check, explain.
+//! The `meridian` command: serve, check, explain, override.
 //!
-//! Exit status: 0 success, 1 runtime failure (e.g. a port already in use), 2 invalid config
-//! or zones.
+//! Exit status: 0 success, 1 runtime failure (e.g. a port already in use, the server not
+//! reachable), 2 invalid config, zones or arguments.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use meridian::api::{self, ApiState, OverrideRequest};
+use meridian::compile::HealthSources;
 use meridian::config::{self, ServerConfig};
 use meridian::diag::Diagnostics;
+use meridian::health::Registry;
 use meridian::load::load_snapshot;
+use meridian::overrides::{Overrides, parse_admin};
 use meridian::reload::Reloader;
 use meridian::serve::{self, Listeners, Responder};
 
@@ -34,7 +40,8 @@ enum Command {
     Serve,
     /// Validate the config and every zone; print all problems found; serve nothing.
     Check,
-    /// Show how a client's answer is decided: GeoIP result, rule or ranking, answer, ECS scope.
+    /// Show how a client's answer is decided: GeoIP result, rule or ranking, health, answer,
+    /// ECS scope. Asks the running server (live health) and falls back to the files.
     Explain {
         /// The name asked for, e.g. cdn.example.com.
         name: String,
@@ -44,7 +51,23 @@ enum Command {
         /// The client: an address (as if it were the source) or a subnet (as if sent as ECS).
         #[arg(long, value_name = "IP[/PREFIX]")]
         client: String,
+        /// Do not ask the running server; load the files and show health as not probed.
+        #[arg(long)]
+        offline: bool,
     },
+    /// Force a data center or address up, down or drained in the running server, or clear
+    /// the override. Overrides persist across restarts.
+    Override {
+        /// A data center id (`ams`) or an address (`192.0.2.10`).
+        target: String,
+        /// `up`, `down`, `drain` or `clear`.
+        state: String,
+        /// The zone, when the data center id exists in several.
+        #[arg(long)]
+        zone: Option<String>,
+    },
+    /// List the overrides in force in the running server.
+    Overrides,
 }
 
 const EXIT_RUNTIME: u8 = 1;
@@ -58,7 +81,14 @@ fn main() -> ExitCode {
             name,
             qtype,
             client,
-        } => explain(cli.config, &name, &qtype, &client),
+            offline,
+        } => explain(cli.config, &name, &qtype, &client, offline),
+        Command::Override {
+            target,
+            state,
+            zone,
+        } => override_cmd(cli.config, target, state, zone),
+        Command::Overrides => list_overrides(cli.config),
         Command::Serve => {
             init_logging();
             serve_main(cli.config)
@@ -82,16 +112,34 @@ fn load_config(path: Option<PathBuf>) -> Result<ServerConfig, Diagnostics> {
     config::load(path.as_deref(), &mut diags).ok_or(diags)
 }
 
+fn invalid(d: &Diagnostics, what: &str) -> ExitCode {
+    eprint!("{}", d.render());
+    eprintln!("{what}: {}", d.summary());
+    ExitCode::from(EXIT_INVALID)
+}
+
+/// Health sources for commands that do not probe: nothing is started, overrides are read.
+fn offline_health(cfg: &ServerConfig) -> Result<HealthSources, String> {
+    let overrides = Overrides::load(Some(&cfg.overrides_file())).map_err(|e| e.to_string())?;
+    Ok(HealthSources {
+        registry: Registry::new(),
+        overrides,
+    })
+}
+
 fn check(config: Option<PathBuf>) -> ExitCode {
     let cfg = match load_config(config) {
         Ok(c) => c,
-        Err(d) => {
-            eprint!("{}", d.render());
-            eprintln!("check failed: {}", d.summary());
+        Err(d) => return invalid(&d, "check failed"),
+    };
+    let health = match offline_health(&cfg) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
             return ExitCode::from(EXIT_INVALID);
         }
     };
-    match load_snapshot(&cfg, 1) {
+    match load_snapshot(&cfg, &health, 1) {
         Ok((snap, warnings)) => {
             eprint!("{}", warnings.render());
             let names: usize = snap.zones().iter().map(|z| z.node_count()).sum();
@@ -102,50 +150,204 @@ fn check(config: Option<PathBuf>) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(d) => {
-            eprint!("{}", d.render());
-            eprintln!("check failed: {}", d.summary());
-            ExitCode::from(EXIT_INVALID)
-        }
+        Err(d) => invalid(&d, "check failed"),
     }
 }
 
-fn explain(config: Option<PathBuf>, name: &str, qtype: &str, client: &str) -> ExitCode {
-    use std::str::FromStr;
+fn client_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime")
+}
+
+fn explain(
+    config: Option<PathBuf>,
+    name: &str,
+    qtype: &str,
+    client: &str,
+    offline: bool,
+) -> ExitCode {
     let usage = |msg: String| {
         eprintln!("error: {msg}");
         ExitCode::from(EXIT_INVALID)
     };
-    let Ok(mut name) = hickory_proto::rr::Name::from_str(name) else {
+    let Ok(mut qname) = hickory_proto::rr::Name::from_str(name) else {
         return usage(format!("{name:?} is not a domain name"));
     };
-    name.set_fqdn(true);
-    let Ok(qtype) = hickory_proto::rr::RecordType::from_str(&qtype.to_ascii_uppercase()) else {
+    qname.set_fqdn(true);
+    let Ok(rtype) = hickory_proto::rr::RecordType::from_str(&qtype.to_ascii_uppercase()) else {
         return usage(format!("{qtype:?} is not a record type (e.g. A, AAAA, MX)"));
     };
-    let client = match meridian::explain::Client::from_str(client) {
+    let parsed_client = match meridian::explain::Client::from_str(client) {
         Ok(c) => c,
         Err(e) => return usage(e),
     };
     let cfg = match load_config(config) {
         Ok(c) => c,
-        Err(d) => {
-            eprint!("{}", d.render());
-            return ExitCode::from(EXIT_INVALID);
-        }
+        Err(d) => return invalid(&d, "cannot explain"),
     };
-    match load_snapshot(&cfg, 1) {
+    if !offline {
+        if let Some(text) = live_explain(&cfg, &qname.to_string(), qtype, client) {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+    }
+    let health = match offline_health(&cfg) {
+        Ok(h) => h,
+        Err(e) => return usage(e),
+    };
+    match load_snapshot(&cfg, &health, 1) {
         Ok((snap, _)) => {
+            if !offline {
+                println!(
+                    "(the server's API is not reachable: explaining from the files; health not probed)"
+                );
+            }
             print!(
                 "{}",
-                meridian::explain::explain(&snap, &name, qtype, client)
+                meridian::explain::explain(&snap, &qname, rtype, parsed_client)
             );
             ExitCode::SUCCESS
         }
-        Err(d) => {
-            eprint!("{}", d.render());
-            eprintln!("cannot explain: {}", d.summary());
+        Err(d) => invalid(&d, "cannot explain"),
+    }
+}
+
+/// Asks the running server; `None` when it cannot be reached.
+fn live_explain(cfg: &ServerConfig, name: &str, qtype: &str, client: &str) -> Option<String> {
+    let addr = cfg.api_address()?;
+    let token = api::token(cfg.api.token.as_deref(), &cfg.token_file(), false).ok()?;
+    let path = format!(
+        "/v1/explain?name={}&type={}&client={}",
+        urlencode(name),
+        urlencode(qtype),
+        urlencode(client)
+    );
+    let (status, body) = client_runtime()
+        .block_on(api::call(addr, &token, reqwest::Method::GET, &path, None))
+        .ok()?;
+    (status == 200).then_some(body)
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn api_target(cfg: &ServerConfig) -> Result<(std::net::SocketAddr, String), ExitCode> {
+    if cfg.api.listen.is_none() {
+        eprintln!("error: the API is off in the config ([api] listen = \"off\")");
+        return Err(ExitCode::from(EXIT_INVALID));
+    }
+    let Some(addr) = cfg.api_address() else {
+        eprintln!(
+            "error: the API address is unknown: is the server running? ({} is missing)",
+            cfg.api_address_file().display()
+        );
+        return Err(ExitCode::from(EXIT_RUNTIME));
+    };
+    match api::token(cfg.api.token.as_deref(), &cfg.token_file(), false) {
+        Ok(t) => Ok((addr, t)),
+        Err(e) => {
+            eprintln!(
+                "error: cannot read the API token {}: {e}",
+                cfg.token_file().display()
+            );
+            Err(ExitCode::from(EXIT_RUNTIME))
+        }
+    }
+}
+
+fn override_cmd(
+    config: Option<PathBuf>,
+    target: String,
+    state: String,
+    zone: Option<String>,
+) -> ExitCode {
+    if parse_admin(&state).is_none() {
+        eprintln!("error: {state:?} is not a state: use up, down, drain or clear");
+        return ExitCode::from(EXIT_INVALID);
+    }
+    let cfg = match load_config(config) {
+        Ok(c) => c,
+        Err(d) => return invalid(&d, "cannot override"),
+    };
+    let (addr, token) = match api_target(&cfg) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let req = OverrideRequest {
+        target,
+        zone,
+        state,
+    };
+    let result = client_runtime().block_on(api::call(
+        addr,
+        &token,
+        reqwest::Method::PUT,
+        "/v1/overrides",
+        Some(&req),
+    ));
+    match result {
+        Ok((200, body)) => {
+            print!("{body}");
+            ExitCode::SUCCESS
+        }
+        Ok((400, body)) => {
+            eprint!("error: {body}");
             ExitCode::from(EXIT_INVALID)
+        }
+        Ok((status, body)) => {
+            eprint!("error: the server answered {status}: {body}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+        Err(e) => {
+            eprintln!("error: cannot reach the server's API at {addr}: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn list_overrides(config: Option<PathBuf>) -> ExitCode {
+    let cfg = match load_config(config) {
+        Ok(c) => c,
+        Err(d) => return invalid(&d, "cannot list overrides"),
+    };
+    let (addr, token) = match api_target(&cfg) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    match client_runtime().block_on(api::call(
+        addr,
+        &token,
+        reqwest::Method::GET,
+        "/v1/overrides",
+        None,
+    )) {
+        Ok((200, body)) => {
+            let list: Vec<api::OverrideEntry> = serde_json::from_str(&body).unwrap_or_default();
+            if list.is_empty() {
+                println!("no overrides");
+            }
+            for e in list {
+                println!("{}: {}", e.key, e.state);
+            }
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            eprint!("error: the server answered {status}: {body}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+        Err(e) => {
+            eprintln!("error: cannot reach the server's API at {addr}: {e}");
+            ExitCode::from(EXIT_RUNTIME)
         }
     }
 }
@@ -160,7 +362,18 @@ fn serve_main(config_path: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(EXIT_INVALID);
         }
     };
-    let (snap, warnings) = match load_snapshot(&cfg, 1) {
+    let overrides = match Overrides::load(Some(&cfg.overrides_file())) {
+        Ok(o) => o,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let health = HealthSources {
+        registry: Registry::new(),
+        overrides,
+    };
+    let (snap, warnings) = match load_snapshot(&cfg, &health, 1) {
         Ok(x) => x,
         Err(d) => {
             for line in d.render().lines() {
@@ -187,38 +400,104 @@ fn serve_main(config_path: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    runtime.block_on(async move {
-        let listeners = match Listeners::bind(&cfg.listen) {
-            Ok(l) => l,
-            Err(e) => {
-                error!("{e}");
-                return ExitCode::from(EXIT_RUNTIME);
-            }
-        };
-        let addrs = listeners.local_addrs();
-        let snapshot = Arc::new(ArcSwap::from_pointee(snap));
-        let responder = Arc::new(Responder::new(snapshot.clone(), cfg.max_udp_payload));
-        let running = match serve::start(listeners, responder, &cfg) {
-            Ok(r) => r,
-            Err(e) => {
-                error!("cannot start serving: {e}");
-                return ExitCode::from(EXIT_RUNTIME);
-            }
-        };
-        for a in &addrs {
-            info!("listening on udp {a}");
-            info!("listening on tcp {a}");
+    runtime.block_on(run(cfg, health, snap))
+}
+
+async fn run(
+    cfg: ServerConfig,
+    health: HealthSources,
+    snap: meridian::compile::Snapshot,
+) -> ExitCode {
+    // Bind first, so a port in use fails fast, but answer only after the first health round.
+    let listeners = match Listeners::bind(&cfg.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(EXIT_RUNTIME);
         }
-        let reloader = Reloader::new(cfg.clone(), snapshot.clone());
-        let stop_watch = tokio_util::sync::CancellationToken::new();
-        let watcher = tokio::spawn(reloader.clone().watch(stop_watch.clone()));
-        wait_for_signals(&reloader).await;
-        info!("shutting down");
-        stop_watch.cancel();
-        let _ = watcher.await;
-        running.shutdown().await;
-        ExitCode::SUCCESS
-    })
+    };
+    let api_listener = match cfg.api.listen {
+        Some(a) => match tokio::net::TcpListener::bind(a).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                error!("cannot listen on api {a}: {e}");
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        },
+        None => None,
+    };
+
+    health.registry.start();
+    if !health.registry.is_empty() {
+        let targets = health.registry.len();
+        let pending = health
+            .registry
+            .first_round(cfg.health_startup_timeout)
+            .await;
+        if pending == 0 {
+            info!("health: first round done for {targets} target(s)");
+        } else {
+            warn!(
+                "health: {pending} of {targets} target(s) without a result after {:?}; they keep their initial state",
+                cfg.health_startup_timeout
+            );
+        }
+    }
+
+    let addrs = listeners.local_addrs();
+    let snapshot = Arc::new(ArcSwap::from_pointee(snap));
+    let responder = Arc::new(Responder::new(snapshot.clone(), cfg.max_udp_payload));
+    let running = match serve::start(listeners, responder, &cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            error!("cannot start serving: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    for a in &addrs {
+        info!("listening on udp {a}");
+        info!("listening on tcp {a}");
+    }
+
+    let stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+    if let Some(l) = api_listener {
+        let token = match api::token(cfg.api.token.as_deref(), &cfg.token_file(), true) {
+            Ok(t) => t,
+            Err(e) => {
+                error!(
+                    "cannot create the API token in {}: {e}",
+                    cfg.token_file().display()
+                );
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        };
+        if let Ok(a) = l.local_addr() {
+            if let Err(e) = std::fs::write(cfg.api_address_file(), a.to_string()) {
+                warn!("cannot write {}: {e}", cfg.api_address_file().display());
+            }
+            info!(
+                "listening on api http://{a} (token in {})",
+                cfg.token_file().display()
+            );
+        }
+        let state = ApiState {
+            snapshot: snapshot.clone(),
+            overrides: health.overrides.clone(),
+            token: Arc::from(token),
+        };
+        tasks.push(tokio::spawn(api::serve(l, state, stop.clone())));
+    }
+    let reloader = Reloader::new(cfg.clone(), health.clone(), snapshot.clone());
+    tasks.push(tokio::spawn(reloader.clone().watch(stop.clone())));
+    wait_for_signals(&reloader).await;
+    info!("shutting down");
+    stop.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+    running.shutdown().await;
+    ExitCode::SUCCESS
 }
 
 /// Runs until SIGINT or SIGTERM; SIGHUP reloads, keeping the old snapshot on error.

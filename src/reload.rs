@@ -16,7 +16,7 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::compile::Snapshot;
+use crate::compile::{HealthSources, Snapshot};
 use crate::config::ServerConfig;
 use crate::diag::Diagnostics;
 use crate::load::load_snapshot;
@@ -24,6 +24,7 @@ use crate::load::load_snapshot;
 /// Rebuilds and swaps snapshots.
 pub struct Reloader {
     config: ServerConfig,
+    health: HealthSources,
     snapshot: Arc<ArcSwap<Snapshot>>,
     lock: tokio::sync::Mutex<()>,
 }
@@ -33,9 +34,14 @@ type Fingerprint = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
 
 impl Reloader {
     /// A reloader for `snapshot`, built from `config`.
-    pub fn new(config: ServerConfig, snapshot: Arc<ArcSwap<Snapshot>>) -> Arc<Self> {
+    pub fn new(
+        config: ServerConfig,
+        health: HealthSources,
+        snapshot: Arc<ArcSwap<Snapshot>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             config,
+            health,
             snapshot,
             lock: tokio::sync::Mutex::new(()),
         })
@@ -48,13 +54,17 @@ impl Reloader {
         let _guard = self.lock.lock().await;
         let next = self.snapshot.load().generation + 1;
         let cfg = self.config.clone();
-        let built = tokio::task::spawn_blocking(move || load_snapshot(&cfg, next)).await;
+        let health = self.health.clone();
+        let built = tokio::task::spawn_blocking(move || load_snapshot(&cfg, &health, next)).await;
         match built {
             Ok(Ok((snap, warnings))) => {
                 for line in warnings.render().lines() {
                     warn!("{line}");
                 }
+                let keys = snap.health_keys.clone();
                 self.snapshot.store(Arc::new(snap));
+                // Probes no name uses any more stop; new ones started when compiled.
+                self.health.registry.retain(&keys);
                 info!("reloaded: now serving generation {next}");
                 Ok(next)
             }

@@ -10,14 +10,19 @@ use std::sync::Arc;
 
 use std::net::IpAddr;
 
-use hickory_proto::rr::rdata::{A, AAAA, SOA};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::geo::db::{BasePartition, GeoDb};
 use crate::geo::decision::{CompiledPolicy, Rule, build_table};
 use crate::geo::table::GeoTable;
+use crate::health::{Admin, Key, Registry, TargetHealth};
 use crate::name_key::{NameKey, key_of, wildcard_of};
-use crate::zone::model::{Fallback, Gslb, Policy};
+use crate::overrides::{AdminCell, OverrideKey, Overrides};
+use crate::zone::model::{AllDown, Datacenter, DcAddress, Fallback, Gslb, Policy};
 use crate::zone::{Node, Zone};
 
 /// Index of a node within its zone.
@@ -35,6 +40,8 @@ pub struct Snapshot {
     zone_index: HashMap<Box<[u8]>, usize>,
     /// The databases the geo tables were compiled from, kept for `explain`.
     pub geo: Arc<GeoDb>,
+    /// Every (check, address) this snapshot reads, so probes nothing uses can stop.
+    pub health_keys: HashSet<Key>,
 }
 
 /// One zone, compiled.
@@ -77,28 +84,104 @@ pub struct GslbNode {
     pub candidates: Box<[Candidate]>,
     /// Data centers per answer.
     pub max_datacenters: usize,
+    /// What to answer when every candidate is down.
+    pub all_down: AllDownAnswer,
+    /// Answers given with every candidate down (for metrics).
+    pub all_down_total: AtomicU64,
+    /// Whether the last answer found every candidate down; a change is logged once.
+    pub all_down_now: AtomicBool,
 }
 
-/// One candidate data center of a GSLB name, with its ready answers.
+/// The all-down policy of a name, with its records ready.
+#[derive(Debug)]
+pub enum AllDownAnswer {
+    /// Answer from the candidates as if all were up.
+    FailOpen,
+    /// SERVFAIL.
+    ServFail,
+    /// NOERROR, no records.
+    NoData,
+    /// Fixed addresses, at the short TTL.
+    Records {
+        /// IPv4 records.
+        a: Box<[Record]>,
+        /// IPv6 records.
+        aaaa: Box<[Record]>,
+    },
+    /// A CNAME, at the short TTL.
+    Cname(Box<[Record]>),
+}
+
+/// One candidate data center of a GSLB name, with its ready answers and health.
 #[derive(Debug)]
 pub struct Candidate {
     /// Data center id.
     pub datacenter: String,
-    /// A records (owner: the GSLB name).
-    pub a: Box<[Record]>,
-    /// AAAA records.
-    pub aaaa: Box<[Record]>,
+    /// The operator's override of the whole data center.
+    pub admin: Arc<AdminCell>,
+    /// IPv4 answers.
+    pub a: FamilyAnswers,
+    /// IPv6 answers.
+    pub aaaa: FamilyAnswers,
+}
+
+/// The addresses of one family of a candidate, as records at both TTLs, with the health
+/// of each address (same index).
+#[derive(Debug, Default)]
+pub struct FamilyAnswers {
+    /// Records at the name's TTL.
+    pub records: Box<[Record]>,
+    /// The same records at the name's `min_ttl`, for answers while candidates are unhealthy.
+    pub short: Box<[Record]>,
+    /// Health of each address.
+    pub health: Box<[AddressHealth]>,
+}
+
+/// What decides whether one address may be answered.
+#[derive(Debug)]
+pub struct AddressHealth {
+    /// The operator's override of this address.
+    pub admin: Arc<AdminCell>,
+    /// The probe state, when the address has a check.
+    pub check: Option<Arc<TargetHealth>>,
+}
+
+impl AddressHealth {
+    /// Up unless overridden or probed down.
+    #[inline]
+    pub fn is_up(&self) -> bool {
+        match self.admin.get() {
+            Admin::Up => true,
+            Admin::Down | Admin::Drain => false,
+            Admin::None => self.check.as_ref().is_none_or(|c| c.is_up()),
+        }
+    }
+
+    /// True when the probe state has been changing too often.
+    #[inline]
+    pub fn is_flapping(&self) -> bool {
+        self.check.as_ref().is_some_and(|c| c.is_flapping())
+    }
 }
 
 impl Candidate {
-    /// The records of `qtype` (A or AAAA).
-    pub fn records(&self, qtype: RecordType) -> &[Record] {
+    /// The answers of the family of `qtype` (A or AAAA).
+    pub fn family(&self, qtype: RecordType) -> &FamilyAnswers {
         if qtype == RecordType::AAAA {
             &self.aaaa
         } else {
             &self.a
         }
     }
+}
+
+/// Shared by the zone compiler: where health and overrides come from.
+#[derive(Clone)]
+pub struct HealthSources {
+    /// Probe states, one per (check, address).
+    pub registry: Arc<Registry>,
+    /// Operator overrides.
+    pub overrides: Arc<Overrides>,
 }
 
 /// Records of one name and type, with what goes beside them.
@@ -130,11 +213,21 @@ pub enum Found {
 impl Snapshot {
     /// Compiles validated zones (see [`crate::zone::validate`]) with the geo data of `geo`
     /// (`base` is its partition, computed once per load).
-    pub fn compile(zones: &[Zone], geo: Arc<GeoDb>, base: &BasePartition, generation: u64) -> Self {
-        let mut tables = TableCache::default();
+    pub fn compile(
+        zones: &[Zone],
+        geo: Arc<GeoDb>,
+        base: &BasePartition,
+        health: &HealthSources,
+        generation: u64,
+    ) -> Self {
+        let mut ctx = Ctx {
+            tables: TableCache::default(),
+            health,
+            keys: HashSet::new(),
+        };
         let compiled: Vec<CompiledZone> = zones
             .iter()
-            .map(|z| CompiledZone::compile(z, base, &mut tables))
+            .map(|z| CompiledZone::compile(z, base, &mut ctx))
             .collect();
         let zone_index = compiled
             .iter()
@@ -146,6 +239,7 @@ impl Snapshot {
             zones: compiled,
             zone_index,
             geo,
+            health_keys: ctx.keys,
         }
     }
 
@@ -168,6 +262,36 @@ impl Snapshot {
         })
     }
 
+    /// Zones (origins) that declare a data center with this id.
+    pub fn datacenter_zones(&self, id: &str) -> Vec<String> {
+        self.zones
+            .iter()
+            .filter(|z| {
+                z.gslb_nodes()
+                    .any(|g| g.candidates.iter().any(|c| c.datacenter == id))
+            })
+            .map(|z| z.origin.to_string())
+            .collect()
+    }
+
+    /// Every address any GSLB name can answer.
+    pub fn datacenter_addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.zones.iter().flat_map(|z| {
+            z.gslb_nodes().flat_map(|g| {
+                g.candidates.iter().flat_map(|c| {
+                    c.a.records
+                        .iter()
+                        .chain(c.aaaa.records.iter())
+                        .filter_map(|r| match &r.data {
+                            RData::A(a) => Some(IpAddr::V4(a.0)),
+                            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                            _ => None,
+                        })
+                })
+            })
+        })
+    }
+
     /// Every zone, in load order.
     pub fn zones(&self) -> &[CompiledZone] {
         &self.zones
@@ -180,7 +304,7 @@ impl Snapshot {
 }
 
 impl CompiledZone {
-    fn compile(zone: &Zone, base: &BasePartition, tables: &mut TableCache) -> Self {
+    fn compile(zone: &Zone, base: &BasePartition, ctx: &mut Ctx<'_>) -> Self {
         let origin = zone.origin.clone();
         let apex_labels = origin.num_labels() as usize;
 
@@ -280,7 +404,7 @@ impl CompiledZone {
                 .unwrap_or_default();
             let gslb = node
                 .and_then(|n| n.gslb.as_ref())
-                .map(|g| Box::new(compile_gslb(zone, name, g, base, tables)));
+                .map(|g| Box::new(compile_gslb(zone, name, g, base, ctx)));
             nodes.push(CompiledNode {
                 name: name.clone(),
                 rrsets,
@@ -315,6 +439,11 @@ impl CompiledZone {
     pub fn apex(&self) -> &CompiledNode {
         let key = key_of(&self.origin);
         &self.nodes[self.index[&key].0 as usize]
+    }
+
+    /// The GSLB names of the zone.
+    pub fn gslb_nodes(&self) -> impl Iterator<Item = &GslbNode> {
+        self.nodes.iter().filter_map(|n| n.gslb.as_deref())
     }
 
     /// Number of nodes (names with data plus empty non-terminals).
@@ -364,13 +493,21 @@ impl CompiledNode {
 #[derive(Default)]
 struct TableCache(Vec<(Arc<CompiledPolicy>, Arc<GeoTable>)>);
 
+/// State of one compilation.
+struct Ctx<'h> {
+    tables: TableCache,
+    health: &'h HealthSources,
+    keys: HashSet<Key>,
+}
+
 fn compile_gslb(
     zone: &Zone,
     name: &Name,
     g: &Gslb,
     base: &BasePartition,
-    tables: &mut TableCache,
+    ctx: &mut Ctx<'_>,
 ) -> GslbNode {
+    let tables = &mut ctx.tables;
     let positions = |list: &[usize]| -> Vec<u8> {
         list.iter()
             .filter_map(|dc| g.candidates.iter().position(|c| c == dc))
@@ -425,45 +562,86 @@ fn compile_gslb(
             (policy, table)
         }
     };
-    let ttl = g.ttl.secs();
+    let (ttl, short_ttl) = (g.ttl.secs(), g.min_ttl.secs());
+    let zone_name = zone.origin.to_string();
+    let take = g.max_addresses.unwrap_or(usize::MAX);
+    let mut family = |dc: &Datacenter, v6: bool| -> FamilyAnswers {
+        let addrs: Vec<&DcAddress> = dc
+            .addresses
+            .iter()
+            .filter(|a| a.ip.is_ipv6() == v6)
+            .take(take)
+            .collect();
+        let rec = |ip: IpAddr, ttl: u32| {
+            let data = match ip {
+                IpAddr::V4(ip) => RData::A(A(ip)),
+                IpAddr::V6(ip) => RData::AAAA(AAAA(ip)),
+            };
+            Record::from_rdata(name.clone(), ttl, data)
+        };
+        FamilyAnswers {
+            records: addrs.iter().map(|a| rec(a.ip, ttl)).collect(),
+            short: addrs.iter().map(|a| rec(a.ip, short_ttl)).collect(),
+            health: addrs
+                .iter()
+                .map(|a| AddressHealth {
+                    admin: ctx
+                        .health
+                        .overrides
+                        .cell(&OverrideKey::Address { address: a.ip }),
+                    check: a.check.as_ref().map(|spec| {
+                        ctx.keys.insert((spec.clone(), a.ip));
+                        ctx.health.registry.target(spec, a.ip)
+                    }),
+                })
+                .collect(),
+        }
+    };
     let candidates = g
         .candidates
         .iter()
         .map(|&c| {
             let dc = &zone.datacenters[c];
-            let take = g.max_addresses.unwrap_or(usize::MAX);
-            let a = dc
-                .addresses
-                .iter()
-                .filter_map(|a| match a.ip {
-                    IpAddr::V4(ip) => Some(Record::from_rdata(name.clone(), ttl, RData::A(A(ip)))),
-                    IpAddr::V6(_) => None,
-                })
-                .take(take)
-                .collect();
-            let aaaa = dc
-                .addresses
-                .iter()
-                .filter_map(|a| match a.ip {
-                    IpAddr::V6(ip) => {
-                        Some(Record::from_rdata(name.clone(), ttl, RData::AAAA(AAAA(ip))))
-                    }
-                    IpAddr::V4(_) => None,
-                })
-                .take(take)
-                .collect();
             Candidate {
                 datacenter: dc.id.clone(),
-                a,
-                aaaa,
+                admin: ctx.health.overrides.cell(&OverrideKey::Datacenter {
+                    zone: zone_name.clone(),
+                    datacenter: dc.id.clone(),
+                }),
+                a: family(dc, false),
+                aaaa: family(dc, true),
             }
         })
         .collect();
+    let short = |ip: &IpAddr| {
+        let data = match *ip {
+            IpAddr::V4(ip) => RData::A(A(ip)),
+            IpAddr::V6(ip) => RData::AAAA(AAAA(ip)),
+        };
+        Record::from_rdata(name.clone(), short_ttl, data)
+    };
+    let all_down = match &g.all_down {
+        AllDown::FailOpen => AllDownAnswer::FailOpen,
+        AllDown::ServFail => AllDownAnswer::ServFail,
+        AllDown::NoData => AllDownAnswer::NoData,
+        AllDown::Addresses(ips) => AllDownAnswer::Records {
+            a: ips.iter().filter(|i| i.is_ipv4()).map(short).collect(),
+            aaaa: ips.iter().filter(|i| i.is_ipv6()).map(short).collect(),
+        },
+        AllDown::Cname(target) => AllDownAnswer::Cname(Box::new([Record::from_rdata(
+            name.clone(),
+            short_ttl,
+            RData::CNAME(CNAME(target.clone())),
+        )])),
+    };
     GslbNode {
         table,
         policy,
         candidates,
         max_datacenters: g.max_datacenters,
+        all_down,
+        all_down_total: AtomicU64::new(0),
+        all_down_now: AtomicBool::new(false),
     }
 }
 

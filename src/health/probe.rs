@@ -1,6 +1,6 @@
 //! One probe: a TCP connect or an HTTP(S) GET against one address.
 //!
-//! A [`Probe`] is prepared once per target (URL, `Host` header, client) and run every
+//! A `Probe` is prepared once per target (URL, `Host` header, client) and run every
 //! interval. Every way a probe can fail is a [`ProbeError`] with a reason an operator can
 //! act on; nothing here panics on bad input or a misbehaving server.
 //!
@@ -13,7 +13,7 @@
 //! the certificate must cover the address. Plain HTTP always requests `http://ADDR:PORT/path`
 //! and sends `host` as the `Host` header.
 //!
-//! Clients are built once per distinct TLS setting, [`ClientKey`]: verification on or off,
+//! Clients are built once per distinct TLS setting, `ClientKey`: verification on or off,
 //! and the pinned (name, address) if any (reqwest pins names per client, not per request),
 //! and shared by every target with that setting. No client ever resolves a name: their
 //! resolver fails with [`ProbeError::Unresolved`], so a probe never depends on (or
@@ -98,47 +98,7 @@ impl Probe {
     pub(crate) fn new(kind: &CheckKind, addr: IpAddr, clients: &Clients) -> Self {
         match kind {
             CheckKind::Tcp { port } => Probe::Tcp(SocketAddr::new(addr, *port)),
-            CheckKind::Http {
-                tls,
-                port,
-                path,
-                host,
-                expect,
-                body_contains,
-                ..
-            } => {
-                let prepared = (|| {
-                    let key = client_key(kind, addr).expect("an HTTP check has a client key");
-                    let client = clients.get(&key)?;
-                    let authority = match &key.pin {
-                        Some((name, _)) => format!("{name}:{port}"),
-                        None => SocketAddr::new(addr, *port).to_string(),
-                    };
-                    let scheme = if *tls { "https" } else { "http" };
-                    let url = reqwest::Url::parse(&format!("{scheme}://{authority}{path}"))
-                        .map_err(|e| {
-                            ProbeError::InvalidRequest(format!(
-                                "URL {scheme}://{authority}{path}: {e}"
-                            ))
-                        })?;
-                    let host = host
-                        .as_deref()
-                        .map(|h| {
-                            HeaderValue::from_str(h).map_err(|_| {
-                                ProbeError::InvalidRequest(format!("invalid Host header {h:?}"))
-                            })
-                        })
-                        .transpose()?;
-                    Ok(HttpProbe {
-                        client,
-                        url,
-                        host,
-                        expect: expect.clone(),
-                        body_contains: body_contains.clone(),
-                    })
-                })();
-                Probe::Http(Box::new(prepared))
-            }
+            CheckKind::Http { .. } => Probe::Http(Box::new(HttpProbe::new(kind, addr, clients))),
         }
     }
 
@@ -169,6 +129,47 @@ async fn tcp_connect(addr: SocketAddr) -> Result<(), ProbeError> {
 }
 
 impl HttpProbe {
+    fn new(kind: &CheckKind, addr: IpAddr, clients: &Clients) -> Result<Self, ProbeError> {
+        let (
+            CheckKind::Http {
+                tls,
+                port,
+                path,
+                host,
+                expect,
+                body_contains,
+                ..
+            },
+            Some(key),
+        ) = (kind, client_key(kind, addr))
+        else {
+            return Err(ProbeError::Internal("not an HTTP check".into()));
+        };
+        let client = clients.get(&key)?;
+        let authority = match &key.pin {
+            Some((name, _)) => format!("{name}:{port}"),
+            None => SocketAddr::new(addr, *port).to_string(),
+        };
+        let scheme = if *tls { "https" } else { "http" };
+        let url = format!("{scheme}://{authority}{path}");
+        let url = reqwest::Url::parse(&url)
+            .map_err(|e| ProbeError::InvalidRequest(format!("URL {url}: {e}")))?;
+        let host = host
+            .as_deref()
+            .map(|h| {
+                HeaderValue::from_str(h)
+                    .map_err(|_| ProbeError::InvalidRequest(format!("invalid Host header {h:?}")))
+            })
+            .transpose()?;
+        Ok(Self {
+            client,
+            url,
+            host,
+            expect: expect.clone(),
+            body_contains: body_contains.clone(),
+        })
+    }
+
     async fn run(&self) -> Result<(), ProbeError> {
         let mut request = self.client.get(self.url.clone());
         if let Some(host) = &self.host {

@@ -347,7 +347,11 @@ mod tests {
             ..ServerConfig::default()
         };
         cfg.geoip.databases = vec![root.join("geoip/test-city.mmdb")];
-        let (snap, _) = load_snapshot(&cfg, 1).expect("example zones load");
+        let health = crate::compile::HealthSources {
+            registry: crate::health::Registry::new(),
+            overrides: crate::overrides::Overrides::load(None).unwrap(),
+        };
+        let (snap, _) = load_snapshot(&cfg, &health, 1).expect("example zones load");
         Responder::new(Arc::new(ArcSwap::from_pointee(snap)), 1232)
     }
 

@@ -9,7 +9,10 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, Record, RecordType};
 use smallvec::SmallVec;
 
-use crate::compile::{CompiledNode, CompiledZone, Found, Snapshot};
+use std::sync::atomic::Ordering;
+
+use crate::compile::{AllDownAnswer, CompiledNode, CompiledZone, Found, GslbNode, Snapshot};
+use crate::health::Admin;
 use crate::name_key::NameKey;
 
 /// Most CNAMEs followed for one answer; longer chains are answered as far as they go.
@@ -153,21 +156,51 @@ pub fn resolve<'s>(
                 } else {
                     decision.scope
                 });
-                let mut taken = 0;
-                for &pos in decision.list {
-                    let records = gslb.candidates[pos as usize].records(family);
-                    if records.is_empty() {
-                        continue;
-                    }
-                    ans.answer.extend(records.iter().map(owner));
-                    taken += 1;
-                    if taken == gslb.max_datacenters {
-                        break;
-                    }
-                }
-                if taken == 0 {
+                let mut pick = pick(gslb, decision.list, family);
+                if !pick.had_family {
                     // No candidate has an address of this family: the name exists, NODATA.
                     ans.negative(zone, ResponseCode::NoError);
+                    return ans;
+                }
+                if pick.chosen.is_empty() {
+                    note_all_down(gslb, &node.name, true);
+                    match &gslb.all_down {
+                        AllDownAnswer::FailOpen => {
+                            pick = fail_open(gslb, decision.list, family);
+                        }
+                        AllDownAnswer::ServFail => {
+                            ans.rcode = ResponseCode::ServFail;
+                            return ans;
+                        }
+                        AllDownAnswer::NoData => {
+                            ans.negative(zone, ResponseCode::NoError);
+                            return ans;
+                        }
+                        AllDownAnswer::Records { a, aaaa } => {
+                            let records = if family == RecordType::AAAA { aaaa } else { a };
+                            if records.is_empty() {
+                                ans.negative(zone, ResponseCode::NoError);
+                            }
+                            ans.answer.extend(records.iter().map(owner));
+                            return ans;
+                        }
+                        AllDownAnswer::Cname(records) => {
+                            ans.answer.extend(records.iter().map(owner));
+                            return ans;
+                        }
+                    }
+                } else {
+                    note_all_down(gslb, &node.name, false);
+                }
+                for &(pos, mask) in &pick.chosen {
+                    let f = gslb.candidates[pos as usize].family(family);
+                    // Unhealthy or flapping candidates: the short TTL moves clients sooner.
+                    let records = if pick.degraded { &f.short } else { &f.records };
+                    for (i, r) in records.iter().enumerate().take(64) {
+                        if mask & (1 << i) != 0 {
+                            ans.answer.push(owner(r));
+                        }
+                    }
                 }
                 return ans;
             }
@@ -204,6 +237,97 @@ pub fn resolve<'s>(
         }
     }
     ans
+}
+
+/// The candidates (position, bitmask of addresses) that answer, decided by health.
+#[derive(Debug, Default)]
+pub struct Pick {
+    /// Chosen candidates, best first, each with the addresses that are up.
+    pub chosen: SmallVec<[(u8, u64); 4]>,
+    /// Some candidate considered was down, partly down or flapping.
+    pub degraded: bool,
+    /// Some candidate in the list has an address of the family.
+    pub had_family: bool,
+}
+
+/// Walks the client's ordered list, skipping data centers that are down, keeping the
+/// addresses that are up, until `max_datacenters` are chosen. At most 64 addresses per
+/// data center and family are considered (far more than fit in a UDP answer).
+pub fn pick(gslb: &GslbNode, list: &[u8], family: RecordType) -> Pick {
+    let mut p = Pick::default();
+    for &pos in list {
+        let c = &gslb.candidates[pos as usize];
+        let f = c.family(family);
+        if f.records.is_empty() {
+            continue;
+        }
+        p.had_family = true;
+        let all = u64::MAX >> (64 - f.records.len().min(64));
+        let mask = match c.admin.get() {
+            Admin::Down | Admin::Drain => 0,
+            Admin::Up => all,
+            Admin::None => {
+                let mut m = 0u64;
+                for (i, h) in f.health.iter().enumerate().take(64) {
+                    if h.is_up() {
+                        m |= 1 << i;
+                    }
+                    p.degraded |= h.is_flapping();
+                }
+                m
+            }
+        };
+        if mask != all {
+            p.degraded = true;
+        }
+        if mask == 0 {
+            continue;
+        }
+        p.chosen.push((pos, mask));
+        if p.chosen.len() == gslb.max_datacenters {
+            break;
+        }
+    }
+    p
+}
+
+/// Every candidate down: answer as if all were up, except those drained by an operator.
+fn fail_open(gslb: &GslbNode, list: &[u8], family: RecordType) -> Pick {
+    let mut p = Pick {
+        degraded: true,
+        had_family: true,
+        ..Pick::default()
+    };
+    for &pos in list {
+        let c = &gslb.candidates[pos as usize];
+        let n = c.family(family).records.len().min(64);
+        if n == 0 || c.admin.get() == Admin::Drain {
+            continue;
+        }
+        p.chosen.push((pos, u64::MAX >> (64 - n)));
+        if p.chosen.len() == gslb.max_datacenters {
+            break;
+        }
+    }
+    p
+}
+
+/// Counts all-down answers and logs when a name enters or leaves that state (once each).
+fn note_all_down(gslb: &GslbNode, name: &Name, down: bool) {
+    if down {
+        gslb.all_down_total.fetch_add(1, Ordering::Relaxed);
+    }
+    if gslb.all_down_now.load(Ordering::Relaxed) != down
+        && gslb.all_down_now.swap(down, Ordering::Relaxed) != down
+    {
+        if down {
+            tracing::warn!(
+                "{name}: every candidate data center is down; answering by its all_down policy"
+            );
+        } else {
+            tracing::info!("{name}: a candidate data center is up again");
+        }
+    }
 }
 
 /// The records of `node` that answer `qtype`, if it has them. ANY gets one set (RFC 8482).

@@ -9,6 +9,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use ipnet::IpNet;
 
 use crate::geo::{Code, Coord};
+use crate::health::CheckSpec;
 
 /// A record TTL in seconds.
 ///
@@ -70,12 +71,14 @@ pub struct Datacenter {
 }
 
 /// One address of a data center.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DcAddress {
     /// The address answered.
     pub ip: IpAddr,
     /// Relative weight within the data center (default 1); used by weighted spreading.
     pub weight: u32,
+    /// The health check probing this address, if any.
+    pub check: Option<CheckSpec>,
 }
 
 /// How a GSLB name answers.
@@ -91,6 +94,27 @@ pub struct Gslb {
     pub max_addresses: Option<usize>,
     /// TTL of the answers.
     pub ttl: Ttl,
+    /// TTL while candidates are degraded or flapping, so clients move sooner.
+    pub min_ttl: Ttl,
+    /// What to answer when every candidate is down.
+    pub all_down: AllDown,
+}
+
+/// The answer of a GSLB name whose candidates are all down. Operators disagree on what is
+/// right (gdnsd and Route 53 fail open, others answer empty or with a backup), so it is
+/// chosen per name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AllDown {
+    /// Answer as if every candidate were up: health checks can be wrong, an answer rarely hurts.
+    FailOpen,
+    /// SERVFAIL: resolvers try another server or report failure.
+    ServFail,
+    /// NOERROR with no addresses.
+    NoData,
+    /// Fixed addresses (for example a static "sorry" site).
+    Addresses(Vec<IpAddr>),
+    /// A CNAME to another name.
+    Cname(Name),
 }
 
 /// The ordering rule of a GSLB name.

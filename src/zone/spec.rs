@@ -72,6 +72,58 @@ pub struct DatacenterSpec {
     pub country: Option<Spanned<String>>,
     /// Continent code (AF AN AS EU NA OC SA); derived from `country` when omitted.
     pub continent: Option<Spanned<String>>,
+    /// Name of a `[checks.NAME]` table probing each address (an address may override it).
+    pub check: Option<Spanned<String>>,
+}
+
+/// One `[checks.NAME]` table: a health check data centers and addresses refer to by name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckSpec {
+    /// `"tcp"`, `"http"` or `"https"`.
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    /// Port (default 80 for http, 443 for https; required for tcp).
+    pub port: Option<Spanned<i64>>,
+    /// HTTP path (default `/`).
+    pub path: Option<Spanned<String>>,
+    /// HTTP Host header.
+    pub host: Option<Spanned<String>>,
+    /// Accepted status codes (default 200-399).
+    pub expect: Option<Spanned<Vec<i64>>>,
+    /// A substring the body must contain.
+    pub body: Option<Spanned<String>>,
+    /// Verify the TLS certificate (default true).
+    pub verify_tls: Option<bool>,
+    /// TLS server name (default: `host`).
+    pub sni: Option<Spanned<String>>,
+    /// Time between probes (default 10s).
+    pub interval: Option<Spanned<Duration>>,
+    /// Limit on one probe (default 3s, must be below `interval`).
+    pub timeout: Option<Spanned<Duration>>,
+    /// Successes in a row to come up (default 2).
+    pub rise: Option<Spanned<i64>>,
+    /// Failures in a row to go down (default 3).
+    pub fall: Option<Spanned<i64>>,
+    /// Random delay added to each probe (default: a tenth of the interval).
+    pub jitter: Option<Spanned<Duration>>,
+    /// State before results: `"up"` (default), `"down"`, or `"first_result"`.
+    pub initial: Option<Spanned<String>>,
+}
+
+/// What a GSLB name answers when every candidate is down.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum AllDownSpec {
+    /// `"fail_open"`, `"servfail"` or `"nodata"`.
+    Word(String),
+    /// `{ addresses = [...] }` or `{ cname = "..." }`.
+    Fallback {
+        /// Fixed addresses to answer.
+        addresses: Option<Vec<String>>,
+        /// A name to answer as a CNAME.
+        cname: Option<String>,
+    },
 }
 
 /// An address, written as `"192.0.2.10"` or `{ address = "192.0.2.10", weight = 2 }`.
@@ -81,6 +133,8 @@ pub struct AddressSpec {
     pub address: String,
     /// Relative weight within the data center.
     pub weight: Option<i64>,
+    /// Check for this address instead of the data center's; `"none"` for no check.
+    pub check: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for AddressSpec {
@@ -90,6 +144,7 @@ impl<'de> Deserialize<'de> for AddressSpec {
         struct Table {
             address: String,
             weight: Option<i64>,
+            check: Option<String>,
         }
         struct V;
         impl<'de> Visitor<'de> for V {
@@ -101,6 +156,7 @@ impl<'de> Deserialize<'de> for AddressSpec {
                 Ok(AddressSpec {
                     address: s.to_owned(),
                     weight: None,
+                    check: None,
                 })
             }
             fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<AddressSpec, A::Error> {
@@ -108,6 +164,7 @@ impl<'de> Deserialize<'de> for AddressSpec {
                 Ok(AddressSpec {
                     address: t.address,
                     weight: t.weight,
+                    check: t.check,
                 })
             }
         }
@@ -131,6 +188,10 @@ pub struct GslbSpec {
     pub max_addresses: Option<Spanned<i64>>,
     /// TTL of the answers (default 30 s: short, so clients move soon after a change).
     pub ttl: Option<Spanned<Seconds>>,
+    /// TTL while candidates are degraded or flapping (default: a third of `ttl`, at least 5 s).
+    pub min_ttl: Option<Spanned<Seconds>>,
+    /// What to answer when every candidate is down (default `"fail_open"`).
+    pub all_down: Option<Spanned<AllDownSpec>>,
 }
 
 /// `[names.X.gslb.map]`: client geography → ordered data center lists.
@@ -164,6 +225,7 @@ pub const ZONE_KEYS: &[&str] = &[
     "names",
     "datacenters",
     "network_overrides",
+    "checks",
 ];
 
 /// One string or a list of strings; each item remembers where it was written.
@@ -203,6 +265,51 @@ impl<'de> Deserialize<'de> for Values {
                     });
                 }
                 Ok(Values(items))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A duration that may be shorter than a second (`"500ms"`), for probe timings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Duration(pub std::time::Duration);
+
+impl Duration {
+    /// Parses what [`Seconds::parse`] takes, plus a milliseconds form `"250ms"`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let t = s.trim();
+        if let Some(ms) = t.strip_suffix("ms") {
+            return ms
+                .parse::<u64>()
+                .ok()
+                .map(|m| Self(std::time::Duration::from_millis(m)));
+        }
+        Seconds::parse(t).map(|s| Self(std::time::Duration::from_secs(s.0)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Duration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a duration: seconds as an integer, or a string like \"500ms\" or \"5s\"",
+                )
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+                u64::try_from(v)
+                    .map(|s| Duration(std::time::Duration::from_secs(s)))
+                    .map_err(|_| E::custom(format!("{v} is negative; a duration is 0 or more")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+                Duration::parse(v).ok_or_else(|| {
+                    E::custom(format!(
+                        "{v:?} is not a duration; write seconds (5) or a number with a unit ms, s, m, h (\"500ms\", \"5s\")"
+                    ))
+                })
             }
         }
         d.deserialize_any(V)

@@ -19,13 +19,16 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use ipnet::IpNet;
 
-use super::model::{Datacenter, DcAddress, Fallback, GeoMap, Gslb, Node, Policy, RrSet, Ttl, Zone};
+use super::model::{
+    AllDown, Datacenter, DcAddress, Fallback, GeoMap, Gslb, Node, Policy, RrSet, Ttl, Zone,
+};
 use super::spec::{
-    DatacenterSpec, GslbSpec, Item, MapSpec, NAME_KEYS, NameSpec, Seconds, SoaSpec, Values,
-    ZONE_KEYS,
+    AllDownSpec, DatacenterSpec, Duration as SpecDuration, GslbSpec, HealthCheckSpec, Item,
+    MapSpec, NAME_KEYS, NameSpec, Seconds, SoaSpec, Values, ZONE_KEYS,
 };
 use crate::diag::{Diagnostics, FileDiags, Source, did_you_mean};
 use crate::geo::{Code, Coord, country};
+use crate::health::{CheckKind, CheckSpec, InitialState};
 
 /// Default TTL when a zone sets none: one hour, as most hand-written zones use.
 const DEFAULT_TTL: u64 = 3600;
@@ -164,10 +167,12 @@ impl<'d, 'o> Validator<'d, 'o> {
         let mut names_v = None;
         let mut dcs_v = None;
         let mut overrides_v = None;
+        let mut checks_v = None;
         for (k, v) in root.iter() {
             match k.get_ref().as_ref() {
                 "datacenters" => dcs_v = Some(v),
                 "network_overrides" => overrides_v = Some(v),
+                "checks" => checks_v = Some(v),
                 "origin" => origin_v = Some(v),
                 "ttl" => ttl_v = Some(v),
                 "soa" => soa_v = Some(v),
@@ -227,7 +232,10 @@ impl<'d, 'o> Validator<'d, 'o> {
         // Without a valid origin nothing below can be resolved; stop here.
         let origin = origin?;
         let soa = soa.and_then(|s| self.soa(&origin, s));
-        let datacenters = dcs_v.map(|v| self.datacenters(v)).unwrap_or_default();
+        let checks = checks_v.map(|v| self.checks(v)).unwrap_or_default();
+        let datacenters = dcs_v
+            .map(|v| self.datacenters(v, &checks))
+            .unwrap_or_default();
         let dc_ids: Vec<&str> = datacenters.iter().map(|d| d.id.as_str()).collect();
         let network_overrides = overrides_v
             .map(|v| self.network_overrides(v, &dc_ids))
@@ -748,7 +756,246 @@ impl<'d, 'o> Validator<'d, 'o> {
         }
     }
 
-    fn datacenters(&mut self, v: &Spanned<DeValue<'_>>) -> Vec<Datacenter> {
+    fn checks(&mut self, v: &Spanned<DeValue<'_>>) -> HashMap<String, Option<CheckSpec>> {
+        let Some(table) = v.get_ref().as_table() else {
+            self.d.error(
+                Some(v.span()),
+                "checks",
+                format!("expected a table, found {}", v.get_ref().type_str()),
+                Some("write one table per check, e.g. [checks.web]".into()),
+            );
+            return HashMap::new();
+        };
+        let mut out = HashMap::new();
+        for (k, v) in table.iter() {
+            let name = k.get_ref().as_ref().to_owned();
+            let key = format!("checks.{}", key_segment(&name));
+            // A check that fails to validate is remembered as None, so references to it do
+            // not add a second, misleading "no such check" error.
+            let check = deserialize::<HealthCheckSpec>(self.d, &key, v)
+                .and_then(|spec| self.check(&key, &spec));
+            out.insert(name, check);
+        }
+        out
+    }
+
+    fn check(&mut self, key: &str, c: &HealthCheckSpec) -> Option<CheckSpec> {
+        let errors = self.d.error_count();
+        let kind_word = c.kind.get_ref().as_str();
+        let port = match &c.port {
+            Some(p) => match u16::try_from(*p.get_ref()) {
+                Ok(v) if v > 0 => Some(v),
+                _ => {
+                    self.d.error(
+                        Some(p.span()),
+                        format!("{key}.port"),
+                        format!("{} is not a port", p.get_ref()),
+                        Some("use 1-65535".into()),
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        let http_only = [
+            ("path", c.path.as_ref().map(Spanned::span)),
+            ("host", c.host.as_ref().map(Spanned::span)),
+            ("expect", c.expect.as_ref().map(Spanned::span)),
+            ("body", c.body.as_ref().map(Spanned::span)),
+            ("sni", c.sni.as_ref().map(Spanned::span)),
+        ];
+        let kind = match kind_word {
+            "tcp" => {
+                for (field, span) in http_only {
+                    if let Some(span) = span {
+                        self.d.error(
+                            Some(span),
+                            format!("{key}.{field}"),
+                            format!("`{field}` applies to http and https checks, not tcp"),
+                            Some("remove it, or set type = \"http\"".into()),
+                        );
+                    }
+                }
+                match port {
+                    Some(port) => Some(CheckKind::Tcp { port }),
+                    None => {
+                        if c.port.is_none() {
+                            self.d.error(
+                                Some(c.kind.span()),
+                                format!("{key}.port"),
+                                "a tcp check needs a port",
+                                Some("add port = 443 (or the service's port)".into()),
+                            );
+                        }
+                        None
+                    }
+                }
+            }
+            "http" | "https" => {
+                let tls = kind_word == "https";
+                let path = c
+                    .path
+                    .as_ref()
+                    .map_or_else(|| "/".to_owned(), |p| p.get_ref().clone());
+                if !path.starts_with('/') {
+                    let span = c.path.as_ref().map(Spanned::span);
+                    self.d.error(
+                        span,
+                        format!("{key}.path"),
+                        format!("{path:?} does not start with /"),
+                        Some("write the path part of the URL, e.g. \"/health\"".into()),
+                    );
+                }
+                let mut expect = Vec::new();
+                if let Some(e) = &c.expect {
+                    for code in e.get_ref() {
+                        match u16::try_from(*code) {
+                            Ok(v) if (100..=599).contains(&v) => expect.push(v),
+                            _ => self.d.error(
+                                Some(e.span()),
+                                format!("{key}.expect"),
+                                format!("{code} is not an HTTP status code"),
+                                Some("use codes from 100 to 599, e.g. [200, 204]".into()),
+                            ),
+                        }
+                    }
+                }
+                Some(CheckKind::Http {
+                    tls,
+                    port: port.unwrap_or(if tls { 443 } else { 80 }),
+                    path,
+                    host: c.host.as_ref().map(|h| h.get_ref().clone()),
+                    expect,
+                    body_contains: c.body.as_ref().map(|b| b.get_ref().clone()),
+                    verify_tls: c.verify_tls.unwrap_or(true),
+                    sni: c.sni.as_ref().map(|h| h.get_ref().clone()),
+                })
+            }
+            other => {
+                self.d.error(
+                    Some(c.kind.span()),
+                    format!("{key}.type"),
+                    format!("unknown check type {other:?}"),
+                    Some("use \"tcp\", \"http\" or \"https\"".into()),
+                );
+                None
+            }
+        };
+        let dur = |v: &Option<Spanned<SpecDuration>>, default: std::time::Duration| {
+            v.as_ref().map_or(default, |d| d.get_ref().0)
+        };
+        let interval = dur(&c.interval, std::time::Duration::from_secs(10));
+        let timeout = dur(
+            &c.timeout,
+            std::time::Duration::from_secs(3).min(interval / 2),
+        );
+        let jitter = dur(&c.jitter, interval / 10);
+        if interval < std::time::Duration::from_millis(100) {
+            self.d.error(
+                c.interval.as_ref().map(Spanned::span),
+                format!("{key}.interval"),
+                format!("{interval:?} is too short"),
+                Some("probe at most ten times a second, e.g. interval = \"1s\"".into()),
+            );
+        }
+        if timeout.is_zero() || timeout >= interval {
+            self.d.error(
+                c.timeout.as_ref().or(c.interval.as_ref()).map(Spanned::span),
+                format!("{key}.timeout"),
+                format!("timeout {timeout:?} must be above zero and below the interval {interval:?}"),
+                Some("a probe must finish before the next one starts; e.g. interval = \"5s\", timeout = \"2s\"".into()),
+            );
+        }
+        if jitter >= interval {
+            self.d.error(
+                c.jitter.as_ref().map(Spanned::span),
+                format!("{key}.jitter"),
+                format!("jitter {jitter:?} must be below the interval {interval:?}"),
+                Some("use a fraction of the interval, e.g. a tenth".into()),
+            );
+        }
+        let mut count = |v: &Option<Spanned<i64>>, field: &str, default: u32| -> u32 {
+            match v {
+                None => default,
+                Some(x) if (1..=100).contains(x.get_ref()) => *x.get_ref() as u32,
+                Some(x) => {
+                    self.d.error(
+                        Some(x.span()),
+                        format!("{key}.{field}"),
+                        format!("{} is outside 1..=100", x.get_ref()),
+                        Some(
+                            "consecutive results needed to change state; 2 or 3 is typical".into(),
+                        ),
+                    );
+                    default
+                }
+            }
+        };
+        let rise = count(&c.rise, "rise", 2);
+        let fall = count(&c.fall, "fall", 3);
+        let initial = match c.initial.as_ref().map(|i| i.get_ref().as_str()) {
+            None | Some("up") => InitialState::Up,
+            Some("down") => InitialState::Down,
+            Some("first_result") => InitialState::FirstResult,
+            Some(other) => {
+                self.d.error(
+                    c.initial.as_ref().map(Spanned::span),
+                    format!("{key}.initial"),
+                    format!("unknown initial state {other:?}"),
+                    Some("use \"up\", \"down\" or \"first_result\"".into()),
+                );
+                InitialState::Up
+            }
+        };
+        if self.d.error_count() > errors {
+            return None;
+        }
+        Some(CheckSpec {
+            kind: kind?,
+            interval,
+            timeout,
+            rise,
+            fall,
+            jitter,
+            initial,
+        })
+    }
+
+    /// Looks up a check by name for `key`; `Err` when the name is unknown.
+    fn check_ref(
+        &mut self,
+        key: &str,
+        name: &str,
+        span: Range<usize>,
+        checks: &HashMap<String, Option<CheckSpec>>,
+    ) -> Result<Option<CheckSpec>, ()> {
+        if name == "none" {
+            return Ok(None);
+        }
+        match checks.get(name) {
+            Some(c) => Ok(c.clone()),
+            None => {
+                let names: Vec<&str> = checks.keys().map(String::as_str).collect();
+                let help = match did_you_mean(name, &names) {
+                    Some(best) => format!("did you mean {best:?}?"),
+                    None => "declare it in a [checks.NAME] table, or write \"none\"".to_owned(),
+                };
+                self.d.error(
+                    Some(span),
+                    key,
+                    format!("no check {name:?} in this zone"),
+                    Some(help),
+                );
+                Err(())
+            }
+        }
+    }
+
+    fn datacenters(
+        &mut self,
+        v: &Spanned<DeValue<'_>>,
+        checks: &HashMap<String, Option<CheckSpec>>,
+    ) -> Vec<Datacenter> {
         let Some(table) = v.get_ref().as_table() else {
             self.d.error(
                 Some(v.span()),
@@ -778,15 +1025,28 @@ impl<'d, 'o> Validator<'d, 'o> {
             let Some(spec) = deserialize::<DatacenterSpec>(self.d, &key, v) else {
                 continue;
             };
-            if let Some(dc) = self.datacenter(&key, id, spec) {
+            if let Some(dc) = self.datacenter(&key, id, spec, checks) {
                 out.push(dc);
             }
         }
         out
     }
 
-    fn datacenter(&mut self, key: &str, id: String, spec: DatacenterSpec) -> Option<Datacenter> {
+    fn datacenter(
+        &mut self,
+        key: &str,
+        id: String,
+        spec: DatacenterSpec,
+        checks: &HashMap<String, Option<CheckSpec>>,
+    ) -> Option<Datacenter> {
         let errors = self.d.error_count();
+        let dc_check = match &spec.check {
+            Some(c) => self
+                .check_ref(&format!("{key}.check"), c.get_ref(), c.span(), checks)
+                .ok()
+                .flatten(),
+            None => None,
+        };
         let mut addresses = Vec::new();
         if spec.addresses.get_ref().is_empty() {
             self.d.error(
@@ -835,7 +1095,16 @@ impl<'d, 'o> Validator<'d, 'o> {
                 );
                 continue;
             }
-            addresses.push(DcAddress { ip, weight });
+            let check = match &a.get_ref().check {
+                Some(name) => {
+                    match self.check_ref(&format!("{akey}.check"), name, a.span(), checks) {
+                        Ok(c) => c,
+                        Err(()) => continue,
+                    }
+                }
+                None => dc_check.clone(),
+            };
+            addresses.push(DcAddress { ip, weight, check });
         }
         let country = spec.country.as_ref().and_then(|c| {
             let code =
@@ -1132,6 +1401,31 @@ impl<'d, 'o> Validator<'d, 'o> {
             Some(t) => self.ttl(*t.get_ref(), t.span(), &format!("{key}.ttl")),
             None => Ttl::new(30),
         };
+        let min_ttl = match (&spec.min_ttl, ttl) {
+            (Some(t), Some(ttl)) => self
+                .ttl(*t.get_ref(), t.span(), &format!("{key}.min_ttl"))
+                .filter(|m| {
+                    let ok = *m <= ttl;
+                    if !ok {
+                        self.d.error(
+                            Some(t.span()),
+                            format!("{key}.min_ttl"),
+                            format!("{} s is above ttl ({} s)", m.secs(), ttl.secs()),
+                            Some(
+                                "min_ttl is the shorter TTL used while candidates are unhealthy"
+                                    .into(),
+                            ),
+                        );
+                    }
+                    ok
+                }),
+            (None, Some(ttl)) => Ttl::new(u64::from((ttl.secs() / 3).max(5).min(ttl.secs()))),
+            (_, None) => None,
+        };
+        let all_down = match &spec.all_down {
+            None => Some(AllDown::FailOpen),
+            Some(a) => self.all_down(&format!("{key}.all_down"), a),
+        };
         if self.d.error_count() > errors {
             return None;
         }
@@ -1141,7 +1435,49 @@ impl<'d, 'o> Validator<'d, 'o> {
             max_datacenters: max_datacenters?.unwrap_or(1),
             max_addresses: max_addresses?,
             ttl: ttl?,
+            min_ttl: min_ttl?,
+            all_down: all_down?,
         })
+    }
+
+    fn all_down(&mut self, key: &str, a: &Spanned<AllDownSpec>) -> Option<AllDown> {
+        let help = "use \"fail_open\", \"servfail\", \"nodata\", { addresses = [\"192.0.2.99\"] } or { cname = \"sorry.example.net.\" }";
+        let bad = |d: &mut FileDiags<'_>, msg: String| {
+            d.error(Some(a.span()), key, msg, Some(help.into()));
+            None
+        };
+        match a.get_ref() {
+            AllDownSpec::Word(w) => match w.as_str() {
+                "fail_open" => Some(AllDown::FailOpen),
+                "servfail" => Some(AllDown::ServFail),
+                "nodata" => Some(AllDown::NoData),
+                other => bad(self.d, format!("unknown all_down policy {other:?}")),
+            },
+            AllDownSpec::Fallback {
+                addresses: Some(list),
+                cname: None,
+            } => {
+                let ips: Result<Vec<IpAddr>, _> =
+                    list.iter().map(|s| s.parse::<IpAddr>()).collect();
+                match ips {
+                    Ok(ips) if !ips.is_empty() => Some(AllDown::Addresses(ips)),
+                    _ => bad(self.d, format!("{list:?} is not a list of IP addresses")),
+                }
+            }
+            AllDownSpec::Fallback {
+                addresses: None,
+                cname: Some(c),
+            } => match Name::from_str(c) {
+                Ok(mut n) => {
+                    n.set_fqdn(true);
+                    Some(AllDown::Cname(n))
+                }
+                Err(_) => bad(self.d, format!("{c:?} is not a domain name")),
+            },
+            AllDownSpec::Fallback { .. } => {
+                bad(self.d, "give exactly one of `addresses` and `cname`".into())
+            }
+        }
     }
 
     fn geo_map(

@@ -140,8 +140,15 @@ impl Server {
 
     fn start_in(dir: tempfile::TempDir, zones_dir: &Path, extra_config: &str) -> Server {
         let config = dir.path().join("meridian.toml");
+        // Servers run side by side: the API gets an ephemeral port too, unless the test
+        // configures it.
+        let api = if extra_config.contains("[api]") || extra_config.contains("api.") {
+            ""
+        } else {
+            "api.listen = \"127.0.0.1:0\"\n"
+        };
         let text = format!(
-            "listen = [\"127.0.0.1:0\"]\nzones_dir = {:?}\n{extra_config}\n",
+            "listen = [\"127.0.0.1:0\"]\n{api}zones_dir = {:?}\n{extra_config}\n",
             zones_dir.display().to_string()
         );
         std::fs::write(&config, &text).expect("write config");

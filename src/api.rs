@@ -1,0 +1,274 @@
+//! The operator HTTP API: overrides and live `explain`, bound to loopback by default and
+//! guarded by a bearer token.
+//!
+//! | method and path | does |
+//! |---|---|
+//! | `GET /v1/overrides` | the overrides in force, as JSON |
+//! | `PUT /v1/overrides` `{"target": "ams", "zone": null, "state": "down"}` | sets one (`clear` removes it) |
+//! | `GET /v1/explain?name=&type=&client=` | the `explain` text over the live snapshot and health |
+//!
+//! The `meridian override` and `meridian explain` commands are clients of it: they read the
+//! same config to find the address and the token.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::compile::Snapshot;
+use crate::overrides::{Admin, OverrideKey, Overrides, parse_admin};
+
+/// What the API handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The live snapshot.
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
+    /// The overrides.
+    pub overrides: Arc<Overrides>,
+    /// The bearer token requests must carry.
+    pub token: Arc<str>,
+}
+
+/// A request to set an override.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OverrideRequest {
+    /// A data center id (`ams`) or an address (`192.0.2.10`).
+    pub target: String,
+    /// The zone, where the data center id exists in several.
+    pub zone: Option<String>,
+    /// `up`, `down`, `drain` or `clear`.
+    pub state: String,
+}
+
+/// One override in force.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OverrideEntry {
+    /// What it applies to.
+    #[serde(flatten)]
+    pub key: OverrideKey,
+    /// `up`, `down` or `drain`.
+    pub state: String,
+}
+
+/// Serves the API on `listener` until `cancel`.
+pub async fn serve(listener: tokio::net::TcpListener, state: ApiState, cancel: CancellationToken) {
+    let app = Router::new()
+        .route("/v1/overrides", get(list_overrides).put(set_override))
+        .route("/v1/explain", get(explain))
+        .with_state(state);
+    let _ = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await;
+}
+
+fn authorized(state: &ApiState, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // Compare in constant time: the token is the only thing guarding the API.
+    let ok = given.is_some_and(|g| {
+        g.len() == state.token.len()
+            && g.bytes()
+                .zip(state.token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Box::new(
+            (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response(),
+        ))
+    }
+}
+
+async fn list_overrides(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorized(&state, &headers) {
+        return *r;
+    }
+    let list: Vec<OverrideEntry> = state
+        .overrides
+        .list()
+        .into_iter()
+        .map(|(key, a)| OverrideEntry {
+            key,
+            state: a.to_string(),
+        })
+        .collect();
+    Json(list).into_response()
+}
+
+async fn set_override(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Json(req): Json<OverrideRequest>,
+) -> Response {
+    if let Err(r) = authorized(&state, &headers) {
+        return *r;
+    }
+    let Some(admin) = parse_admin(&req.state) else {
+        return bad_request(format!(
+            "{:?} is not a state: use up, down, drain or clear",
+            req.state
+        ));
+    };
+    let snap = state.snapshot.load_full();
+    let key = match resolve_target(&snap, &req.target, req.zone.as_deref()) {
+        Ok(k) => k,
+        Err(msg) => return bad_request(msg),
+    };
+    match state.overrides.set(&key, admin) {
+        Ok(()) => {
+            let shown = if admin == Admin::None {
+                "cleared".to_owned()
+            } else {
+                admin.to_string()
+            };
+            (StatusCode::OK, format!("{key}: {shown}\n")).into_response()
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
+fn bad_request(msg: String) -> Response {
+    (StatusCode::BAD_REQUEST, format!("{msg}\n")).into_response()
+}
+
+/// Turns what an operator typed into an override key, checked against the snapshot.
+pub fn resolve_target(
+    snap: &Snapshot,
+    target: &str,
+    zone: Option<&str>,
+) -> Result<OverrideKey, String> {
+    if let Ok(ip) = IpAddr::from_str(target) {
+        return if snap.datacenter_addresses().any(|a| a == ip) {
+            Ok(OverrideKey::Address { address: ip })
+        } else {
+            Err(format!("no data center has the address {ip}"))
+        };
+    }
+    let zone = zone.map(|z| {
+        let z = z.trim_end_matches('.').to_ascii_lowercase();
+        format!("{z}.")
+    });
+    let zones: Vec<String> = snap
+        .datacenter_zones(target)
+        .into_iter()
+        .filter(|z| zone.as_ref().is_none_or(|want| want == z))
+        .collect();
+    match zones.as_slice() {
+        [one] => Ok(OverrideKey::Datacenter {
+            zone: one.clone(),
+            datacenter: target.to_owned(),
+        }),
+        [] => Err(match zone {
+            Some(z) => format!("no data center {target:?} in zone {z}"),
+            None => format!("no data center {target:?} in any zone"),
+        }),
+        many => Err(format!(
+            "data center {target:?} exists in zones {}; say which with --zone",
+            many.join(", ")
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct ExplainQuery {
+    name: String,
+    #[serde(rename = "type")]
+    qtype: Option<String>,
+    client: String,
+}
+
+async fn explain(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<ExplainQuery>,
+) -> Response {
+    if let Err(r) = authorized(&state, &headers) {
+        return *r;
+    }
+    let Ok(mut name) = hickory_proto::rr::Name::from_str(&q.name) else {
+        return bad_request(format!("{:?} is not a domain name", q.name));
+    };
+    name.set_fqdn(true);
+    let qtype = q.qtype.as_deref().unwrap_or("A").to_ascii_uppercase();
+    let Ok(qtype) = hickory_proto::rr::RecordType::from_str(&qtype) else {
+        return bad_request(format!("{qtype:?} is not a record type"));
+    };
+    let client = match crate::explain::Client::from_str(&q.client) {
+        Ok(c) => c,
+        Err(e) => return bad_request(e),
+    };
+    let snap = state.snapshot.load_full();
+    crate::explain::explain(&snap, &name, qtype, client).into_response()
+}
+
+/// Reads the token: the configured one, else the one in `file`, else a new random one
+/// written there (readable by the owner only).
+pub fn token(configured: Option<&str>, file: &Path, create: bool) -> std::io::Result<String> {
+    if let Some(t) = configured {
+        return Ok(t.to_owned());
+    }
+    match std::fs::read_to_string(file) {
+        Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {}
+        Err(e) => return Err(e),
+    }
+    if !create {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no API token yet (is the server running?)",
+        ));
+    }
+    let mut bytes = [0u8; 24];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    let t: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(file)?;
+    std::io::Write::write_all(&mut f, t.as_bytes())?;
+    Ok(t)
+}
+
+/// A client call: `method` on `path` of the API at `addr` with `token`; returns status and body.
+pub async fn call(
+    addr: SocketAddr,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&OverrideRequest>,
+) -> Result<(u16, String), reqwest::Error> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()?;
+    let mut req = client
+        .request(method, format!("http://{addr}{path}"))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    let resp = req.send().await?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.text().await?))
+}
