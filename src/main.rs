@@ -265,6 +265,32 @@ fn api_target(cfg: &ServerConfig) -> Result<(std::net::SocketAddr, String), Exit
     }
 }
 
+/// Sends one request to the running server's API: `Ok(body)` for 200, else the exit code
+/// after printing why (400: the request was wrong; anything else: a runtime failure).
+fn api_request(
+    cfg: &ServerConfig,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&OverrideRequest>,
+) -> Result<String, ExitCode> {
+    let (addr, token) = api_target(cfg)?;
+    match client_runtime().block_on(api::call(addr, &token, method, path, body)) {
+        Ok((200, body)) => Ok(body),
+        Ok((400, body)) => {
+            eprint!("error: {body}");
+            Err(ExitCode::from(EXIT_INVALID))
+        }
+        Ok((status, body)) => {
+            eprint!("error: the server answered {status}: {body}");
+            Err(ExitCode::from(EXIT_RUNTIME))
+        }
+        Err(e) => {
+            eprintln!("error: cannot reach the server's API at {addr}: {e}");
+            Err(ExitCode::from(EXIT_RUNTIME))
+        }
+    }
+}
+
 fn override_cmd(
     config: Option<PathBuf>,
     target: String,
@@ -279,39 +305,17 @@ fn override_cmd(
         Ok(c) => c,
         Err(d) => return invalid(&d, "cannot override"),
     };
-    let (addr, token) = match api_target(&cfg) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
     let req = OverrideRequest {
         target,
         zone,
         state,
     };
-    let result = client_runtime().block_on(api::call(
-        addr,
-        &token,
-        reqwest::Method::PUT,
-        "/v1/overrides",
-        Some(&req),
-    ));
-    match result {
-        Ok((200, body)) => {
+    match api_request(&cfg, reqwest::Method::PUT, "/v1/overrides", Some(&req)) {
+        Ok(body) => {
             print!("{body}");
             ExitCode::SUCCESS
         }
-        Ok((400, body)) => {
-            eprint!("error: {body}");
-            ExitCode::from(EXIT_INVALID)
-        }
-        Ok((status, body)) => {
-            eprint!("error: the server answered {status}: {body}");
-            ExitCode::from(EXIT_RUNTIME)
-        }
-        Err(e) => {
-            eprintln!("error: cannot reach the server's API at {addr}: {e}");
-            ExitCode::from(EXIT_RUNTIME)
-        }
+        Err(code) => code,
     }
 }
 
@@ -320,18 +324,8 @@ fn list_overrides(config: Option<PathBuf>) -> ExitCode {
         Ok(c) => c,
         Err(d) => return invalid(&d, "cannot list overrides"),
     };
-    let (addr, token) = match api_target(&cfg) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    match client_runtime().block_on(api::call(
-        addr,
-        &token,
-        reqwest::Method::GET,
-        "/v1/overrides",
-        None,
-    )) {
-        Ok((200, body)) => {
+    match api_request(&cfg, reqwest::Method::GET, "/v1/overrides", None) {
+        Ok(body) => {
             let list: Vec<api::OverrideEntry> = serde_json::from_str(&body).unwrap_or_default();
             if list.is_empty() {
                 println!("no overrides");
@@ -341,14 +335,7 @@ fn list_overrides(config: Option<PathBuf>) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Ok((status, body)) => {
-            eprint!("error: the server answered {status}: {body}");
-            ExitCode::from(EXIT_RUNTIME)
-        }
-        Err(e) => {
-            eprintln!("error: cannot reach the server's API at {addr}: {e}");
-            ExitCode::from(EXIT_RUNTIME)
-        }
+        Err(code) => code,
     }
 }
 
@@ -373,6 +360,8 @@ fn serve_main(config_path: Option<PathBuf>) -> ExitCode {
         registry: Registry::new(),
         overrides,
     };
+    // Before loading: a file replaced while it is read is then seen as changed.
+    let files = meridian::reload::fingerprint(&cfg);
     let (snap, warnings) = match load_snapshot(&cfg, &health, 1) {
         Ok(x) => x,
         Err(d) => {
@@ -400,13 +389,14 @@ fn serve_main(config_path: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    runtime.block_on(run(cfg, health, snap))
+    runtime.block_on(run(cfg, health, snap, files))
 }
 
 async fn run(
     cfg: ServerConfig,
     health: HealthSources,
     snap: meridian::compile::Snapshot,
+    files: meridian::reload::Fingerprint,
 ) -> ExitCode {
     // Bind first, so a port in use fails fast, but answer only after the first health round.
     let listeners = match Listeners::bind(&cfg.listen) {
@@ -488,7 +478,7 @@ async fn run(
         };
         tasks.push(tokio::spawn(api::serve(l, state, stop.clone())));
     }
-    let reloader = Reloader::new(cfg.clone(), health.clone(), snapshot.clone());
+    let reloader = Reloader::new(cfg.clone(), health.clone(), snapshot.clone(), files);
     tasks.push(tokio::spawn(reloader.clone().watch(stop.clone())));
     wait_for_signals(&reloader).await;
     info!("shutting down");

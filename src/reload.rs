@@ -25,23 +25,29 @@ use crate::load::load_snapshot;
 pub struct Reloader {
     config: ServerConfig,
     health: HealthSources,
+    /// The files as they were before the snapshot being served was loaded.
+    loaded_from: std::sync::Mutex<Fingerprint>,
     snapshot: Arc<ArcSwap<Snapshot>>,
     lock: tokio::sync::Mutex<()>,
 }
 
 /// The state of the watched files: path, modification time and length.
-type Fingerprint = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
+pub type Fingerprint = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
 
 impl Reloader {
-    /// A reloader for `snapshot`, built from `config`.
+    /// A reloader for `snapshot`, built from `config` when the files were as `loaded_from`
+    /// says (take it with [`fingerprint`] *before* loading, so a file replaced during the
+    /// load is noticed).
     pub fn new(
         config: ServerConfig,
         health: HealthSources,
         snapshot: Arc<ArcSwap<Snapshot>>,
+        loaded_from: Fingerprint,
     ) -> Arc<Self> {
         Arc::new(Self {
             config,
             health,
+            loaded_from: std::sync::Mutex::new(loaded_from),
             snapshot,
             lock: tokio::sync::Mutex::new(()),
         })
@@ -53,6 +59,7 @@ impl Reloader {
         // One reload at a time, so generations increase in order.
         let _guard = self.lock.lock().await;
         let next = self.snapshot.load().generation + 1;
+        let before = fingerprint(&self.config);
         let cfg = self.config.clone();
         let health = self.health.clone();
         let built = tokio::task::spawn_blocking(move || load_snapshot(&cfg, &health, next)).await;
@@ -63,6 +70,10 @@ impl Reloader {
                 }
                 let keys = snap.health_keys.clone();
                 self.snapshot.store(Arc::new(snap));
+                *self
+                    .loaded_from
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = before;
                 // Probes no name uses any more stop; new ones started when compiled.
                 self.health.registry.retain(&keys);
                 info!("reloaded: now serving generation {next}");
@@ -90,14 +101,18 @@ impl Reloader {
 
     /// Watches zone files and databases until `cancel`; reloads when they change.
     pub async fn watch(self: Arc<Self>, cancel: CancellationToken) {
-        let mut seen = self.fingerprint();
         let mut pending: Option<Fingerprint> = None;
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(self.config.reload_check) => {}
             }
-            let now = self.fingerprint();
+            let now = fingerprint(&self.config);
+            let seen = self
+                .loaded_from
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
             if now == seen {
                 pending = None;
                 continue;
@@ -108,35 +123,41 @@ impl Reloader {
                 continue;
             }
             info!("zone or GeoIP files changed; reloading");
-            let _ = self.reload().await;
-            seen = now;
+            if self.reload().await.is_err() {
+                // Do not retry a broken file every check: wait for it to change again.
+                *self
+                    .loaded_from
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+            }
             pending = None;
         }
     }
+}
 
-    fn fingerprint(&self) -> Fingerprint {
-        let stat = |p: &PathBuf| {
-            std::fs::metadata(p)
-                .ok()
-                .and_then(|m| Some((m.modified().ok()?, m.len())))
-        };
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.config.zones_dir)
-            .map(|rd| {
-                rd.filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        files.sort();
-        files.extend(self.config.geoip.databases.iter().cloned());
-        files.extend(self.config.geoip.asn.iter().cloned());
-        files
-            .into_iter()
-            .map(|p| {
-                let s = stat(&p);
-                (p, s)
-            })
-            .collect()
-    }
+/// The current state of every zone file and database `config` names.
+pub fn fingerprint(config: &ServerConfig) -> Fingerprint {
+    let stat = |p: &PathBuf| {
+        std::fs::metadata(p)
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())))
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&config.zones_dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files.extend(config.geoip.databases.iter().cloned());
+    files.extend(config.geoip.asn.iter().cloned());
+    files
+        .into_iter()
+        .map(|p| {
+            let s = stat(&p);
+            (p, s)
+        })
+        .collect()
 }

@@ -43,10 +43,15 @@ impl GeoTable {
         let i = part.index_of(key);
         let (start, end) = part.bounds(i);
         let list_id = *part.value(i);
+        let mut scope = widest_prefix(part.family(), key, start, end);
+        if ip.is_ipv6() && part.family() == Family::V4 {
+            // Asked as ::ffff:a.b.c.d: the scope is in IPv6 terms, below the mapped /96.
+            scope += 96;
+        }
         Decision {
             list: &self.lists[list_id as usize],
             list_id,
-            scope: widest_prefix(part.family(), key, start, end),
+            scope,
         }
     }
 

@@ -158,7 +158,9 @@ pub fn resolve<'s>(
                 });
                 let mut pick = pick(gslb, decision.list, family);
                 if !pick.had_family {
-                    // No candidate has an address of this family: the name exists, NODATA.
+                    // No candidate has an address of this family: the name exists, NODATA,
+                    // the same for every client (scope 0).
+                    ans.scope = Some(0);
                     ans.negative(zone, ResponseCode::NoError);
                     return ans;
                 }

@@ -4,4 +4,9 @@
 
 mod cli;
 mod dns;
+mod geo;
+#[path = "../support/geoip_fixtures.rs"]
+mod geoip_fixtures;
 mod harness;
+#[path = "../support/mmdb.rs"]
+mod mmdb;
