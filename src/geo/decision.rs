@@ -185,8 +185,10 @@ pub fn build_table(base: &BasePartition, policy: &CompiledPolicy) -> GeoTable {
             intern(list, &mut lists)
         })
     };
-    let v4 = base.v4.zip(&n4, &mut decide);
-    let v6 = base.v6.zip(&n6, &mut decide);
+    let mut v4 = base.v4.zip(&n4, &mut decide);
+    let mut v6 = base.v6.zip(&n6, &mut decide);
+    v4.build_index();
+    v6.build_index();
     GeoTable { v4, v6, lists }
 }
 
