@@ -6,9 +6,9 @@
 //!                                                   ▼
 //!               per GSLB policy: range → ordered candidate list (decision.rs), neighbours merged
 //!                                                   ▼
-//!                       table::PrefixTable: address → (list, widest prefix with the same list)
+//!                       table::GeoTable: address → (list, widest prefix with the same list)
 //! ```
-//! The query path only sees the finished [`table::PrefixTable`]: one binary search, no
+//! The query path only sees the finished [`table::GeoTable`]: one indexed binary search, no
 //! database access, no allocation. The prefix it reports is the ECS scope.
 
 pub mod country;
