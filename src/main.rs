@@ -436,21 +436,9 @@ async fn run(
 
     let addrs = listeners.local_addrs();
     let snapshot = Arc::new(ArcSwap::from_pointee(snap));
-    let responder = Arc::new(Responder::new(snapshot.clone(), cfg.max_udp_payload));
-    let running = match serve::start(listeners, responder, &cfg) {
-        Ok(r) => r,
-        Err(e) => {
-            error!("cannot start serving: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
-    };
-    for a in &addrs {
-        info!("listening on udp {a}");
-        info!("listening on tcp {a}");
-    }
-
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
+    // The API first: once DNS is announced, `meridian override` works.
     if let Some(l) = api_listener {
         let token = match api::token(cfg.api.token.as_deref(), &cfg.token_file(), true) {
             Ok(t) => t,
@@ -478,6 +466,19 @@ async fn run(
         };
         tasks.push(tokio::spawn(api::serve(l, state, stop.clone())));
     }
+    let responder = Arc::new(Responder::new(snapshot.clone(), cfg.max_udp_payload));
+    let running = match serve::start(listeners, responder, &cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            error!("cannot start serving: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    for a in &addrs {
+        info!("listening on udp {a}");
+        info!("listening on tcp {a}");
+    }
+
     let reloader = Reloader::new(cfg.clone(), health.clone(), snapshot.clone(), files);
     tasks.push(tokio::spawn(reloader.clone().watch(stop.clone())));
     wait_for_signals(&reloader).await;

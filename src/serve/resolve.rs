@@ -293,22 +293,39 @@ pub fn pick(gslb: &GslbNode, list: &[u8], family: RecordType) -> Pick {
     p
 }
 
-/// Every candidate down: answer as if all were up, except those drained by an operator.
+/// Every candidate down: answer as if the probes said up. Addresses and data centers an
+/// operator took out (down or drain) stay out, unless that leaves nothing: fail open never
+/// answers empty.
 fn fail_open(gslb: &GslbNode, list: &[u8], family: RecordType) -> Pick {
     let mut p = Pick {
         degraded: true,
         had_family: true,
         ..Pick::default()
     };
-    for &pos in list {
-        let c = &gslb.candidates[pos as usize];
-        let n = c.family(family).records.len().min(64);
-        if n == 0 || c.admin.get() == Admin::Drain {
-            continue;
+    let operator_out = |a: Admin| matches!(a, Admin::Down | Admin::Drain);
+    for honour_operators in [true, false] {
+        for &pos in list {
+            let c = &gslb.candidates[pos as usize];
+            let f = c.family(family);
+            if f.records.is_empty() || (honour_operators && operator_out(c.admin.get())) {
+                continue;
+            }
+            let mut mask = 0u64;
+            for (i, h) in f.health.iter().enumerate().take(64) {
+                if !honour_operators || !operator_out(h.admin.get()) {
+                    mask |= 1 << i;
+                }
+            }
+            if mask == 0 {
+                continue;
+            }
+            p.chosen.push((pos, mask));
+            if p.chosen.len() == gslb.max_datacenters {
+                return p;
+            }
         }
-        p.chosen.push((pos, u64::MAX >> (64 - n)));
-        if p.chosen.len() == gslb.max_datacenters {
-            break;
+        if !p.chosen.is_empty() {
+            return p;
         }
     }
     p

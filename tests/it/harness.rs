@@ -720,3 +720,56 @@ pub(crate) fn assert_text_eq(what: &str, expected: &str, actual: &str) {
         actual.ends_with('\n'),
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The server's directory, and restarts on it (health and override tests)
+
+impl Server {
+    /// The temporary directory the server runs in: `meridian.toml`, `zones/` (unless it
+    /// serves the repository's zones) and the state dir `.meridian/`.
+    pub(crate) fn dir(&self) -> &Path {
+        self._dir.as_ref().expect("the server's temp dir").path()
+    }
+
+    /// The config file the server was started with.
+    pub(crate) fn config_path(&self) -> PathBuf {
+        self.dir().join("meridian.toml")
+    }
+
+    /// Kills this server and starts a new one on the same directory with the same config
+    /// (so the same zones and state dir: overrides, API token); waits until it listens.
+    pub(crate) fn restart(self) -> Server {
+        Self::start_on(self.stop())
+    }
+
+    /// Kills and reaps the server, keeping its directory (config, zones, state dir).
+    pub(crate) fn stop(mut self) -> tempfile::TempDir {
+        let dir = self._dir.take().expect("the server's temp dir");
+        // Dropping the server kills and reaps it; the directory stays (taken above).
+        drop(self);
+        dir
+    }
+
+    /// Starts a server on the directory of a [`Server::stop`]ped one, with its config
+    /// file as it is; waits until it listens.
+    pub(crate) fn start_on(dir: tempfile::TempDir) -> Server {
+        let config = dir.path().join("meridian.toml");
+        let text = std::fs::read_to_string(&config).expect("read config");
+        let table: toml::Table = toml::from_str(&text).expect("config is TOML");
+        let zones_dir = PathBuf::from(
+            table
+                .get("zones_dir")
+                .and_then(|v| v.as_str())
+                .expect("zones_dir in the config"),
+        );
+        // `start_in` writes `listen`, maybe `api.listen`, `zones_dir`, then the extra
+        // config: hand it back everything after the `zones_dir` line.
+        let extra: String = text
+            .lines()
+            .skip_while(|l| !l.starts_with("zones_dir = "))
+            .skip(1)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        Self::start_in(dir, &zones_dir, extra.trim_end())
+    }
+}

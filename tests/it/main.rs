@@ -8,5 +8,6 @@ mod geo;
 #[path = "../support/geoip_fixtures.rs"]
 mod geoip_fixtures;
 mod harness;
+mod health;
 #[path = "../support/mmdb.rs"]
 mod mmdb;
