@@ -295,11 +295,11 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
     if let Some(tcp) = spec.tcp {
         let mut secs = |v: Option<Spanned<Seconds>>, key: &str, target: &mut Duration| {
             if let Some(v) = v {
-                if v.get_ref().0 == 0 {
+                if v.get_ref().0 == 0 || v.get_ref().0 > 3600 {
                     d.error(
                         Some(v.span()),
                         format!("tcp.{key}"),
-                        "0 would close every connection at once",
+                        format!("{} s is outside 1 s to 1 h", v.get_ref().0),
                         Some("use a few seconds, e.g. \"10s\"".into()),
                     );
                 } else {
@@ -315,11 +315,11 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
         );
         if let Some(m) = tcp.max_connections {
             match usize::try_from(*m.get_ref()) {
-                Ok(v) if v >= 1 => cfg.tcp.max_connections = v,
+                Ok(v) if (1..=1_000_000).contains(&v) => cfg.tcp.max_connections = v,
                 _ => d.error(
                     Some(m.span()),
                     "tcp.max_connections",
-                    format!("{} is not a positive number", m.get_ref()),
+                    format!("{} is outside 1..=1000000", m.get_ref()),
                     Some("use a few hundred, e.g. 512".into()),
                 ),
             }
@@ -329,7 +329,16 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
         cfg.state_dir = base.join(s.get_ref());
     }
     if let Some(t) = spec.health_startup_timeout {
-        cfg.health_startup_timeout = Duration::from_secs(t.get_ref().0);
+        if t.get_ref().0 > 3600 {
+            d.error(
+                Some(t.span()),
+                "health_startup_timeout",
+                format!("{} s is longer than an hour", t.get_ref().0),
+                Some("a few seconds to a minute is typical".into()),
+            );
+        } else {
+            cfg.health_startup_timeout = Duration::from_secs(t.get_ref().0);
+        }
     }
     if let Some(api) = spec.api {
         if let Some(l) = api.listen {
@@ -360,7 +369,15 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
         }
     }
     if let Some(r) = spec.reload_check {
-        cfg.reload_check = Duration::from_secs(r.get_ref().0.max(1));
+        match r.get_ref().0 {
+            1..=3600 => cfg.reload_check = Duration::from_secs(r.get_ref().0),
+            other => d.error(
+                Some(r.span()),
+                "reload_check",
+                format!("{other} s is outside 1 s to 1 h"),
+                Some("a few seconds, e.g. \"5s\"".into()),
+            ),
+        }
     }
     if let Some(g) = spec.geoip {
         for db in g.databases.iter().flatten() {
@@ -388,7 +405,7 @@ fn location_override(
     let spec = o.get_ref();
     let span = Some(o.span());
     let network = match spec.network.parse::<IpNet>() {
-        Ok(n) if n.trunc() == n => n,
+        Ok(n) if n.trunc() == n => crate::geo::canonical_net(n),
         Ok(n) => {
             d.error(
                 span,
@@ -518,7 +535,7 @@ mod tests {
             out,
             "error: /etc/meridian/meridian.toml:1:11: listen[0]: \"127.0.0.1\" is not an address and port\n  help: write \"127.0.0.1:5300\" or \"[::1]:5300\"\n\
              error: /etc/meridian/meridian.toml:2:19: max_udp_payload: 100 is outside 512..=65535\n  help: use 1232 unless you know your paths carry more\n\
-             error: /etc/meridian/meridian.toml:4:19: tcp.max_connections: 0 is not a positive number\n  help: use a few hundred, e.g. 512\n"
+             error: /etc/meridian/meridian.toml:4:19: tcp.max_connections: 0 is outside 1..=1000000\n  help: use a few hundred, e.g. 512\n"
         );
     }
 

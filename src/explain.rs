@@ -17,7 +17,7 @@ use crate::geo::db::GeoAnswer;
 use crate::geo::decision::{Reason, Rule};
 use crate::health::Admin;
 use crate::name_key::NameKey;
-use crate::serve::resolve::{Answer, pick, resolve};
+use crate::serve::resolve::{Answer, Family, pick, resolve};
 
 /// The client of an explained query: an address, and the ECS prefix when it came as a subnet.
 #[derive(Clone, Copy, Debug)]
@@ -159,11 +159,8 @@ fn geo_section(w: &mut String, snap: &Snapshot, g: &GslbNode, addr: IpAddr, qtyp
     };
     let decision = g.table.lookup(addr);
     let _ = writeln!(w, "decision   {reason}");
-    let family = if qtype == RecordType::AAAA {
-        RecordType::AAAA
-    } else {
-        RecordType::A
-    };
+    let family = Family::of(qtype);
+    let family_name = if family == Family::V6 { "AAAA" } else { "A" };
     for (rank, &pos) in decision.list.iter().enumerate() {
         let c = &g.candidates[pos as usize];
         let dist = match (geo.location.coord, g.policy.coords[pos as usize]) {
@@ -172,7 +169,7 @@ fn geo_section(w: &mut String, snap: &Snapshot, g: &GslbNode, addr: IpAddr, qtyp
         };
         let f = c.family(family);
         let dc_state = match c.admin.get() {
-            Admin::None if f.records.is_empty() => format!("no {family} address"),
+            Admin::None if f.records.is_empty() => format!("no {family_name} address"),
             Admin::None => {
                 let up = f.health.iter().filter(|h| h.is_up()).count();
                 match (up, f.health.len()) {
@@ -207,8 +204,8 @@ fn geo_section(w: &mut String, snap: &Snapshot, g: &GslbNode, addr: IpAddr, qtyp
     if list.as_slice() != decision.list {
         let _ = writeln!(
             w,
-            "  note: the compiled table orders these differently from a fresh decision; \
-             the databases changed since the last load"
+            "  note: a direct database lookup orders these differently from the compiled \
+             table, which is what the server answers from"
         );
     }
 }

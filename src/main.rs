@@ -99,7 +99,7 @@ fn main() -> ExitCode {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("MERIDIAN_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,hickory_server=warn,hickory_proto=warn"));
+        .unwrap_or_else(|_| EnvFilter::new("info,hickory_server=warn,hickory_proto=error"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -479,6 +479,10 @@ async fn run(
         info!("listening on tcp {a}");
     }
 
+    tasks.push(tokio::spawn(serve::all_down::watch(
+        snapshot.clone(),
+        stop.clone(),
+    )));
     let reloader = Reloader::new(cfg.clone(), health.clone(), snapshot.clone(), files);
     tasks.push(tokio::spawn(reloader.clone().watch(stop.clone())));
     wait_for_signals(&reloader).await;

@@ -22,6 +22,7 @@ use crate::geo::table::GeoTable;
 use crate::health::{Admin, Key, Registry, TargetHealth};
 use crate::name_key::{NameKey, key_of, wildcard_of};
 use crate::overrides::{AdminCell, OverrideKey, Overrides};
+use crate::serve::resolve::Family;
 use crate::zone::model::{AllDown, Datacenter, DcAddress, Fallback, Gslb, Policy};
 use crate::zone::{Node, Zone};
 
@@ -86,10 +87,13 @@ pub struct GslbNode {
     pub max_datacenters: usize,
     /// What to answer when every candidate is down.
     pub all_down: AllDownAnswer,
-    /// Answers given with every candidate down (for metrics).
+    /// Addresses per data center and family in one answer.
+    pub max_addresses: usize,
+    /// Answers given with every candidate in the client's list down (for metrics).
     pub all_down_total: AtomicU64,
-    /// Whether the last answer found every candidate down; a change is logged once.
-    pub all_down_now: AtomicBool,
+    /// Per family: whether every candidate was down at the last look of the health
+    /// side, so each change is logged once.
+    pub all_down_logged: [AtomicBool; 2],
 }
 
 /// The all-down policy of a name, with its records ready.
@@ -165,12 +169,11 @@ impl AddressHealth {
 }
 
 impl Candidate {
-    /// The answers of the family of `qtype` (A or AAAA).
-    pub fn family(&self, qtype: RecordType) -> &FamilyAnswers {
-        if qtype == RecordType::AAAA {
-            &self.aaaa
-        } else {
-            &self.a
+    /// The answers of one address family.
+    pub fn family(&self, family: Family) -> &FamilyAnswers {
+        match family {
+            Family::V4 => &self.a,
+            Family::V6 => &self.aaaa,
         }
     }
 }
@@ -446,6 +449,13 @@ impl CompiledZone {
         self.nodes.iter().filter_map(|n| n.gslb.as_deref())
     }
 
+    /// The GSLB names of the zone, with their names.
+    pub fn gslb_names(&self) -> impl Iterator<Item = (&Name, &GslbNode)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.gslb.as_deref().map(|g| (&n.name, g)))
+    }
+
     /// Number of nodes (names with data plus empty non-terminals).
     pub fn node_count(&self) -> usize {
         self.nodes.len()
@@ -564,13 +574,11 @@ fn compile_gslb(
     };
     let (ttl, short_ttl) = (g.ttl.secs(), g.min_ttl.secs());
     let zone_name = zone.origin.to_string();
-    let take = g.max_addresses.unwrap_or(usize::MAX);
     let mut family = |dc: &Datacenter, v6: bool| -> FamilyAnswers {
         let addrs: Vec<&DcAddress> = dc
             .addresses
             .iter()
             .filter(|a| a.ip.is_ipv6() == v6)
-            .take(take)
             .collect();
         let rec = |ip: IpAddr, ttl: u32| {
             let data = match ip {
@@ -639,9 +647,10 @@ fn compile_gslb(
         policy,
         candidates,
         max_datacenters: g.max_datacenters,
+        max_addresses: g.max_addresses.unwrap_or(usize::MAX),
         all_down,
         all_down_total: AtomicU64::new(0),
-        all_down_now: AtomicBool::new(false),
+        all_down_logged: [AtomicBool::new(false), AtomicBool::new(false)],
     }
 }
 

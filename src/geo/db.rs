@@ -149,8 +149,31 @@ impl GeoDb {
 
     /// Looks one address up the slow way (decoding records), for `explain`.
     pub fn lookup(&self, ip: IpAddr) -> GeoAnswer {
-        let ip = canonical(ip);
+        // The same precedence as [`Self::base_partition`]: location databases in order,
+        // the ASN database over their AS numbers, overrides over both.
+        let ip = ip.to_canonical();
         let mut out = GeoAnswer::default();
+        for s in &self.locations {
+            let Ok(r) = s.reader.lookup(ip) else { continue };
+            if !r.has_data() {
+                continue;
+            }
+            if let (Ok(Some(v)), Ok(net)) = (r.decode::<Value>(), r.network()) {
+                let net = IpNet::new(net.ip(), net.prefix()).ok();
+                let rec = decode_record(&v);
+                out.location = rec.location;
+                out.asn = rec.asn.map(|a| (a, net));
+                out.network = net.map(|n| (n, s.path.clone()));
+                break;
+            }
+        }
+        if let Some(r) = self.asn.as_ref().and_then(|db| db.reader.lookup(ip).ok()) {
+            if let (Ok(Some(v)), Ok(net)) = (r.decode::<Value>(), r.network()) {
+                if let Some(a) = decode_record(&v).asn {
+                    out.asn = Some((a, IpNet::new(net.ip(), net.prefix()).ok()));
+                }
+            }
+        }
         if let Some(o) = self
             .overrides
             .iter()
@@ -159,34 +182,8 @@ impl GeoDb {
         {
             out.override_network = Some(o.network);
             out.location = o.location.clone();
-            out.asn = o.asn.map(|a| (a, Some(o.network)));
-        } else {
-            for s in &self.locations {
-                let Ok(r) = s.reader.lookup(ip) else { continue };
-                if !r.has_data() {
-                    continue;
-                }
-                if let (Ok(Some(v)), Ok(net)) = (r.decode::<Value>(), r.network()) {
-                    let net = IpNet::new(net.ip(), net.prefix()).ok();
-                    let rec = decode_record(&v);
-                    out.location = rec.location;
-                    if let Some(a) = rec.asn {
-                        out.asn = Some((a, net));
-                    }
-                    out.network = net.map(|n| (n, s.path.clone()));
-                    break;
-                }
-            }
-        }
-        if let Some(asn_db) = &self.asn {
-            if out.override_network.is_none() {
-                if let Ok(r) = asn_db.reader.lookup(ip) {
-                    if let (Ok(Some(v)), Ok(net)) = (r.decode::<Value>(), r.network()) {
-                        if let Some(a) = decode_record(&v).asn {
-                            out.asn = Some((a, IpNet::new(net.ip(), net.prefix()).ok()));
-                        }
-                    }
-                }
+            if let Some(a) = o.asn {
+                out.asn = Some((a, Some(o.network)));
             }
         }
         out
@@ -291,11 +288,6 @@ impl LocationKey {
             l.city.clone(),
         )
     }
-}
-
-/// Maps an IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) to plain IPv4.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    ip.to_canonical()
 }
 
 /// Every network of `s` with data, decoded once per distinct record, as one partition per family.

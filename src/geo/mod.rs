@@ -55,6 +55,19 @@ impl fmt::Display for Code {
     }
 }
 
+/// `::ffff:10.0.0.0/104` as `10.0.0.0/8`: clients asking from IPv4-mapped addresses are
+/// looked up as IPv4, so rules written in the mapped form must be too.
+pub fn canonical_net(net: ipnet::IpNet) -> ipnet::IpNet {
+    if let ipnet::IpNet::V6(n) = net {
+        if let (Some(v4), true) = (n.network().to_ipv4_mapped(), n.prefix_len() >= 96) {
+            if let Ok(v4net) = ipnet::Ipv4Net::new(v4, n.prefix_len() - 96) {
+                return ipnet::IpNet::V4(v4net);
+            }
+        }
+    }
+    net
+}
+
 /// A point on Earth in degrees.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Coord {
@@ -130,6 +143,14 @@ mod tests {
         let d = ams.distance_km(&nyc);
         assert!((5800.0..5900.0).contains(&d), "{d}");
         assert_eq!(ams.distance_km(&ams), 0.0);
+    }
+
+    #[test]
+    fn mapped_networks_become_ipv4() {
+        let n: ipnet::IpNet = "::ffff:10.0.0.0/104".parse().unwrap();
+        assert_eq!(canonical_net(n).to_string(), "10.0.0.0/8");
+        let n: ipnet::IpNet = "2001:db8::/32".parse().unwrap();
+        assert_eq!(canonical_net(n), n);
     }
 
     #[test]

@@ -112,6 +112,9 @@ pub struct TargetHealth {
     up: AtomicBool,
     admin: AtomicU8,
     has_result: AtomicBool,
+    /// Mirror of `Inner::flapping`, recomputed on every result, so the query path can read
+    /// it without the lock.
+    flapping: AtomicBool,
     inner: Mutex<Inner>,
 }
 
@@ -136,6 +139,7 @@ impl TargetHealth {
             up: AtomicBool::new(state.up),
             admin: AtomicU8::new(Admin::None as u8),
             has_result: AtomicBool::new(false),
+            flapping: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 state,
                 since: SystemTime::now(),
@@ -222,10 +226,12 @@ impl TargetHealth {
     /// [`FLAP_WINDOW_INTERVALS`] check intervals. Informational: answers follow the
     /// hysteresis state regardless; flapping tells the operator the thresholds or the
     /// target need attention.
+    ///
+    /// Lock-free (the query path asks): the flag is recomputed whenever a probe result
+    /// comes in, which happens every interval.
+    #[inline]
     pub fn is_flapping(&self) -> bool {
-        self.lock()
-            .changes_within(Instant::now(), self.flap_window())
-            > FLAP_MAX_CHANGES
+        self.flapping.load(Ordering::Relaxed)
     }
 
     /// Records one probe result and logs a state change. Called by the probe loop; tests
@@ -256,10 +262,18 @@ impl TargetHealth {
             .observe(result.is_ok(), self.spec.rise, self.spec.fall);
         self.up.store(inner.state.up, Ordering::Relaxed);
         self.has_result.store(true, Ordering::Relaxed);
-        let transition = transition?;
 
-        inner.since = SystemTime::now();
-        inner.changes.push_back(now);
+        let mut messages: Vec<(tracing::Level, String)> = Vec::new();
+        if let Some(t) = transition {
+            inner.since = SystemTime::now();
+            inner.changes.push_back(now);
+            let message = transition_message(&self.label, t, &inner.state, result.err());
+            let level = match t {
+                Transition::Up => tracing::Level::INFO,
+                Transition::Down => tracing::Level::WARN,
+            };
+            messages.push((level, message));
+        }
         while inner.changes.len() > MAX_CHANGES_KEPT
             || inner
                 .changes
@@ -268,22 +282,31 @@ impl TargetHealth {
         {
             inner.changes.pop_front();
         }
-        let message = transition_message(&self.label, transition, &inner.state, result.err());
-        match transition {
-            Transition::Up => tracing::info!("{message}"),
-            Transition::Down => tracing::warn!("{message}"),
-        }
+        // Recomputed on every result, so flapping also ends once changes age out.
         let changes = inner.changes_within(now, window);
         let flapping = changes > FLAP_MAX_CHANGES;
         if flapping && !inner.flapping {
-            tracing::warn!(
-                "target {} is flapping: {changes} state changes within the last \
-                 {FLAP_WINDOW_INTERVALS} intervals ({window:?})",
-                self.label
-            );
+            messages.push((
+                tracing::Level::WARN,
+                format!(
+                    "target {} is flapping: {changes} state changes within the last \
+                     {FLAP_WINDOW_INTERVALS} intervals ({window:?})",
+                    self.label
+                ),
+            ));
         }
         inner.flapping = flapping;
-        Some(transition)
+        self.flapping.store(flapping, Ordering::Relaxed);
+        drop(inner);
+        // Log without the lock held: a slow log sink must not hold up anyone reading state.
+        for (level, message) in messages {
+            if level == tracing::Level::WARN {
+                tracing::warn!("{message}");
+            } else {
+                tracing::info!("{message}");
+            }
+        }
+        transition
     }
 
     fn flap_window(&self) -> Duration {

@@ -6,12 +6,14 @@
 use std::net::IpAddr;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use smallvec::SmallVec;
 
 use std::sync::atomic::Ordering;
 
-use crate::compile::{AllDownAnswer, CompiledNode, CompiledZone, Found, GslbNode, Snapshot};
+use crate::compile::{
+    AllDownAnswer, Candidate, CompiledNode, CompiledZone, Found, GslbNode, Snapshot,
+};
 use crate::health::Admin;
 use crate::name_key::NameKey;
 
@@ -107,11 +109,13 @@ pub fn resolve<'s>(
     let mut ans = Answer::new(ResponseCode::NoError, true);
 
     // The name being looked up: the question, then each CNAME target in turn.
-    let mut cur_name: Option<Name> = None;
+    let mut cur_name: &Name = qname;
     let mut cur_key: Option<NameKey> = None;
+    // Targets followed so far: a wildcard CNAME can lead back to itself under a new name.
+    let mut followed: SmallVec<[&'s [u8]; MAX_CHAIN]> = SmallVec::new();
     for hop in 0..=MAX_CHAIN {
         let k = cur_key.as_ref().unwrap_or(key);
-        let name = cur_name.as_ref().unwrap_or(qname);
+        let name = cur_name;
         let (id, wildcard) = match zone.find(k) {
             Found::Node(id) => (id, false),
             Found::Wildcard(id) => (id, true),
@@ -145,65 +149,7 @@ pub fn resolve<'s>(
 
         if let Some(gslb) = &node.gslb {
             if matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY) {
-                let family = if qtype == RecordType::AAAA {
-                    RecordType::AAAA
-                } else {
-                    RecordType::A
-                };
-                let decision = gslb.table.lookup(client);
-                ans.scope = Some(if gslb.table.is_uniform() {
-                    0
-                } else {
-                    decision.scope
-                });
-                let mut pick = pick(gslb, decision.list, family);
-                if !pick.had_family {
-                    // No candidate has an address of this family: the name exists, NODATA,
-                    // the same for every client (scope 0).
-                    ans.scope = Some(0);
-                    ans.negative(zone, ResponseCode::NoError);
-                    return ans;
-                }
-                if pick.chosen.is_empty() {
-                    note_all_down(gslb, &node.name, true);
-                    match &gslb.all_down {
-                        AllDownAnswer::FailOpen => {
-                            pick = fail_open(gslb, decision.list, family);
-                        }
-                        AllDownAnswer::ServFail => {
-                            ans.rcode = ResponseCode::ServFail;
-                            return ans;
-                        }
-                        AllDownAnswer::NoData => {
-                            ans.negative(zone, ResponseCode::NoError);
-                            return ans;
-                        }
-                        AllDownAnswer::Records { a, aaaa } => {
-                            let records = if family == RecordType::AAAA { aaaa } else { a };
-                            if records.is_empty() {
-                                ans.negative(zone, ResponseCode::NoError);
-                            }
-                            ans.answer.extend(records.iter().map(owner));
-                            return ans;
-                        }
-                        AllDownAnswer::Cname(records) => {
-                            ans.answer.extend(records.iter().map(owner));
-                            return ans;
-                        }
-                    }
-                } else {
-                    note_all_down(gslb, &node.name, false);
-                }
-                for &(pos, mask) in &pick.chosen {
-                    let f = gslb.candidates[pos as usize].family(family);
-                    // Unhealthy or flapping candidates: the short TTL moves clients sooner.
-                    let records = if pick.degraded { &f.short } else { &f.records };
-                    for (i, r) in records.iter().enumerate().take(64) {
-                        if mask & (1 << i) != 0 {
-                            ans.answer.push(owner(r));
-                        }
-                    }
-                }
+                gslb_answer(&mut ans, zone, gslb, Family::of(qtype), client, &owner);
                 return ans;
             }
         }
@@ -217,8 +163,17 @@ pub fn resolve<'s>(
         match node.rrset(RecordType::CNAME) {
             Some(cname) if qtype != RecordType::CNAME => {
                 ans.answer.extend(cname.records.iter().map(owner));
-                let Some(target) = cname.cname_target.as_deref().and_then(NameKey::from_wire)
-                else {
+                let (Some(target_wire), Some(RData::CNAME(target_name))) = (
+                    cname.cname_target.as_deref(),
+                    cname.records.first().map(|r| &r.data),
+                ) else {
+                    return ans;
+                };
+                if followed.contains(&target_wire) {
+                    return ans;
+                }
+                followed.push(target_wire);
+                let Some(target) = NameKey::from_wire(target_wire) else {
                     return ans;
                 };
                 // Follow only inside this zone; a resolver follows the rest.
@@ -226,10 +181,7 @@ pub fn resolve<'s>(
                     Some(z) if std::ptr::eq(z, zone) => {}
                     _ => return ans,
                 }
-                cur_name = cname.records.first().and_then(|r| match &r.data {
-                    hickory_proto::rr::RData::CNAME(c) => Some(c.0.clone()),
-                    _ => None,
-                });
+                cur_name = &target_name.0;
                 cur_key = Some(target);
             }
             _ => {
@@ -239,6 +191,100 @@ pub fn resolve<'s>(
         }
     }
     ans
+}
+
+/// An address family, as asked for by a query type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// A records.
+    V4,
+    /// AAAA records.
+    V6,
+}
+
+impl Family {
+    /// AAAA asks for IPv6; A and ANY for IPv4 (RFC 8482: one RRset for ANY).
+    pub fn of(qtype: RecordType) -> Self {
+        if qtype == RecordType::AAAA {
+            Family::V6
+        } else {
+            Family::V4
+        }
+    }
+
+    /// Index for per-family tables.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A and AAAA at a GSLB name: the client's list, health, then the all-down policy.
+fn gslb_answer<'s>(
+    ans: &mut Answer<'s>,
+    zone: &'s CompiledZone,
+    gslb: &'s GslbNode,
+    family: Family,
+    client: IpAddr,
+    owner: &dyn Fn(&'s Record) -> Rec<'s>,
+) {
+    let decision = gslb.table.lookup(client);
+    ans.scope = Some(if gslb.table.is_uniform() {
+        0
+    } else {
+        decision.scope
+    });
+    let mut pick = pick(gslb, decision.list, family);
+    if !pick.had_family {
+        // NODATA. When no candidate of the name has the family, that holds for every
+        // client (scope 0); otherwise it is this client's list that lacks it.
+        if gslb
+            .candidates
+            .iter()
+            .all(|c| c.family(family).records.is_empty())
+        {
+            ans.scope = Some(0);
+        }
+        ans.negative(zone, ResponseCode::NoError);
+        return;
+    }
+    if pick.chosen.is_empty() {
+        // Counted here; logged by the health side when the name's state changes
+        // (see [`all_down`]), so the query path never logs.
+        gslb.all_down_total.fetch_add(1, Ordering::Relaxed);
+        match &gslb.all_down {
+            AllDownAnswer::FailOpen => pick = fail_open(gslb, decision.list, family),
+            AllDownAnswer::ServFail => {
+                ans.rcode = ResponseCode::ServFail;
+                return;
+            }
+            AllDownAnswer::NoData => {
+                ans.negative(zone, ResponseCode::NoError);
+                return;
+            }
+            AllDownAnswer::Records { a, aaaa } => {
+                let records = if family == Family::V6 { aaaa } else { a };
+                if records.is_empty() {
+                    ans.negative(zone, ResponseCode::NoError);
+                }
+                ans.answer.extend(records.iter().map(owner));
+                return;
+            }
+            AllDownAnswer::Cname(records) => {
+                ans.answer.extend(records.iter().map(owner));
+                return;
+            }
+        }
+    }
+    for &(pos, mask) in &pick.chosen {
+        let f = gslb.candidates[pos as usize].family(family);
+        // Unhealthy or flapping candidates: the short TTL moves clients sooner.
+        let records = if pick.degraded { &f.short } else { &f.records };
+        for (i, r) in records.iter().enumerate().take(64) {
+            if mask & (1 << i) != 0 {
+                ans.answer.push(owner(r));
+            }
+        }
+    }
 }
 
 /// The candidates (position, bitmask of addresses) that answer, decided by health.
@@ -252,40 +298,63 @@ pub struct Pick {
     pub had_family: bool,
 }
 
+/// Keeps the lowest `n` set bits of `mask`: the first `n` healthy addresses, in file order.
+fn first_bits(mut mask: u64, n: usize) -> u64 {
+    let mut out = 0;
+    for _ in 0..n {
+        if mask == 0 {
+            break;
+        }
+        let low = mask & mask.wrapping_neg();
+        out |= low;
+        mask &= !low;
+    }
+    out
+}
+
+/// Which addresses of a candidate are in, by the operators' overrides and the probes.
+/// The more specific override wins: an address taken down or drained stays out even when
+/// its data center is forced up.
+fn healthy_mask(c: &Candidate, family: Family, degraded: &mut bool) -> u64 {
+    let f = c.family(family);
+    let dc = c.admin.get();
+    if matches!(dc, Admin::Down | Admin::Drain) {
+        *degraded = true;
+        return 0;
+    }
+    let mut m = 0u64;
+    for (i, h) in f.health.iter().enumerate().take(64) {
+        let up = match h.admin.get() {
+            Admin::Up => true,
+            Admin::Down | Admin::Drain => false,
+            Admin::None => dc == Admin::Up || h.check.as_ref().is_none_or(|c| c.is_up()),
+        };
+        if up {
+            m |= 1 << i;
+        } else {
+            *degraded = true;
+        }
+        *degraded |= dc != Admin::Up && h.is_flapping();
+    }
+    m
+}
+
 /// Walks the client's ordered list, skipping data centers that are down, keeping the
-/// addresses that are up, until `max_datacenters` are chosen. At most 64 addresses per
-/// data center and family are considered (far more than fit in a UDP answer).
-pub fn pick(gslb: &GslbNode, list: &[u8], family: RecordType) -> Pick {
+/// addresses that are up (at most `max_addresses` of them), until `max_datacenters` are
+/// chosen. At most 64 addresses per data center and family are considered.
+pub fn pick(gslb: &GslbNode, list: &[u8], family: Family) -> Pick {
     let mut p = Pick::default();
     for &pos in list {
         let c = &gslb.candidates[pos as usize];
-        let f = c.family(family);
-        if f.records.is_empty() {
+        if c.family(family).records.is_empty() {
             continue;
         }
         p.had_family = true;
-        let all = u64::MAX >> (64 - f.records.len().min(64));
-        let mask = match c.admin.get() {
-            Admin::Down | Admin::Drain => 0,
-            Admin::Up => all,
-            Admin::None => {
-                let mut m = 0u64;
-                for (i, h) in f.health.iter().enumerate().take(64) {
-                    if h.is_up() {
-                        m |= 1 << i;
-                    }
-                    p.degraded |= h.is_flapping();
-                }
-                m
-            }
-        };
-        if mask != all {
-            p.degraded = true;
-        }
+        let mask = healthy_mask(c, family, &mut p.degraded);
         if mask == 0 {
             continue;
         }
-        p.chosen.push((pos, mask));
+        p.chosen.push((pos, first_bits(mask, gslb.max_addresses)));
         if p.chosen.len() == gslb.max_datacenters {
             break;
         }
@@ -293,10 +362,27 @@ pub fn pick(gslb: &GslbNode, list: &[u8], family: RecordType) -> Pick {
     p
 }
 
+/// True when every candidate of the name that has the family is out: the state the
+/// health side logs changes of.
+pub fn all_down(gslb: &GslbNode, family: Family) -> bool {
+    let mut ignored = false;
+    let mut any = false;
+    for c in gslb.candidates.iter() {
+        if c.family(family).records.is_empty() {
+            continue;
+        }
+        any = true;
+        if healthy_mask(c, family, &mut ignored) != 0 {
+            return false;
+        }
+    }
+    any
+}
+
 /// Every candidate down: answer as if the probes said up. Addresses and data centers an
 /// operator took out (down or drain) stay out, unless that leaves nothing: fail open never
 /// answers empty.
-fn fail_open(gslb: &GslbNode, list: &[u8], family: RecordType) -> Pick {
+fn fail_open(gslb: &GslbNode, list: &[u8], family: Family) -> Pick {
     let mut p = Pick {
         degraded: true,
         had_family: true,
@@ -319,7 +405,7 @@ fn fail_open(gslb: &GslbNode, list: &[u8], family: RecordType) -> Pick {
             if mask == 0 {
                 continue;
             }
-            p.chosen.push((pos, mask));
+            p.chosen.push((pos, first_bits(mask, gslb.max_addresses)));
             if p.chosen.len() == gslb.max_datacenters {
                 return p;
             }
@@ -329,24 +415,6 @@ fn fail_open(gslb: &GslbNode, list: &[u8], family: RecordType) -> Pick {
         }
     }
     p
-}
-
-/// Counts all-down answers and logs when a name enters or leaves that state (once each).
-fn note_all_down(gslb: &GslbNode, name: &Name, down: bool) {
-    if down {
-        gslb.all_down_total.fetch_add(1, Ordering::Relaxed);
-    }
-    if gslb.all_down_now.load(Ordering::Relaxed) != down
-        && gslb.all_down_now.swap(down, Ordering::Relaxed) != down
-    {
-        if down {
-            tracing::warn!(
-                "{name}: every candidate data center is down; answering by its all_down policy"
-            );
-        } else {
-            tracing::info!("{name}: a candidate data center is up again");
-        }
-    }
 }
 
 /// The records of `node` that answer `qtype`, if it has them. ANY gets one set (RFC 8482).
@@ -388,7 +456,8 @@ fn referral_or_ds<'s>(
     key: &NameKey,
     qtype: RecordType,
 ) {
-    let at_cut = crate::name_key::key_of(&cut.name).as_ref() == key.full();
+    // Inside the zone, a name with as many labels as the cut is the cut.
+    let at_cut = key.labels() == cut.name.num_labels() as usize;
     if qtype == RecordType::DS && at_cut {
         ans.negative(zone, ResponseCode::NoError);
         return;

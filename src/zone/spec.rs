@@ -112,18 +112,42 @@ pub struct HealthCheckSpec {
 }
 
 /// What a GSLB name answers when every candidate is down.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum AllDownSpec {
     /// `"fail_open"`, `"servfail"` or `"nodata"`.
     Word(String),
     /// `{ addresses = [...] }` or `{ cname = "..." }`.
-    Fallback {
-        /// Fixed addresses to answer.
-        addresses: Option<Vec<String>>,
-        /// A name to answer as a CNAME.
-        cname: Option<String>,
-    },
+    Fallback(FallbackSpec),
+}
+
+/// The table form of `all_down`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackSpec {
+    /// Fixed addresses to answer.
+    pub addresses: Option<Vec<String>>,
+    /// A name to answer as a CNAME (relative to the origin unless it ends in a dot).
+    pub cname: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for AllDownSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = AllDownSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"fail_open\", \"servfail\", \"nodata\", or a table { addresses = [...] } or { cname = \"...\" }")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<AllDownSpec, E> {
+                Ok(AllDownSpec::Word(s.to_owned()))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<AllDownSpec, A::Error> {
+                FallbackSpec::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(AllDownSpec::Fallback)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// An address, written as `"192.0.2.10"` or `{ address = "192.0.2.10", weight = 2 }`.

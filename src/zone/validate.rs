@@ -23,8 +23,8 @@ use super::model::{
     AllDown, Datacenter, DcAddress, Fallback, GeoMap, Gslb, Node, Policy, RrSet, Ttl, Zone,
 };
 use super::spec::{
-    AllDownSpec, DatacenterSpec, Duration as SpecDuration, GslbSpec, HealthCheckSpec, Item,
-    MapSpec, NAME_KEYS, NameSpec, Seconds, SoaSpec, Values, ZONE_KEYS,
+    AllDownSpec, DatacenterSpec, Duration as SpecDuration, FallbackSpec, GslbSpec, HealthCheckSpec,
+    Item, MapSpec, NAME_KEYS, NameSpec, Seconds, SoaSpec, Values, ZONE_KEYS,
 };
 use crate::diag::{Diagnostics, FileDiags, Source, did_you_mean};
 use crate::geo::{Code, Coord, country};
@@ -599,7 +599,7 @@ impl<'d, 'o> Validator<'d, 'o> {
                             );
                         }
                     }
-                    self.gslb(&format!("{}.gslb", p.key), g, datacenters, &dc_ids)
+                    self.gslb(origin, &format!("{}.gslb", p.key), g, datacenters, &dc_ids)
                 }
                 None => None,
             };
@@ -890,6 +890,14 @@ impl<'d, 'o> Validator<'d, 'o> {
             std::time::Duration::from_secs(3).min(interval / 2),
         );
         let jitter = dur(&c.jitter, interval / 10);
+        if interval > std::time::Duration::from_secs(86_400) {
+            self.d.error(
+                c.interval.as_ref().map(Spanned::span),
+                format!("{key}.interval"),
+                format!("{interval:?} is longer than a day"),
+                Some("probe at least daily, e.g. interval = \"10s\"".into()),
+            );
+        }
         if interval < std::time::Duration::from_millis(100) {
             self.d.error(
                 c.interval.as_ref().map(Spanned::span),
@@ -1244,7 +1252,7 @@ impl<'d, 'o> Validator<'d, 'o> {
 
     fn network(&mut self, key: &str, text: &str, span: Range<usize>) -> Option<IpNet> {
         match text.parse::<IpNet>() {
-            Ok(net) if net.trunc() == net => Some(net),
+            Ok(net) if net.trunc() == net => Some(crate::geo::canonical_net(net)),
             Ok(net) => {
                 self.d.error(
                     Some(span),
@@ -1290,6 +1298,7 @@ impl<'d, 'o> Validator<'d, 'o> {
 
     fn gslb(
         &mut self,
+        origin: &Name,
         key: &str,
         g: &Spanned<GslbSpec>,
         datacenters: &[Datacenter],
@@ -1315,6 +1324,14 @@ impl<'d, 'o> Validator<'d, 'o> {
                 None,
             )
             .unwrap_or_default();
+        if candidates.len() > 255 {
+            self.d.error(
+                Some(spec.datacenters.span()),
+                format!("{key}.datacenters"),
+                format!("{} candidates; at most 255 are supported", candidates.len()),
+                Some("split the name, or group addresses into fewer data centers".into()),
+            );
+        }
         let policy_name = spec.policy.as_ref().map(|p| p.get_ref().as_str());
         let policy = match (policy_name, &spec.map) {
             (None | Some("nearest"), None) => Some(Policy::Nearest),
@@ -1424,7 +1441,7 @@ impl<'d, 'o> Validator<'d, 'o> {
         };
         let all_down = match &spec.all_down {
             None => Some(AllDown::FailOpen),
-            Some(a) => self.all_down(&format!("{key}.all_down"), a),
+            Some(a) => self.all_down(origin, &format!("{key}.all_down"), a),
         };
         if self.d.error_count() > errors {
             return None;
@@ -1440,7 +1457,7 @@ impl<'d, 'o> Validator<'d, 'o> {
         })
     }
 
-    fn all_down(&mut self, key: &str, a: &Spanned<AllDownSpec>) -> Option<AllDown> {
+    fn all_down(&mut self, origin: &Name, key: &str, a: &Spanned<AllDownSpec>) -> Option<AllDown> {
         let help = "use \"fail_open\", \"servfail\", \"nodata\", { addresses = [\"192.0.2.99\"] } or { cname = \"sorry.example.net.\" }";
         let bad = |d: &mut FileDiags<'_>, msg: String| {
             d.error(Some(a.span()), key, msg, Some(help.into()));
@@ -1453,10 +1470,10 @@ impl<'d, 'o> Validator<'d, 'o> {
                 "nodata" => Some(AllDown::NoData),
                 other => bad(self.d, format!("unknown all_down policy {other:?}")),
             },
-            AllDownSpec::Fallback {
+            AllDownSpec::Fallback(FallbackSpec {
                 addresses: Some(list),
                 cname: None,
-            } => {
+            }) => {
                 let ips: Result<Vec<IpAddr>, _> =
                     list.iter().map(|s| s.parse::<IpAddr>()).collect();
                 match ips {
@@ -1464,17 +1481,13 @@ impl<'d, 'o> Validator<'d, 'o> {
                     _ => bad(self.d, format!("{list:?} is not a list of IP addresses")),
                 }
             }
-            AllDownSpec::Fallback {
+            AllDownSpec::Fallback(FallbackSpec {
                 addresses: None,
                 cname: Some(c),
-            } => match Name::from_str(c) {
-                Ok(mut n) => {
-                    n.set_fqdn(true);
-                    Some(AllDown::Cname(n))
-                }
-                Err(_) => bad(self.d, format!("{c:?} is not a domain name")),
-            },
-            AllDownSpec::Fallback { .. } => {
+            }) => self
+                .name(origin, c, a.span(), &format!("{key}.cname"), false)
+                .map(AllDown::Cname),
+            AllDownSpec::Fallback(_) => {
                 bad(self.d, "give exactly one of `addresses` and `cname`".into())
             }
         }

@@ -1004,12 +1004,18 @@ fn all_down_policies() {
             &[],
         );
     }
-    // Entering the state is logged once per name, not once per query. (The override
-    // behind `sync_log` changes no answer: ams is down already and fail open ignores
-    // `down`.)
+    // Entering the state is logged once per name, not once per query: the health side
+    // looks at the names about once a second and logs changes only. (The override behind
+    // `sync_log` changes no state: ams is down already.)
+    for name in names {
+        wait_log(
+            &s,
+            &format!("{name}.example.com. A: every candidate data center is down"),
+        );
+    }
     sync_log(&s, "ams");
     for name in names {
-        let needle = format!("{name}.example.com.: every candidate data center is down");
+        let needle = format!("{name}.example.com. A: every candidate data center is down");
         assert_eq!(log_count(&s, &needle), 1, "{needle}\n{}", s.log());
     }
 
@@ -1020,11 +1026,17 @@ fn all_down_policies() {
         assert_eq!(got.ttl, Some(MIN_TTL), "{name}: ams still down");
         ask(&s, name);
     }
+    for name in names {
+        wait_log(
+            &s,
+            &format!("{name}.example.com. A: a candidate data center is up again"),
+        );
+    }
     sync_log(&s, "ams");
     for name in names {
-        let needle = format!("{name}.example.com.: a candidate data center is up again");
+        let needle = format!("{name}.example.com. A: a candidate data center is up again");
         assert_eq!(log_count(&s, &needle), 1, "{needle}\n{}", s.log());
-        let needle = format!("{name}.example.com.: every candidate data center is down");
+        let needle = format!("{name}.example.com. A: every candidate data center is down");
         assert_eq!(log_count(&s, &needle), 1, "{needle}\n{}", s.log());
     }
 }
