@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
+use toml::de::DeTable;
 
 use ipnet::IpNet;
 
-use crate::diag::{Diagnostics, FileDiags, Source};
+use crate::diag::{Diagnostics, FileDiags, Source, deserialize, did_you_mean, key_segment};
 use crate::geo::db::LocationOverride;
 use crate::geo::{Code, Coord, Location, country};
 use crate::zone::spec::Seconds;
@@ -151,8 +152,8 @@ fn default_udp_threads() -> usize {
         .clamp(1, 8)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The file's sections, each deserialized on its own so an error names its key.
+#[derive(Debug, Default)]
 struct ConfigSpec {
     listen: Option<Vec<Spanned<String>>>,
     zones_dir: Option<Spanned<String>>,
@@ -201,6 +202,20 @@ struct TcpSpec {
     max_connections: Option<Spanned<i64>>,
 }
 
+/// Top-level keys of the config file.
+const CONFIG_KEYS: &[&str] = &[
+    "listen",
+    "zones_dir",
+    "max_udp_payload",
+    "udp_threads",
+    "tcp",
+    "geoip",
+    "reload_check",
+    "state_dir",
+    "api",
+    "health_startup_timeout",
+];
+
 /// Loads the config: `path` if given (it must exist), else the defaults.
 pub fn load(path: Option<&Path>, diags: &mut Diagnostics) -> Option<ServerConfig> {
     let Some(path) = path else {
@@ -224,13 +239,47 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
     let source = Source::new(path, text);
     let errors_before = diags.error_count();
     let mut d = FileDiags::new(source, diags);
-    let spec: ConfigSpec = match toml::from_str(text) {
-        Ok(s) => s,
+    let root = match DeTable::parse(text) {
+        Ok(root) => root.into_inner(),
         Err(e) => {
-            crate::zone::validate::toml_error(&mut d, "", &e, 0..0);
+            let msg = e.message().trim_end().to_owned();
+            d.error(e.span(), "", format!("invalid TOML: {msg}"), None);
             return None;
         }
     };
+    let mut spec = ConfigSpec::default();
+    for (k, v) in root.iter() {
+        let key = k.get_ref().as_ref();
+        match key {
+            "listen" => spec.listen = deserialize(&mut d, key, v),
+            "zones_dir" => spec.zones_dir = deserialize(&mut d, key, v),
+            "max_udp_payload" => spec.max_udp_payload = deserialize(&mut d, key, v),
+            "udp_threads" => spec.udp_threads = deserialize(&mut d, key, v),
+            "tcp" => spec.tcp = deserialize(&mut d, key, v),
+            "geoip" => spec.geoip = deserialize(&mut d, key, v),
+            "reload_check" => spec.reload_check = deserialize(&mut d, key, v),
+            "state_dir" => spec.state_dir = deserialize(&mut d, key, v),
+            "api" => spec.api = deserialize(&mut d, key, v),
+            "health_startup_timeout" => {
+                spec.health_startup_timeout = deserialize(&mut d, key, v);
+            }
+            other => {
+                let help = match did_you_mean(other, CONFIG_KEYS) {
+                    Some(best) => format!("did you mean `{best}`?"),
+                    None => format!("allowed keys: {}", CONFIG_KEYS.join(", ")),
+                };
+                d.error(
+                    Some(k.span()),
+                    key_segment(other),
+                    format!("unknown key `{other}`"),
+                    Some(help),
+                );
+            }
+        }
+    }
+    if d.error_count() > errors_before {
+        return None;
+    }
     let base = path.parent().unwrap_or(Path::new("."));
     let mut cfg = ServerConfig {
         file: Some(path.to_path_buf()),
@@ -544,7 +593,7 @@ mod tests {
         let (c, out) = parse_str("zone_dir = \"z\"\n");
         assert!(c.is_none());
         assert!(
-            out.starts_with("error: /etc/meridian/meridian.toml:1:1: unknown key `zone_dir`\n  help: did you mean `zones_dir`?"),
+            out.starts_with("error: /etc/meridian/meridian.toml:1:1: zone_dir: unknown key `zone_dir`\n  help: did you mean `zones_dir`?"),
             "{out}"
         );
     }

@@ -130,11 +130,6 @@ impl Diagnostics {
         });
     }
 
-    /// Moves every diagnostic of `other` into `self`.
-    pub fn extend(&mut self, other: Self) {
-        self.items.extend(other.items);
-    }
-
     /// Number of errors.
     pub fn error_count(&self) -> usize {
         self.items
@@ -236,6 +231,75 @@ impl<'a> FileDiags<'a> {
             message: message.into(),
             help,
         });
+    }
+}
+
+/// Turns a toml deserialization error into a diagnostic under `key`.
+pub fn toml_error(d: &mut FileDiags<'_>, key: &str, e: &toml::de::Error, fallback: Range<usize>) {
+    let msg = e.message().trim_end_matches('\n');
+    // serde reports a nested table's unknown key against the table deserialized as a whole;
+    // the expected-field list tells which nested table it really was.
+    let nested = if !key.starts_with("names.") {
+        ""
+    } else if msg.contains("`max_datacenters`") {
+        ".gslb"
+    } else if msg.contains("`subdivision`") {
+        ".gslb.map"
+    } else {
+        ""
+    };
+    let key = format!("{key}{nested}");
+    let key = key.trim_start_matches('.');
+    let (message, help) = match msg.strip_prefix("unknown field `") {
+        Some(rest) => {
+            let field = rest.split('`').next().unwrap_or_default();
+            let expected = rest.split_once(", expected ").map(|(_, e)| e);
+            let candidates: Vec<&str> = expected
+                .map(|e| {
+                    e.split('`')
+                        .enumerate()
+                        .filter(|(i, _)| i % 2 == 1)
+                        .map(|(_, s)| s)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let help = match did_you_mean(field, &candidates) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => format!("allowed keys: {}", candidates.join(", ")),
+            };
+            (format!("unknown key `{field}`"), Some(help))
+        }
+        None => (msg.to_owned(), None),
+    };
+    d.error(Some(e.span().unwrap_or(fallback)), key, message, help);
+}
+
+/// Deserializes one TOML value on its own, so its errors are reported under `key` and do
+/// not stop the rest of the file from being checked.
+pub fn deserialize<'i, T: serde::Deserialize<'i>>(
+    d: &mut FileDiags<'_>,
+    key: &str,
+    value: &toml::Spanned<toml::de::DeValue<'i>>,
+) -> Option<T> {
+    match T::deserialize(toml::de::ValueDeserializer::from(value.clone())) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            toml_error(d, key, &e, value.span());
+            None
+        }
+    }
+}
+
+/// Quotes a TOML key for a key path: bare when it can be, quoted otherwise.
+pub fn key_segment(key: &str) -> String {
+    if !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
     }
 }
 

@@ -188,9 +188,16 @@ fn explain(
         Err(d) => return invalid(&d, "cannot explain"),
     };
     if !offline {
-        if let Some(text) = live_explain(&cfg, &qname.to_string(), qtype, client) {
-            print!("{text}");
-            return ExitCode::SUCCESS;
+        match live_explain(&cfg, &qname.to_string(), qtype, client) {
+            Live::Text(text) => {
+                print!("{text}");
+                return ExitCode::SUCCESS;
+            }
+            Live::Refused(status, body) => {
+                eprint!("error: the server answered {status}: {body}");
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+            Live::Unreachable => {}
         }
     }
     let health = match offline_health(&cfg) {
@@ -214,20 +221,35 @@ fn explain(
     }
 }
 
-/// Asks the running server; `None` when it cannot be reached.
-fn live_explain(cfg: &ServerConfig, name: &str, qtype: &str, client: &str) -> Option<String> {
-    let addr = cfg.api_address()?;
-    let token = api::token(cfg.api.token.as_deref(), &cfg.token_file(), false).ok()?;
+/// What asking the running server gave.
+enum Live {
+    /// The explanation.
+    Text(String),
+    /// No server to ask (no API, no token or address yet, or nothing listening).
+    Unreachable,
+    /// The server answered with an error (status, body).
+    Refused(u16, String),
+}
+
+/// Asks the running server to explain.
+fn live_explain(cfg: &ServerConfig, name: &str, qtype: &str, client: &str) -> Live {
+    let Some(addr) = cfg.api_address() else {
+        return Live::Unreachable;
+    };
+    let Ok(token) = api::token(cfg.api.token.as_deref(), &cfg.token_file(), false) else {
+        return Live::Unreachable;
+    };
     let path = format!(
         "/v1/explain?name={}&type={}&client={}",
         urlencode(name),
         urlencode(qtype),
         urlencode(client)
     );
-    let (status, body) = client_runtime()
-        .block_on(api::call(addr, &token, reqwest::Method::GET, &path, None))
-        .ok()?;
-    (status == 200).then_some(body)
+    match client_runtime().block_on(api::call(addr, &token, reqwest::Method::GET, &path, None)) {
+        Ok((200, body)) => Live::Text(body),
+        Ok((status, body)) => Live::Refused(status, body),
+        Err(_) => Live::Unreachable,
+    }
 }
 
 fn urlencode(s: &str) -> String {

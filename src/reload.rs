@@ -1,15 +1,19 @@
 //! Reload: rebuild the whole snapshot beside the query path and swap it in atomically.
 //!
-//! A reload runs on SIGHUP, and by itself when a zone file or GeoIP database changes on
-//! disk (checked every `reload_check`, and only once a change has stayed put for one more
-//! check, so a file being written is not read half-way). It is all or nothing: every zone
-//! and database is read, validated and compiled into a new [`Snapshot`]; only if all of it
-//! succeeds does one `ArcSwap::store` publish it. On any error the old snapshot keeps
-//! serving and every diagnostic is logged. Queries in flight keep the snapshot they
-//! loaded, so a swap drops nothing.
+//! A reload runs on SIGHUP, and by itself when the config file, a zone file or a GeoIP
+//! database changes on disk (checked every `reload_check`, and only once a change has
+//! stayed put for one more check, so a file being written is not read half-way). It is all
+//! or nothing: the config file is read again, then every zone and database is read,
+//! validated and compiled into a new [`Snapshot`]; only if all of it succeeds does one
+//! `ArcSwap::store` publish it. On any error the old snapshot keeps serving and every
+//! diagnostic is logged. Queries in flight keep the snapshot they loaded, so a swap drops
+//! nothing.
+//!
+//! Settings that shape sockets and threads (`listen`, `udp_threads`, `[tcp]`, `[api]`,
+//! `state_dir`) take effect at the next restart; a reload that sees them changed says so.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
@@ -17,16 +21,17 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::compile::{HealthSources, Snapshot};
-use crate::config::ServerConfig;
+use crate::config::{self, ServerConfig};
 use crate::diag::Diagnostics;
 use crate::load::load_snapshot;
 
 /// Rebuilds and swaps snapshots.
 pub struct Reloader {
-    config: ServerConfig,
+    /// The config the running snapshot was built from (sockets: from the start).
+    config: Mutex<ServerConfig>,
     health: HealthSources,
     /// The files as they were before the snapshot being served was loaded.
-    loaded_from: std::sync::Mutex<Fingerprint>,
+    loaded_from: Mutex<Fingerprint>,
     snapshot: Arc<ArcSwap<Snapshot>>,
     lock: tokio::sync::Mutex<()>,
 }
@@ -45,35 +50,55 @@ impl Reloader {
         loaded_from: Fingerprint,
     ) -> Arc<Self> {
         Arc::new(Self {
-            config,
+            config: Mutex::new(config),
             health,
-            loaded_from: std::sync::Mutex::new(loaded_from),
+            loaded_from: Mutex::new(loaded_from),
             snapshot,
             lock: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// Loads everything anew and swaps it in; returns the new generation, or the
-    /// diagnostics that kept the old one serving.
+    fn config(&self) -> ServerConfig {
+        self.config
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Reads the config file anew, loads everything, and swaps it in; returns the new
+    /// generation, or the diagnostics that kept the old one serving.
     pub async fn reload(&self) -> Result<u64, Diagnostics> {
         // One reload at a time, so generations increase in order.
         let _guard = self.lock.lock().await;
         let next = self.snapshot.load().generation + 1;
-        let before = fingerprint(&self.config);
-        let cfg = self.config.clone();
+        let running = self.config();
         let health = self.health.clone();
-        let built = tokio::task::spawn_blocking(move || load_snapshot(&cfg, &health, next)).await;
+        let built = tokio::task::spawn_blocking(move || {
+            let before = fingerprint(&running);
+            let mut diags = Diagnostics::new();
+            let cfg = match &running.file {
+                Some(path) => config::load(Some(path), &mut diags).ok_or(diags)?,
+                None => running.clone(),
+            };
+            let (snap, warnings) = load_snapshot(&cfg, &health, next)?;
+            Ok::<_, Diagnostics>((cfg, snap, warnings, before))
+        })
+        .await;
         match built {
-            Ok(Ok((snap, warnings))) => {
+            Ok(Ok((cfg, snap, warnings, before))) => {
                 for line in warnings.render().lines() {
                     warn!("{line}");
+                }
+                for setting in self.needs_restart(&cfg) {
+                    warn!("config: `{setting}` changed; it takes effect at the next restart");
                 }
                 let keys = snap.health_keys.clone();
                 self.snapshot.store(Arc::new(snap));
                 *self
                     .loaded_from
                     .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = before;
+                    .unwrap_or_else(PoisonError::into_inner) = before;
+                *self.config.lock().unwrap_or_else(PoisonError::into_inner) = cfg;
                 // Probes no name uses any more stop; new ones started when compiled.
                 self.health.registry.retain(&keys);
                 info!("reloaded: now serving generation {next}");
@@ -99,19 +124,54 @@ impl Reloader {
         }
     }
 
-    /// Watches zone files and databases until `cancel`; reloads when they change.
+    /// Settings of `new` that differ from the running ones but only apply at start.
+    fn needs_restart(&self, new: &ServerConfig) -> Vec<&'static str> {
+        let old = self.config.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut changed = Vec::new();
+        if old.listen != new.listen {
+            changed.push("listen");
+        }
+        if old.udp_threads != new.udp_threads {
+            changed.push("udp_threads");
+        }
+        if old.max_udp_payload != new.max_udp_payload {
+            changed.push("max_udp_payload");
+        }
+        if old.tcp.idle_timeout != new.tcp.idle_timeout
+            || old.tcp.message_timeout != new.tcp.message_timeout
+            || old.tcp.max_connections != new.tcp.max_connections
+        {
+            changed.push("tcp");
+        }
+        if old.api.listen != new.api.listen || old.api.token != new.api.token {
+            changed.push("api");
+        }
+        if old.state_dir != new.state_dir {
+            changed.push("state_dir");
+        }
+        if old.reload_check != new.reload_check {
+            changed.push("reload_check");
+        }
+        changed
+    }
+
+    /// Watches the config, zone files and databases until `cancel`; reloads on a change.
     pub async fn watch(self: Arc<Self>, cancel: CancellationToken) {
+        let interval = self.config().reload_check;
         let mut pending: Option<Fingerprint> = None;
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(self.config.reload_check) => {}
+                _ = tokio::time::sleep(interval) => {}
             }
-            let now = fingerprint(&self.config);
+            let cfg = self.config();
+            let Ok(now) = tokio::task::spawn_blocking(move || fingerprint(&cfg)).await else {
+                continue;
+            };
             let seen = self
                 .loaded_from
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .unwrap_or_else(PoisonError::into_inner)
                 .clone();
             if now == seen {
                 pending = None;
@@ -122,20 +182,20 @@ impl Reloader {
                 pending = Some(now);
                 continue;
             }
-            info!("zone or GeoIP files changed; reloading");
+            info!("config, zone or GeoIP files changed; reloading");
             if self.reload().await.is_err() {
                 // Do not retry a broken file every check: wait for it to change again.
                 *self
                     .loaded_from
                     .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+                    .unwrap_or_else(PoisonError::into_inner) = now;
             }
             pending = None;
         }
     }
 }
 
-/// The current state of every zone file and database `config` names.
+/// The current state of the config file and every zone file and database it names.
 pub fn fingerprint(config: &ServerConfig) -> Fingerprint {
     let stat = |p: &PathBuf| {
         std::fs::metadata(p)
@@ -151,6 +211,7 @@ pub fn fingerprint(config: &ServerConfig) -> Fingerprint {
         })
         .unwrap_or_default();
     files.sort();
+    files.extend(config.file.iter().cloned());
     files.extend(config.geoip.databases.iter().cloned());
     files.extend(config.geoip.asn.iter().cloned());
     files

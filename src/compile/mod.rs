@@ -299,11 +299,6 @@ impl Snapshot {
     pub fn zones(&self) -> &[CompiledZone] {
         &self.zones
     }
-
-    /// Shares the snapshot; handy for tests that build one directly.
-    pub fn into_shared(self) -> Arc<Self> {
-        Arc::new(self)
-    }
 }
 
 impl CompiledZone {
@@ -436,12 +431,6 @@ impl CompiledZone {
     /// The node with id `id`.
     pub fn node(&self, id: NodeId) -> &CompiledNode {
         &self.nodes[id.0 as usize]
-    }
-
-    /// The apex node.
-    pub fn apex(&self) -> &CompiledNode {
-        let key = key_of(&self.origin);
-        &self.nodes[self.index[&key].0 as usize]
     }
 
     /// The GSLB names of the zone.

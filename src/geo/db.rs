@@ -142,11 +142,6 @@ impl GeoDb {
         })
     }
 
-    /// The location database files, in priority order.
-    pub fn location_paths(&self) -> Vec<&Path> {
-        self.locations.iter().map(|s| s.path.as_path()).collect()
-    }
-
     /// Looks one address up the slow way (decoding records), for `explain`.
     pub fn lookup(&self, ip: IpAddr) -> GeoAnswer {
         // The same precedence as [`Self::base_partition`]: location databases in order,

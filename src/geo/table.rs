@@ -19,8 +19,6 @@ pub type ListId = u32;
 pub struct Decision<'t> {
     /// Candidate positions, best first.
     pub list: &'t [u8],
-    /// The list's id within the table.
-    pub list_id: ListId,
     /// ECS scope prefix length.
     pub scope: u8,
 }
@@ -50,7 +48,6 @@ impl GeoTable {
         }
         Decision {
             list: &self.lists[list_id as usize],
-            list_id,
             scope,
         }
     }

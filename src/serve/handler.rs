@@ -89,8 +89,9 @@ impl Responder {
             header_only_error(packet, ResponseCode::FormErr, out);
             return Outcome::Reply;
         };
-        // Hold the snapshot for the whole answer: records are borrowed from it.
-        let snap = self.snapshot.load_full();
+        // Hold the snapshot for the whole answer: records are borrowed from it. A guard, not
+        // a clone of the Arc: no shared counter is touched, and nothing here awaits.
+        let snap = self.snapshot.load();
         self.prepare(&request, &snap, transport).fit(&request, out);
         Outcome::Reply
     }

@@ -98,15 +98,15 @@ pub struct HealthCheckSpec {
     /// TLS server name (default: `host`).
     pub sni: Option<Spanned<String>>,
     /// Time between probes (default 10s).
-    pub interval: Option<Spanned<Duration>>,
+    pub interval: Option<Spanned<ProbeDuration>>,
     /// Limit on one probe (default 3s, must be below `interval`).
-    pub timeout: Option<Spanned<Duration>>,
+    pub timeout: Option<Spanned<ProbeDuration>>,
     /// Successes in a row to come up (default 2).
     pub rise: Option<Spanned<i64>>,
     /// Failures in a row to go down (default 3).
     pub fall: Option<Spanned<i64>>,
     /// Random delay added to each probe (default: a tenth of the interval).
-    pub jitter: Option<Spanned<Duration>>,
+    pub jitter: Option<Spanned<ProbeDuration>>,
     /// State before results: `"up"` (default), `"down"`, or `"first_result"`.
     pub initial: Option<Spanned<String>>,
 }
@@ -297,9 +297,9 @@ impl<'de> Deserialize<'de> for Values {
 
 /// A duration that may be shorter than a second (`"500ms"`), for probe timings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Duration(pub std::time::Duration);
+pub struct ProbeDuration(pub std::time::Duration);
 
-impl Duration {
+impl ProbeDuration {
     /// Parses what [`Seconds::parse`] takes, plus a milliseconds form `"250ms"`.
     pub fn parse(s: &str) -> Option<Self> {
         let t = s.trim();
@@ -313,23 +313,23 @@ impl Duration {
     }
 }
 
-impl<'de> Deserialize<'de> for Duration {
+impl<'de> Deserialize<'de> for ProbeDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl Visitor<'_> for V {
-            type Value = Duration;
+            type Value = ProbeDuration;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(
                     "a duration: seconds as an integer, or a string like \"500ms\" or \"5s\"",
                 )
             }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ProbeDuration, E> {
                 u64::try_from(v)
-                    .map(|s| Duration(std::time::Duration::from_secs(s)))
+                    .map(|s| ProbeDuration(std::time::Duration::from_secs(s)))
                     .map_err(|_| E::custom(format!("{v} is negative; a duration is 0 or more")))
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
-                Duration::parse(v).ok_or_else(|| {
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ProbeDuration, E> {
+                ProbeDuration::parse(v).ok_or_else(|| {
                     E::custom(format!(
                         "{v:?} is not a duration; write seconds (5) or a number with a unit ms, s, m, h (\"500ms\", \"5s\")"
                     ))

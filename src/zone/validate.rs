@@ -13,9 +13,8 @@ use std::str::FromStr;
 
 use hickory_proto::rr::rdata::{self, CNAME, MX, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, RecordType};
-use serde::Deserialize;
 use toml::Spanned;
-use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::de::{DeTable, DeValue};
 
 use ipnet::IpNet;
 
@@ -23,10 +22,10 @@ use super::model::{
     AllDown, Datacenter, DcAddress, Fallback, GeoMap, Gslb, Node, Policy, RrSet, Ttl, Zone,
 };
 use super::spec::{
-    AllDownSpec, DatacenterSpec, Duration as SpecDuration, FallbackSpec, GslbSpec, HealthCheckSpec,
-    Item, MapSpec, NAME_KEYS, NameSpec, Seconds, SoaSpec, Values, ZONE_KEYS,
+    AllDownSpec, DatacenterSpec, FallbackSpec, GslbSpec, HealthCheckSpec, Item, MapSpec, NAME_KEYS,
+    NameSpec, ProbeDuration, Seconds, SoaSpec, Values, ZONE_KEYS,
 };
-use crate::diag::{Diagnostics, FileDiags, Source, did_you_mean};
+use crate::diag::{Diagnostics, FileDiags, Source, deserialize, did_you_mean, key_segment};
 use crate::geo::{Code, Coord, country};
 use crate::health::{CheckKind, CheckSpec, InitialState};
 
@@ -57,76 +56,6 @@ pub fn validate_zone(path: &Path, text: &str, diags: &mut Diagnostics) -> Option
         None
     } else {
         zone
-    }
-}
-
-/// Turns a toml deserialization error into a diagnostic under `key`.
-pub(crate) fn toml_error(
-    d: &mut FileDiags<'_>,
-    key: &str,
-    e: &toml::de::Error,
-    fallback: Range<usize>,
-) {
-    let msg = e.message().trim_end_matches('\n');
-    // serde reports a nested table's unknown key against the table deserialized as a whole;
-    // the expected-field list tells which nested table it really was.
-    let nested = if msg.contains("`max_datacenters`") {
-        ".gslb"
-    } else if msg.contains("`subdivision`") {
-        ".gslb.map"
-    } else {
-        ""
-    };
-    let key = format!("{key}{nested}");
-    let key = key.trim_start_matches('.');
-    let (message, help) = match msg.strip_prefix("unknown field `") {
-        Some(rest) => {
-            let field = rest.split('`').next().unwrap_or_default();
-            let expected = rest.split_once(", expected ").map(|(_, e)| e);
-            let candidates: Vec<&str> = expected
-                .map(|e| {
-                    e.split('`')
-                        .enumerate()
-                        .filter(|(i, _)| i % 2 == 1)
-                        .map(|(_, s)| s)
-                        .collect()
-                })
-                .unwrap_or_default();
-            let help = match did_you_mean(field, &candidates) {
-                Some(best) => format!("did you mean `{best}`?"),
-                None => format!("allowed keys: {}", candidates.join(", ")),
-            };
-            (format!("unknown key `{field}`"), Some(help))
-        }
-        None => (msg.to_owned(), None),
-    };
-    d.error(Some(e.span().unwrap_or(fallback)), key, message, help);
-}
-
-fn deserialize<'i, T: Deserialize<'i>>(
-    d: &mut FileDiags<'_>,
-    key: &str,
-    value: &Spanned<DeValue<'i>>,
-) -> Option<T> {
-    match T::deserialize(ValueDeserializer::from(value.clone())) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            toml_error(d, key, &e, value.span());
-            None
-        }
-    }
-}
-
-/// Quotes a TOML key for a key path: bare when it can be, quoted otherwise.
-pub(crate) fn key_segment(key: &str) -> String {
-    if !key.is_empty()
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        key.to_owned()
-    } else {
-        format!("{key:?}")
     }
 }
 
@@ -837,6 +766,47 @@ impl<'d, 'o> Validator<'d, 'o> {
                     .path
                     .as_ref()
                     .map_or_else(|| "/".to_owned(), |p| p.get_ref().clone());
+                for (field, value) in [("host", &c.host), ("sni", &c.sni)] {
+                    let Some(v) = value else { continue };
+                    let text = v.get_ref();
+                    let ok = text.parse::<IpAddr>().is_ok()
+                        || (!text.is_empty()
+                            && text.len() <= 253
+                            && text.split('.').all(|l| {
+                                !l.is_empty()
+                                    && l.len() <= 63
+                                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                            }));
+                    if !ok {
+                        self.d.error(
+                            Some(v.span()),
+                            format!("{key}.{field}"),
+                            format!("{text:?} is not a host name"),
+                            Some(
+                                "write a name like \"www.example.com\" (no port, no scheme)".into(),
+                            ),
+                        );
+                    }
+                }
+                if path
+                    .bytes()
+                    .any(|b| b.is_ascii_control() || b == b' ' || b == b'#')
+                {
+                    self.d.error(
+                        c.path.as_ref().map(Spanned::span),
+                        format!("{key}.path"),
+                        format!("{path:?} is not a URL path"),
+                        Some("percent-encode spaces and control characters, e.g. \"/health%20check\"".into()),
+                    );
+                }
+                if c.body.as_ref().is_some_and(|b| b.get_ref().is_empty()) {
+                    self.d.error(
+                        c.body.as_ref().map(Spanned::span),
+                        format!("{key}.body"),
+                        "an empty body substring matches every body",
+                        Some("give the text the body must contain, or remove `body`".into()),
+                    );
+                }
                 if !path.starts_with('/') {
                     let span = c.path.as_ref().map(Spanned::span);
                     self.d.error(
@@ -881,7 +851,7 @@ impl<'d, 'o> Validator<'d, 'o> {
                 None
             }
         };
-        let dur = |v: &Option<Spanned<SpecDuration>>, default: std::time::Duration| {
+        let dur = |v: &Option<Spanned<ProbeDuration>>, default: std::time::Duration| {
             v.as_ref().map_or(default, |d| d.get_ref().0)
         };
         let interval = dur(&c.interval, std::time::Duration::from_secs(10));
@@ -1738,6 +1708,32 @@ impl<'d, 'o> Validator<'d, 'o> {
         by_name: &BTreeMap<&Name, usize>,
     ) {
         for (i, node) in nodes.iter().enumerate() {
+            // MX and SRV targets must not be aliases either (RFC 2181 §10.3, RFC 2782);
+            // many mail servers cope, so this is a warning.
+            for rs in [RecordType::MX, RecordType::SRV]
+                .iter()
+                .filter_map(|t| node.rrset(*t))
+            {
+                for d in &rs.data {
+                    let target = match d {
+                        RData::MX(mx) => &mx.exchange,
+                        RData::SRV(srv) => &srv.target,
+                        _ => continue,
+                    };
+                    let is_alias = by_name
+                        .get(target)
+                        .is_some_and(|&j| nodes[j].rrset(RecordType::CNAME).is_some());
+                    if is_alias {
+                        let field = rs.rtype.to_string().to_ascii_lowercase();
+                        self.d.warning(
+                            Some(meta[i].1.clone()),
+                            format!("{}.{field}", meta[i].0),
+                            format!("{} target {target} is a CNAME", rs.rtype),
+                            Some("point it at the canonical name instead (RFC 2181 §10.3)".into()),
+                        );
+                    }
+                }
+            }
             let Some(ns) = node.rrset(RecordType::NS) else {
                 continue;
             };
@@ -2080,5 +2076,62 @@ country = "US"
         );
         let (_, out) = check("[names.sub]\nns = \"ns.elsewhere.net.\"\n");
         assert_eq!(out, "");
+    }
+
+    #[test]
+    fn checks_are_validated_with_their_keys() {
+        let (_, out) = check(
+            "[checks.a]\ntype = \"icmp\"\n\
+             [checks.b]\ntype = \"tcp\"\n\
+             [checks.c]\ntype = \"http\"\ninterval = \"2s\"\ntimeout = \"3s\"\nhost = \"bad host\"\n\
+             [datacenters.x]\naddresses = [\"192.0.2.1\"]\ncheck = \"d\"\nlocation = [0.0, 0.0]\n",
+        );
+        assert!(
+            out.contains("checks.a.type: unknown check type \"icmp\""),
+            "{out}"
+        );
+        assert!(
+            out.contains("checks.b.port: a tcp check needs a port"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "checks.c.timeout: timeout 3s must be above zero and below the interval 2s"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("checks.c.host: \"bad host\" is not a host name"),
+            "{out}"
+        );
+        assert!(
+            out.contains("datacenters.x.check: no check \"d\" in this zone"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_valid_check_reaches_the_addresses() {
+        let (zone, out) = check(
+            "[checks.web]\ntype = \"https\"\npath = \"/health\"\ninterval = \"1s\"\n\
+             [datacenters.x]\naddresses = [\"192.0.2.1\", { address = \"192.0.2.2\", check = \"none\" }]\ncheck = \"web\"\nlocation = [0.0, 0.0]\n",
+        );
+        assert_eq!(out, "");
+        let dc = &zone.unwrap().datacenters[0];
+        let spec = dc.addresses[0].check.as_ref().unwrap();
+        assert_eq!(spec.kind.port(), 443);
+        assert_eq!(spec.timeout, std::time::Duration::from_millis(500));
+        assert!(dc.addresses[1].check.is_none());
+    }
+
+    #[test]
+    fn mx_at_an_alias_is_a_warning_not_an_error() {
+        let (zone, out) = check("[names.m]\nmx = \"10 alias\"\n[names.alias]\ncname = \"ns1\"\n");
+        assert!(zone.is_some(), "warnings do not reject the zone");
+        assert!(out.starts_with("warning: z.toml:"), "{out}");
+        assert!(
+            out.contains("names.m.mx: MX target alias.example.com. is a CNAME"),
+            "{out}"
+        );
     }
 }
