@@ -13,11 +13,9 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeTable;
 
-use ipnet::IpNet;
-
 use crate::diag::{Diagnostics, FileDiags, Source, deserialize, did_you_mean, key_segment};
 use crate::geo::db::LocationOverride;
-use crate::geo::{Code, Coord, Location, country};
+use crate::geo::{Invalid, Location, parse_continent, parse_coord, parse_country, parse_network};
 use crate::zone::spec::Seconds;
 
 /// Default listen address: loopback, unprivileged port.
@@ -186,11 +184,11 @@ struct GeoipSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OverrideSpec {
-    network: String,
-    location: Option<Vec<f64>>,
-    country: Option<String>,
-    continent: Option<String>,
-    subdivision: Option<String>,
+    network: Spanned<String>,
+    location: Option<Spanned<Vec<f64>>>,
+    country: Option<Spanned<String>>,
+    continent: Option<Spanned<String>>,
+    subdivision: Option<Spanned<String>>,
     asn: Option<u32>,
 }
 
@@ -452,82 +450,40 @@ fn location_override(
     o: &Spanned<OverrideSpec>,
 ) -> Option<LocationOverride> {
     let spec = o.get_ref();
-    let span = Some(o.span());
-    let network = match spec.network.parse::<IpNet>() {
-        Ok(n) if n.trunc() == n => crate::geo::canonical_net(n),
-        Ok(n) => {
-            d.error(
-                span,
-                format!("{key}.network"),
-                format!(
-                    "{:?} has address bits set past its prefix length",
-                    spec.network
-                ),
-                Some(format!("did you mean \"{}\"?", n.trunc())),
-            );
-            return None;
-        }
-        Err(_) => {
-            d.error(
-                span,
-                format!("{key}.network"),
-                format!("{:?} is not a network", spec.network),
-                Some("write e.g. \"10.0.0.0/8\" or \"2001:db8::/32\"".into()),
-            );
-            return None;
-        }
+    let errors = d.error_count();
+    let mut report = |span: std::ops::Range<usize>, field: &str, e: Invalid| {
+        d.error(
+            Some(span),
+            format!("{key}.{field}"),
+            e.message,
+            Some(e.help),
+        );
     };
-    let country = match &spec.country {
-        Some(c) => match Code::parse(c).filter(|c| country::lookup(c.as_str()).is_some()) {
-            Some(c) => Some(c),
-            None => {
-                d.error(
-                    span,
-                    format!("{key}.country"),
-                    format!("{c:?} is not an ISO 3166-1 alpha-2 country code"),
-                    Some("use two letters, e.g. \"NL\"".into()),
-                );
-                return None;
-            }
-        },
-        None => None,
-    };
-    let continent = match &spec.continent {
-        Some(c) => match Code::parse(c).filter(|c| country::is_continent(c.as_str())) {
-            Some(c) => Some(c),
-            None => {
-                d.error(
-                    span,
-                    format!("{key}.continent"),
-                    format!("{c:?} is not a continent code"),
-                    Some("use one of AF, AN, AS, EU, NA, OC, SA".into()),
-                );
-                return None;
-            }
-        },
-        None => None,
-    };
-    let coord = match spec.location.as_deref() {
-        None => None,
-        Some([lat, lon]) if (-90.0..=90.0).contains(lat) && (-180.0..=180.0).contains(lon) => {
-            Some(Coord {
-                lat: *lat,
-                lon: *lon,
-            })
-        }
-        Some(other) => {
-            d.error(
-                span,
-                format!("{key}.location"),
-                format!("{other:?} is not [latitude, longitude]"),
-                Some("write two numbers in degrees, latitude first, e.g. [52.37, 4.90]".into()),
-            );
-            return None;
-        }
-    };
+    let network = parse_network(spec.network.get_ref())
+        .map_err(|e| report(spec.network.span(), "network", e))
+        .ok();
+    let country = spec.country.as_ref().and_then(|c| {
+        parse_country(c.get_ref())
+            .map_err(|e| report(c.span(), "country", e))
+            .ok()
+    });
+    let continent = spec.continent.as_ref().and_then(|c| {
+        parse_continent(c.get_ref())
+            .map_err(|e| report(c.span(), "continent", e))
+            .ok()
+    });
+    let coord = spec.location.as_ref().and_then(|l| {
+        parse_coord(l.get_ref())
+            .map_err(|e| report(l.span(), "location", e))
+            .ok()
+    });
+    if d.error_count() > errors {
+        return None;
+    }
+    let network = network?;
     if country.is_none() && continent.is_none() && coord.is_none() && spec.asn.is_none() {
         d.error(
-            span,
+            Some(o.span()),
             key,
             format!("override {network} says nothing about its clients"),
             Some("give at least one of location, country, continent, asn".into()),
@@ -541,7 +497,7 @@ fn location_override(
         subdivision: spec
             .subdivision
             .as_ref()
-            .map(|s| s.to_ascii_uppercase().into_boxed_str()),
+            .map(|s| s.get_ref().to_ascii_uppercase().into_boxed_str()),
         coord,
         coord_is_centroid: false,
     }

@@ -246,19 +246,20 @@ impl Snapshot {
         }
     }
 
-    /// The most specific served zone containing `key`, with the number of labels to skip
-    /// from `key` to reach its apex.
+    /// The most specific served zone containing `key`.
     pub fn find_zone(&self, key: &NameKey) -> Option<&CompiledZone> {
-        (0..=key.labels()).find_map(|skip| {
-            self.zone_index
-                .get(key.suffix(skip))
-                .map(|&i| &self.zones[i])
-        })
+        self.find_zone_from(key, 0)
     }
 
-    /// The most specific served zone strictly above `key`'s own name (the parent side of a cut).
-    pub fn find_zone_below(&self, key: &NameKey) -> Option<&CompiledZone> {
-        (1..=key.labels()).find_map(|skip| {
+    /// The most specific served zone strictly above `key`'s own name: the parent side of
+    /// a zone cut, which holds the DS records.
+    pub fn find_parent_zone(&self, key: &NameKey) -> Option<&CompiledZone> {
+        self.find_zone_from(key, 1)
+    }
+
+    /// Tries `key`'s suffixes from `first_skip` labels removed, longest first.
+    fn find_zone_from(&self, key: &NameKey, first_skip: usize) -> Option<&CompiledZone> {
+        (first_skip..=key.labels()).find_map(|skip| {
             self.zone_index
                 .get(key.suffix(skip))
                 .map(|&i| &self.zones[i])
@@ -569,16 +570,15 @@ fn compile_gslb(
             .iter()
             .filter(|a| a.ip.is_ipv6() == v6)
             .collect();
-        let rec = |ip: IpAddr, ttl: u32| {
-            let data = match ip {
-                IpAddr::V4(ip) => RData::A(A(ip)),
-                IpAddr::V6(ip) => RData::AAAA(AAAA(ip)),
-            };
-            Record::from_rdata(name.clone(), ttl, data)
-        };
         FamilyAnswers {
-            records: addrs.iter().map(|a| rec(a.ip, ttl)).collect(),
-            short: addrs.iter().map(|a| rec(a.ip, short_ttl)).collect(),
+            records: addrs
+                .iter()
+                .map(|a| address_record(name, a.ip, ttl))
+                .collect(),
+            short: addrs
+                .iter()
+                .map(|a| address_record(name, a.ip, short_ttl))
+                .collect(),
             health: addrs
                 .iter()
                 .map(|a| AddressHealth {
@@ -610,13 +610,7 @@ fn compile_gslb(
             }
         })
         .collect();
-    let short = |ip: &IpAddr| {
-        let data = match *ip {
-            IpAddr::V4(ip) => RData::A(A(ip)),
-            IpAddr::V6(ip) => RData::AAAA(AAAA(ip)),
-        };
-        Record::from_rdata(name.clone(), short_ttl, data)
-    };
+    let short = |ip: &IpAddr| address_record(name, *ip, short_ttl);
     let all_down = match &g.all_down {
         AllDown::FailOpen => AllDownAnswer::FailOpen,
         AllDown::ServFail => AllDownAnswer::ServFail,
@@ -641,6 +635,15 @@ fn compile_gslb(
         all_down_total: AtomicU64::new(0),
         all_down_logged: [AtomicBool::new(false), AtomicBool::new(false)],
     }
+}
+
+/// The A or AAAA record of `ip` at `name`.
+fn address_record(name: &Name, ip: IpAddr, ttl: u32) -> Record {
+    let data = match ip {
+        IpAddr::V4(ip) => RData::A(A(ip)),
+        IpAddr::V6(ip) => RData::AAAA(AAAA(ip)),
+    };
+    Record::from_rdata(name.clone(), ttl, data)
 }
 
 /// RFC 2308 §5: negative answers are cached for min(SOA TTL, SOA MINIMUM).

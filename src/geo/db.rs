@@ -378,11 +378,7 @@ pub fn decode_record(v: &Value) -> DecodedRecord {
         .map(Box::from);
     let asn = match v.get("autonomous_system_number").or_else(|| v.get("asn")) {
         Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-        Some(Value::String(s)) => s
-            .trim_start_matches("AS")
-            .trim_start_matches("as")
-            .parse()
-            .ok(),
+        Some(Value::String(s)) => super::parse_asn(s),
         _ => None,
     };
     DecodedRecord {

@@ -55,6 +55,87 @@ impl fmt::Display for Code {
     }
 }
 
+/// Why a written geographic value was rejected: what is wrong, and how to fix it. Zone
+/// files and the server config report it at their own key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// What is wrong, quoting the value.
+    pub message: String,
+    /// How to fix it.
+    pub help: String,
+}
+
+impl Invalid {
+    fn new(message: String, help: &str) -> Self {
+        Self {
+            message,
+            help: help.to_owned(),
+        }
+    }
+}
+
+/// An ISO 3166-1 alpha-2 code this build knows.
+pub fn parse_country(s: &str) -> Result<Code, Invalid> {
+    Code::parse(s)
+        .filter(|c| country::lookup(c.as_str()).is_some())
+        .ok_or_else(|| {
+            Invalid::new(
+                format!("{s:?} is not an ISO 3166-1 alpha-2 country code"),
+                "use two letters, e.g. \"NL\", \"US\", \"BR\"",
+            )
+        })
+}
+
+/// A continent code (AF AN AS EU NA OC SA).
+pub fn parse_continent(s: &str) -> Result<Code, Invalid> {
+    Code::parse(s)
+        .filter(|c| country::is_continent(c.as_str()))
+        .ok_or_else(|| {
+            Invalid::new(
+                format!("{s:?} is not a continent code"),
+                "use one of AF, AN, AS, EU, NA, OC, SA",
+            )
+        })
+}
+
+/// `[latitude, longitude]` in degrees.
+pub fn parse_coord(v: &[f64]) -> Result<Coord, Invalid> {
+    match v {
+        [lat, lon] if (-90.0..=90.0).contains(lat) && (-180.0..=180.0).contains(lon) => Ok(Coord {
+            lat: *lat,
+            lon: *lon,
+        }),
+        _ => Err(Invalid::new(
+            format!("{v:?} is not [latitude, longitude]"),
+            "write two numbers in degrees, latitude (-90..90) first, e.g. [52.37, 4.90]",
+        )),
+    }
+}
+
+/// A CIDR network with no address bits past its prefix, IPv4-mapped ones as IPv4.
+pub fn parse_network(s: &str) -> Result<ipnet::IpNet, Invalid> {
+    match s.parse::<ipnet::IpNet>() {
+        Ok(net) if net.trunc() == net => Ok(canonical_net(net)),
+        Ok(net) => Err(Invalid {
+            message: format!("{s:?} has address bits set past its prefix length"),
+            help: format!("did you mean \"{}\"?", net.trunc()),
+        }),
+        Err(_) => Err(Invalid::new(
+            format!("{s:?} is not a network"),
+            "write an address and prefix length, e.g. \"192.0.2.0/24\" or \"2001:db8::/32\"",
+        )),
+    }
+}
+
+/// An AS number written `AS64500`, `as64500` or `64500`.
+pub fn parse_asn(s: &str) -> Option<u32> {
+    let digits = s
+        .strip_prefix("AS")
+        .or_else(|| s.strip_prefix("as"))
+        .unwrap_or(s);
+    digits.parse().ok()
+}
+
 /// `::ffff:10.0.0.0/104` as `10.0.0.0/8`: clients asking from IPv4-mapped addresses are
 /// looked up as IPv4, so rules written in the mapped form must be too.
 pub fn canonical_net(net: ipnet::IpNet) -> ipnet::IpNet {
@@ -66,6 +147,20 @@ pub fn canonical_net(net: ipnet::IpNet) -> ipnet::IpNet {
         }
     }
     net
+}
+
+/// The continent a country is on (as GeoIP databases assign them).
+pub fn continent_of(country: Code) -> Option<Code> {
+    country::lookup(country.as_str())
+        .and_then(|i| Code::parse(std::str::from_utf8(&i.continent).unwrap_or("")))
+}
+
+/// A country's centroid: where `nearest` places a client or data center known only by country.
+pub fn centroid_of(country: Code) -> Option<Coord> {
+    country::lookup(country.as_str()).map(|i| Coord {
+        lat: i.latitude,
+        lon: i.longitude,
+    })
 }
 
 /// A point on Earth in degrees.
@@ -110,16 +205,13 @@ pub struct Location {
 impl Location {
     /// Fills continent and coordinates from the country when the database lacked them.
     pub fn complete(mut self) -> Self {
-        if let Some(info) = self.country.and_then(|c| country::lookup(c.as_str())) {
+        if let Some(c) = self.country {
             if self.continent.is_none() {
-                self.continent = Code::parse(std::str::from_utf8(&info.continent).unwrap_or(""));
+                self.continent = continent_of(c);
             }
             if self.coord.is_none() {
-                self.coord = Some(Coord {
-                    lat: info.latitude,
-                    lon: info.longitude,
-                });
-                self.coord_is_centroid = true;
+                self.coord = centroid_of(c);
+                self.coord_is_centroid = self.coord.is_some();
             }
         }
         self

@@ -139,11 +139,7 @@ impl Responder {
         };
 
         let answer = match early {
-            Some(rc) => {
-                let mut a = Answer::refused();
-                a.rcode = rc;
-                a
-            }
+            Some(rc) => Answer::error(rc),
             None => {
                 let q = &request.queries.queries()[0];
                 let qtype = q.query_type();
@@ -153,9 +149,7 @@ impl Responder {
                     // Zone transfers are not offered; say so rather than time out the client.
                     Answer::refused()
                 } else if qtype == RecordType::OPT {
-                    let mut a = Answer::refused();
-                    a.rcode = ResponseCode::FormErr;
-                    a
+                    Answer::error(ResponseCode::FormErr)
                 } else {
                     // The name as asked, case kept: a wildcard's records take it as owner (RFC 4343).
                     let name = q.original().name();
@@ -166,11 +160,7 @@ impl Responder {
                     };
                     match NameKey::new(name) {
                         Some(key) => resolve(snap, name, &key, qtype, client),
-                        None => {
-                            let mut a = Answer::refused();
-                            a.rcode = ResponseCode::FormErr;
-                            a
-                        }
+                        None => Answer::error(ResponseCode::FormErr),
                     }
                 }
             }

@@ -78,7 +78,12 @@ impl<'s> Answer<'s> {
 
     /// REFUSED: the name is in none of our zones.
     pub fn refused() -> Self {
-        Self::new(ResponseCode::Refused, false)
+        Self::error(ResponseCode::Refused)
+    }
+
+    /// An error reply with no records (FORMERR, NOTIMP, BADVERS, REFUSED).
+    pub fn error(rcode: ResponseCode) -> Self {
+        Self::new(rcode, false)
     }
 
     fn negative(&mut self, zone: &'s CompiledZone, rcode: ResponseCode) {
@@ -102,7 +107,7 @@ pub fn resolve<'s>(
     };
     // RFC 4035 §3.1.4.1: DS lives in the parent; when we serve the parent too, it answers.
     if qtype == RecordType::DS && key.labels() == zone.apex_labels && key.labels() > 0 {
-        if let Some(parent) = snap.find_zone_below(key) {
+        if let Some(parent) = snap.find_parent_zone(key) {
             zone = parent;
         }
     }

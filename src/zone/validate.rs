@@ -26,7 +26,10 @@ use super::spec::{
     NameSpec, ProbeDuration, Seconds, SoaSpec, Values, ZONE_KEYS,
 };
 use crate::diag::{Diagnostics, FileDiags, Source, deserialize, did_you_mean, key_segment};
-use crate::geo::{Code, Coord, country};
+use crate::geo::{
+    Code, Invalid, centroid_of, continent_of, country, parse_asn, parse_continent, parse_coord,
+    parse_country, parse_network,
+};
 use crate::health::{CheckKind, CheckSpec, InitialState};
 
 /// Default TTL when a zone sets none: one hour, as most hand-written zones use.
@@ -1084,64 +1087,37 @@ impl<'d, 'o> Validator<'d, 'o> {
             };
             addresses.push(DcAddress { ip, weight, check });
         }
-        let country = spec.country.as_ref().and_then(|c| {
-            let code =
-                Code::parse(c.get_ref()).filter(|code| country::lookup(code.as_str()).is_some());
-            if code.is_none() {
-                self.d.error(
-                    Some(c.span()),
-                    format!("{key}.country"),
-                    format!(
-                        "{:?} is not an ISO 3166-1 alpha-2 country code",
-                        c.get_ref()
-                    ),
-                    Some("use two letters, e.g. \"NL\", \"US\", \"SG\"".into()),
-                );
-            }
-            code
-        });
-        let continent = match &spec.continent {
-            Some(c) => {
-                let code =
-                    Code::parse(c.get_ref()).filter(|code| country::is_continent(code.as_str()));
-                if code.is_none() {
+        let mut geo = |value: Option<&Spanned<String>>,
+                       field: &str,
+                       parse: fn(&str) -> Result<Code, Invalid>|
+         -> Option<Code> {
+            let v = value?;
+            parse(v.get_ref())
+                .map_err(|e| {
                     self.d.error(
-                        Some(c.span()),
-                        format!("{key}.continent"),
-                        format!("{:?} is not a continent code", c.get_ref()),
-                        Some("use one of AF, AN, AS, EU, NA, OC, SA".into()),
-                    );
-                }
-                code
-            }
-            None => country
-                .and_then(|c| country::lookup(c.as_str()))
-                .and_then(|i| Code::parse(std::str::from_utf8(&i.continent).unwrap_or(""))),
+                        Some(v.span()),
+                        format!("{key}.{field}"),
+                        e.message,
+                        Some(e.help),
+                    )
+                })
+                .ok()
         };
+        let country = geo(spec.country.as_ref(), "country", parse_country);
+        let continent = geo(spec.continent.as_ref(), "continent", parse_continent)
+            .or_else(|| country.and_then(continent_of));
         let location = match &spec.location {
-            Some(l) => match l.get_ref().as_slice() {
-                [lat, lon] if (-90.0..=90.0).contains(lat) && (-180.0..=180.0).contains(lon) => {
-                    Some(Coord {
-                        lat: *lat,
-                        lon: *lon,
-                    })
-                }
-                _ => {
+            Some(l) => parse_coord(l.get_ref())
+                .map_err(|e| {
                     self.d.error(
                         Some(l.span()),
                         format!("{key}.location"),
-                        format!("{:?} is not [latitude, longitude]", l.get_ref()),
-                        Some("write two numbers in degrees, latitude (-90..90) first, e.g. [52.37, 4.90]".into()),
-                    );
-                    None
-                }
-            },
-            None => country
-                .and_then(|c| country::lookup(c.as_str()))
-                .map(|i| Coord {
-                    lat: i.latitude,
-                    lon: i.longitude,
-                }),
+                        e.message,
+                        Some(e.help),
+                    )
+                })
+                .ok(),
+            None => country.and_then(centroid_of),
         };
         if self.d.error_count() > errors {
             return None;
@@ -1221,27 +1197,9 @@ impl<'d, 'o> Validator<'d, 'o> {
     }
 
     fn network(&mut self, key: &str, text: &str, span: Range<usize>) -> Option<IpNet> {
-        match text.parse::<IpNet>() {
-            Ok(net) if net.trunc() == net => Some(crate::geo::canonical_net(net)),
-            Ok(net) => {
-                self.d.error(
-                    Some(span),
-                    key,
-                    format!("{text:?} has address bits set past its prefix length"),
-                    Some(format!("did you mean \"{}\"?", net.trunc())),
-                );
-                None
-            }
-            Err(_) => {
-                self.d.error(
-                    Some(span),
-                    key,
-                    format!("{text:?} is not a network"),
-                    Some("write an address and prefix length, e.g. \"192.0.2.0/24\" or \"2001:db8::/32\"".into()),
-                );
-                None
-            }
-        }
+        parse_network(text)
+            .map_err(|e| self.d.error(Some(span), key, e.message, Some(e.help)))
+            .ok()
     }
 
     fn network_overrides(
@@ -1488,34 +1446,27 @@ impl<'d, 'o> Validator<'d, 'o> {
         } else {
             map.default = Fallback::List(candidates.to_vec());
         }
-        for (code, list) in m.continent.iter().flatten() {
-            let k = format!("{key}.continent.{}", key_segment(code));
-            let c = Code::parse(code).filter(|c| country::is_continent(c.as_str()));
-            if c.is_none() {
-                self.d.error(
-                    Some(list.span()),
-                    &k,
-                    format!("{code:?} is not a continent code"),
-                    Some("use one of AF, AN, AS, EU, NA, OC, SA".into()),
-                );
-            }
-            if let (Some(c), Some(l)) = (c, self.dc_list(&k, list, dc_ids, Some(candidates))) {
-                map.continent.push((c, l));
-            }
-        }
-        for (code, list) in m.country.iter().flatten() {
-            let k = format!("{key}.country.{}", key_segment(code));
-            let c = Code::parse(code).filter(|c| country::lookup(c.as_str()).is_some());
-            if c.is_none() {
-                self.d.error(
-                    Some(list.span()),
-                    &k,
-                    format!("{code:?} is not an ISO 3166-1 alpha-2 country code"),
-                    Some("use two letters, e.g. \"BR\"".into()),
-                );
-            }
-            if let (Some(c), Some(l)) = (c, self.dc_list(&k, list, dc_ids, Some(candidates))) {
-                map.country.push((c, l));
+        let rules = [
+            (
+                &m.continent,
+                "continent",
+                parse_continent as fn(&str) -> Result<Code, Invalid>,
+            ),
+            (&m.country, "country", parse_country),
+        ];
+        for (table, field, parse) in rules {
+            for (code, list) in table.iter().flatten() {
+                let k = format!("{key}.{field}.{}", key_segment(code));
+                let c = parse(code)
+                    .map_err(|e| self.d.error(Some(list.span()), &k, e.message, Some(e.help)))
+                    .ok();
+                if let (Some(c), Some(l)) = (c, self.dc_list(&k, list, dc_ids, Some(candidates))) {
+                    if field == "continent" {
+                        map.continent.push((c, l));
+                    } else {
+                        map.country.push((c, l));
+                    }
+                }
             }
         }
         for (code, list) in m.subdivision.iter().flatten() {
@@ -1548,11 +1499,7 @@ impl<'d, 'o> Validator<'d, 'o> {
         }
         for (asn, list) in m.asn.iter().flatten() {
             let k = format!("{key}.asn.{}", key_segment(asn));
-            let digits = asn
-                .strip_prefix("AS")
-                .or_else(|| asn.strip_prefix("as"))
-                .unwrap_or(asn);
-            let n = digits.parse::<u32>().ok();
+            let n = parse_asn(asn);
             if n.is_none() {
                 self.d.error(
                     Some(list.span()),
