@@ -8,8 +8,19 @@
 //! - **zone**: one delegated domain, one TOML file in the zones directory.
 //! - **node**: an owner name in a zone and its record sets.
 //! - **record set**: the records of one name and type.
+//! - **data center**: a site that serves traffic: addresses, a location, health checks.
+//! - **GSLB name**: a name whose A/AAAA answers are chosen per client from its
+//!   **candidates**, the data centers it may send clients to.
+//! - **policy**: how a GSLB name orders its candidates for a client: `nearest` (great-circle
+//!   distance) or `map` (rules by network, AS number, subdivision, country, continent).
+//! - **candidate list**: the ordered candidates one client gets; compiled per policy into a
+//!   table from address ranges to lists, whose range gives the **ECS scope**.
+//! - **check**: a health probe (HTTP, HTTPS or TCP); a **target** is one check of one
+//!   address, probed once however many names use it.
+//! - **override**: an operator forcing a data center or address up, down or drained.
 //! - **snapshot**: every zone compiled into immutable lookup tables; the query path reads one
-//!   snapshot per message and a reload swaps in a new one atomically.
+//!   snapshot per message and a reload swaps in a new one atomically. Health and overrides
+//!   sit beside it as shared atomics, so they change without a reload.
 //!
 //! # Request path
 //! ```text

@@ -367,22 +367,9 @@ impl reqwest::dns::Resolve for NoDns {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::test_support::{HttpServer, Mode, refused_port};
+    use crate::health::test_support::{HttpServer, Mode, http, refused_port};
 
     const TIMEOUT: Duration = Duration::from_secs(2);
-
-    fn http(port: u16) -> CheckKind {
-        CheckKind::Http {
-            tls: false,
-            port,
-            path: "/health".into(),
-            host: None,
-            expect: vec![],
-            body_contains: None,
-            verify_tls: true,
-            sni: None,
-        }
-    }
 
     fn https(port: u16, verify_tls: bool, sni: Option<&str>, host: Option<&str>) -> CheckKind {
         CheckKind::Http {

@@ -285,7 +285,7 @@ impl<T> Drop for AbortOnDrop<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::test_support::{HttpServer, refused_port, wait_until};
+    use crate::health::test_support::{HttpServer, http, refused_port, wait_until};
     use crate::health::{Admin, CheckKind, InitialState};
 
     const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
@@ -299,19 +299,6 @@ mod tests {
             fall,
             jitter: Duration::from_millis(10),
             initial,
-        }
-    }
-
-    fn http(port: u16) -> CheckKind {
-        CheckKind::Http {
-            tls: false,
-            port,
-            path: "/health".into(),
-            host: None,
-            expect: vec![],
-            body_contains: None,
-            verify_tls: true,
-            sni: None,
         }
     }
 

@@ -198,3 +198,17 @@ pub(crate) async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) 
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A plain HTTP check of `GET /health` on `port`, expecting any 2xx or 3xx.
+pub(crate) fn http(port: u16) -> super::CheckKind {
+    super::CheckKind::Http {
+        tls: false,
+        port,
+        path: "/health".into(),
+        host: None,
+        expect: vec![],
+        body_contains: None,
+        verify_tls: true,
+        sni: None,
+    }
+}
