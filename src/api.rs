@@ -127,7 +127,17 @@ async fn set_override(
         Ok(k) => k,
         Err(msg) => return bad_request(msg),
     };
-    match state.overrides.set(&key, admin) {
+    // Writing the state file is blocking I/O: off the async workers.
+    let overrides = state.overrides.clone();
+    let k = key.clone();
+    let stored = tokio::task::spawn_blocking(move || overrides.set(&k, admin)).await;
+    let stored = match stored {
+        Ok(r) => r,
+        Err(e) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response();
+        }
+    };
+    match stored {
         Ok(()) => {
             let shown = if admin == Admin::None {
                 "cleared".to_owned()

@@ -6,6 +6,8 @@
 //! every record is a ready [`Record`]. A query then only hashes byte slices and borrows.
 
 use std::collections::{BTreeMap, HashMap};
+
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use std::net::IpAddr;
@@ -38,7 +40,9 @@ pub struct Snapshot {
     /// Increases by one on every successful load; shown in logs and `explain`.
     pub generation: u64,
     zones: Vec<CompiledZone>,
-    zone_index: HashMap<Box<[u8]>, usize>,
+    /// Keyed by lowercase wire names; FxHash because the keys are fixed at load (nothing a
+    /// client sends can shape the table) and hashing is on every query.
+    zone_index: FxHashMap<Box<[u8]>, usize>,
     /// The databases the geo tables were compiled from, kept for `explain`.
     pub geo: Arc<GeoDb>,
     /// Every (check, address) this snapshot reads, so probes nothing uses can stop.
@@ -53,7 +57,7 @@ pub struct CompiledZone {
     /// Labels in the apex name.
     pub apex_labels: usize,
     nodes: Vec<CompiledNode>,
-    index: HashMap<Box<[u8]>, NodeId>,
+    index: FxHashMap<Box<[u8]>, NodeId>,
     /// The SOA record with its own TTL, for SOA queries.
     pub soa: Box<[Record]>,
     /// The SOA record with the negative TTL (min of SOA TTL and MINIMUM, RFC 2308 §5).
