@@ -379,4 +379,70 @@ mod tests {
         assert_eq!(addrs, ["192.0.2.10", "192.0.2.11"]);
         server.shutdown_gracefully().await.unwrap();
     }
+
+    /// Mangled queries (bit flips, cuts, splices of valid ones with ECS, OPT and several
+    /// sections) never panic, and every reply is a parseable DNS message.
+    #[test]
+    fn mangled_packets_never_panic() {
+        use hickory_proto::op::Edns;
+        use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+        let r = example_responder();
+        let src: std::net::SocketAddr = "127.0.4.1:5353".parse().unwrap();
+        let mut seeds = Vec::new();
+        for (name, t) in [
+            ("cdn.example.com.", RecordType::A),
+            ("www.example.com.", RecordType::AAAA),
+            ("x.y.apps.example.com.", RecordType::TXT),
+            ("example.com.", RecordType::ANY),
+            ("a.dev.example.com.", RecordType::NS),
+        ] {
+            let mut m = Message::query();
+            m.add_query(Query::query(Name::from_str(name).unwrap(), t));
+            let mut e = Edns::new();
+            e.options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(
+                "192.0.2.0".parse().unwrap(),
+                24,
+                0,
+            )));
+            m.set_edns(e);
+            seeds.push(m.to_vec().unwrap());
+        }
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut out = Vec::new();
+        for i in 0..30_000 {
+            let mut p = seeds[i % seeds.len()].clone();
+            for _ in 0..(1 + next() % 4) {
+                let n = next();
+                if p.is_empty() {
+                    p.push(n as u8);
+                }
+                let at = (n >> 8) as usize % p.len();
+                match n % 4 {
+                    0 => p[at] ^= 1 << ((n >> 32) % 8),
+                    1 => p.truncate(at),
+                    2 => p.insert(at, (n >> 40) as u8),
+                    _ => {
+                        if at < p.len() {
+                            p[at] = (n >> 24) as u8;
+                        }
+                    }
+                }
+            }
+            for t in [Transport::Udp, Transport::Tcp] {
+                if r.respond(&p, src, t, &mut out) == Outcome::Reply {
+                    assert!(out.len() >= 12, "reply shorter than a header");
+                    assert!(Message::from_vec(&out).is_ok() || out.len() == 12);
+                    if t == Transport::Udp {
+                        assert!(out.len() <= 1232, "a UDP reply over the payload limit");
+                    }
+                }
+            }
+        }
+    }
 }
