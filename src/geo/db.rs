@@ -148,7 +148,16 @@ impl GeoDb {
         // the ASN database over their AS numbers, overrides over both.
         let ip = ip.to_canonical();
         let mut out = GeoAnswer::default();
-        for s in &self.locations {
+        // As in the compiled tables: addresses in the aliases of the IPv4 subtree
+        // (Teredo 2001::/32, 6to4 2002::/16) are not looked up in the databases.
+        let aliased = match ip {
+            IpAddr::V6(a) => {
+                let top = u128::from(a) >> 96;
+                top >> 16 == 0x2002 || top == 0x2001_0000
+            }
+            IpAddr::V4(_) => false,
+        };
+        for s in self.locations.iter().filter(|_| !aliased) {
             let Ok(r) = s.reader.lookup(ip) else { continue };
             if !r.has_data() {
                 continue;
@@ -162,7 +171,12 @@ impl GeoDb {
                 break;
             }
         }
-        if let Some(r) = self.asn.as_ref().and_then(|db| db.reader.lookup(ip).ok()) {
+        if let Some(r) = self
+            .asn
+            .as_ref()
+            .filter(|_| !aliased)
+            .and_then(|db| db.reader.lookup(ip).ok())
+        {
             if let (Ok(Some(v)), Ok(net)) = (r.decode::<Value>(), r.network()) {
                 if let Some(a) = decode_record(&v).asn {
                     out.asn = Some((a, IpNet::new(net.ip(), net.prefix()).ok()));
@@ -203,15 +217,12 @@ impl GeoDb {
         for s in &self.locations {
             let (p4, p6) = walk(s, |v| {
                 let rec = decode_record(v);
-                (rec.location, rec.asn)
+                (intern(rec.location, &mut locations), rec.asn.unwrap_or(0))
             })?;
-            let mut to_ids = |p: Partition<Option<(Location, Option<u32>)>>| {
-                p.map(|v| match v {
-                    Some((loc, asn)) => (intern(loc.clone(), &mut locations), asn.unwrap_or(0)),
-                    None => (0, 0),
-                })
-            };
-            let (p4, p6) = (to_ids(p4), to_ids(p6));
+            let (p4, p6) = (
+                p4.map(Option::unwrap_or_default),
+                p6.map(Option::unwrap_or_default),
+            );
             v4 = Some(match v4 {
                 None => p4,
                 Some(prev) => prev.zip(&p4, |a, b| if a.0 == 0 { b } else { a }),
@@ -285,11 +296,13 @@ impl LocationKey {
     }
 }
 
-/// Every network of `s` with data, decoded once per distinct record, as one partition per family.
+/// Every network of `s` with data as one partition per family. Each distinct record is
+/// decoded once (networks share records by offset), and `decode` turns it into a small
+/// value, so the walk holds a few bytes per network, never a decoded record.
 #[allow(clippy::type_complexity)]
-fn walk<T: Clone + PartialEq>(
+fn walk<T: Copy + PartialEq>(
     s: &Source,
-    decode: impl Fn(&Value) -> T,
+    mut decode: impl FnMut(&Value) -> T,
 ) -> Result<(Partition<Option<T>>, Partition<Option<T>>), GeoError> {
     let corrupt = |source| GeoError::Corrupt {
         path: s.path.clone(),
@@ -298,6 +311,9 @@ fn walk<T: Clone + PartialEq>(
     let mut cache: HashMap<usize, T> = HashMap::new();
     let mut v4: Vec<(u128, u128, T)> = Vec::new();
     let mut v6: Vec<(u128, u128, T)> = Vec::new();
+    // Aliases of the IPv4 subtree (6to4, Teredo) are left out: they would copy every IPv4
+    // network into the IPv6 tables of every policy. Their clients are unknown; `lookup`
+    // says the same.
     for item in s
         .reader
         .networks(WithinOptions::default())
@@ -307,13 +323,13 @@ fn walk<T: Clone + PartialEq>(
         let Some(offset) = r.offset() else { continue };
         let net = r.network().map_err(corrupt)?;
         let value = match cache.get(&offset) {
-            Some(v) => v.clone(),
+            Some(v) => *v,
             None => {
                 let Some(v) = r.decode::<Value>().map_err(corrupt)? else {
                     continue;
                 };
                 let t = decode(&v);
-                cache.insert(offset, t.clone());
+                cache.insert(offset, t);
                 t
             }
         };

@@ -188,10 +188,11 @@ impl<V: PartialEq> Partition<V> {
 impl<T: Clone + PartialEq> Partition<Option<T>> {
     /// From ranges sorted by start that do not overlap (a database walk); gaps are `None`.
     pub fn from_sorted(family: Family, ranges: Vec<(u128, u128, T)>) -> Self {
+        // Databases cover most of their space without gaps: about one range per network.
         let mut p = Partition {
             family,
-            starts: Vec::with_capacity(ranges.len() * 2 + 1),
-            values: Vec::with_capacity(ranges.len() * 2 + 1),
+            starts: Vec::with_capacity(ranges.len() + ranges.len() / 8 + 1),
+            values: Vec::with_capacity(ranges.len() + ranges.len() / 8 + 1),
             jump: None,
         };
         p.starts.push(0);
