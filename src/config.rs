@@ -477,11 +477,41 @@ fn location_override(
             .map_err(|e| report(l.span(), "location", e))
             .ok()
     });
+    if spec.asn == Some(0) {
+        d.error(
+            Some(o.span()),
+            format!("{key}.asn"),
+            "0 is not an AS number",
+            Some("leave `asn` out to keep the database's AS number".into()),
+        );
+    }
+    let subdivision = spec.subdivision.as_ref().and_then(|sub| {
+        let text = sub.get_ref().to_ascii_uppercase();
+        let valid = text.split_once('-').is_some_and(|(c, s)| {
+            parse_country(c).is_ok()
+                && (1..=3).contains(&s.len())
+                && s.bytes().all(|b| b.is_ascii_alphanumeric())
+        });
+        if !valid {
+            d.error(
+                Some(sub.span()),
+                format!("{key}.subdivision"),
+                format!("{:?} is not an ISO 3166-2 subdivision code", sub.get_ref()),
+                Some("write COUNTRY-SUBDIVISION, e.g. \"US-CA\"".into()),
+            );
+        }
+        valid.then(|| text.into_boxed_str())
+    });
     if d.error_count() > errors {
         return None;
     }
     let network = network?;
-    if country.is_none() && continent.is_none() && coord.is_none() && spec.asn.is_none() {
+    if country.is_none()
+        && continent.is_none()
+        && coord.is_none()
+        && subdivision.is_none()
+        && spec.asn.is_none()
+    {
         d.error(
             Some(o.span()),
             key,
@@ -494,10 +524,7 @@ fn location_override(
         city: None,
         country,
         continent,
-        subdivision: spec
-            .subdivision
-            .as_ref()
-            .map(|s| s.get_ref().to_ascii_uppercase().into_boxed_str()),
+        subdivision,
         coord,
         coord_is_centroid: false,
     }

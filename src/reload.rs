@@ -9,8 +9,9 @@
 //! diagnostic is logged. Queries in flight keep the snapshot they loaded, so a swap drops
 //! nothing.
 //!
-//! Settings that shape sockets and threads (`listen`, `udp_threads`, `[tcp]`, `[api]`,
-//! `state_dir`) take effect at the next restart; a reload that sees them changed says so.
+//! Settings that shape sockets and threads (`listen`, `udp_threads`, `max_udp_payload`,
+//! `[tcp]`, `[api]`, `state_dir`, `reload_check`) take effect at the next restart; a reload
+//! that finds them different from what the server started with says so.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -27,7 +28,9 @@ use crate::load::load_snapshot;
 
 /// Rebuilds and swaps snapshots.
 pub struct Reloader {
-    /// The config the running snapshot was built from (sockets: from the start).
+    /// The config the server started with: what its sockets and threads follow.
+    started: ServerConfig,
+    /// The config the running snapshot was built from (zones, databases, overrides).
     config: Mutex<ServerConfig>,
     health: HealthSources,
     /// The files as they were before the snapshot being served was loaded.
@@ -50,6 +53,7 @@ impl Reloader {
         loaded_from: Fingerprint,
     ) -> Arc<Self> {
         Arc::new(Self {
+            started: config.clone(),
             config: Mutex::new(config),
             health,
             loaded_from: Mutex::new(loaded_from),
@@ -74,12 +78,20 @@ impl Reloader {
         let running = self.config();
         let health = self.health.clone();
         let built = tokio::task::spawn_blocking(move || {
-            let before = fingerprint(&running);
+            // The config file's state before reading it, the other files' after: a change
+            // to any of them while this runs is seen by the next check.
+            let config_state = running.file.as_ref().map(stat);
             let mut diags = Diagnostics::new();
             let cfg = match &running.file {
                 Some(path) => config::load(Some(path), &mut diags).ok_or(diags)?,
                 None => running.clone(),
             };
+            let mut before = fingerprint(&cfg);
+            if let (Some(file), Some(state)) = (&cfg.file, config_state) {
+                for entry in before.iter_mut().filter(|(p, _)| p == file) {
+                    entry.1 = state;
+                }
+            }
             let (snap, warnings) = load_snapshot(&cfg, &health, next)?;
             Ok::<_, Diagnostics>((cfg, snap, warnings, before))
         })
@@ -124,9 +136,10 @@ impl Reloader {
         }
     }
 
-    /// Settings of `new` that differ from the running ones but only apply at start.
+    /// Settings of `new` that differ from those the server started with but only apply at
+    /// start.
     fn needs_restart(&self, new: &ServerConfig) -> Vec<&'static str> {
-        let old = self.config.lock().unwrap_or_else(PoisonError::into_inner);
+        let old = &self.started;
         let mut changed = Vec::new();
         if old.listen != new.listen {
             changed.push("listen");
@@ -195,13 +208,15 @@ impl Reloader {
     }
 }
 
+/// Modification time and length of a file, `None` when it is missing.
+fn stat(p: &PathBuf) -> Option<(SystemTime, u64)> {
+    std::fs::metadata(p)
+        .ok()
+        .and_then(|m| Some((m.modified().ok()?, m.len())))
+}
+
 /// The current state of the config file and every zone file and database it names.
 pub fn fingerprint(config: &ServerConfig) -> Fingerprint {
-    let stat = |p: &PathBuf| {
-        std::fs::metadata(p)
-            .ok()
-            .and_then(|m| Some((m.modified().ok()?, m.len())))
-    };
     let mut files: Vec<PathBuf> = std::fs::read_dir(&config.zones_dir)
         .map(|rd| {
             rd.filter_map(Result::ok)

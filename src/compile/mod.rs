@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::net::IpAddr;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicU64;
 
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -95,9 +95,6 @@ pub struct GslbNode {
     pub max_addresses: usize,
     /// Answers given with every candidate in the client's list down (for metrics).
     pub all_down_total: AtomicU64,
-    /// Per family: whether every candidate was down at the last look of the health
-    /// side, so each change is logged once.
-    pub all_down_logged: [AtomicBool; 2],
 }
 
 /// The all-down policy of a name, with its records ready.
@@ -116,8 +113,8 @@ pub enum AllDownAnswer {
         /// IPv6 records.
         aaaa: Box<[Record]>,
     },
-    /// A CNAME, at the short TTL.
-    Cname(Box<[Record]>),
+    /// A CNAME, at the short TTL; followed inside the zone like any other.
+    Cname(CompiledRrset),
 }
 
 /// One candidate data center of a GSLB name, with its ready answers and health.
@@ -623,11 +620,16 @@ fn compile_gslb(
             a: ips.iter().filter(|i| i.is_ipv4()).map(short).collect(),
             aaaa: ips.iter().filter(|i| i.is_ipv6()).map(short).collect(),
         },
-        AllDown::Cname(target) => AllDownAnswer::Cname(Box::new([Record::from_rdata(
-            name.clone(),
-            short_ttl,
-            RData::CNAME(CNAME(target.clone())),
-        )])),
+        AllDown::Cname(target) => AllDownAnswer::Cname(CompiledRrset {
+            rtype: RecordType::CNAME,
+            records: Box::new([Record::from_rdata(
+                name.clone(),
+                short_ttl,
+                RData::CNAME(CNAME(target.clone())),
+            )]),
+            additional: Box::new([]),
+            cname_target: Some(key_of(target)),
+        }),
     };
     GslbNode {
         table,
@@ -637,7 +639,6 @@ fn compile_gslb(
         max_addresses: g.max_addresses.unwrap_or(usize::MAX),
         all_down,
         all_down_total: AtomicU64::new(0),
-        all_down_logged: [AtomicBool::new(false), AtomicBool::new(false)],
     }
 }
 

@@ -12,7 +12,7 @@ use smallvec::SmallVec;
 use std::sync::atomic::Ordering;
 
 use crate::compile::{
-    AllDownAnswer, Candidate, CompiledNode, CompiledZone, Found, GslbNode, Snapshot,
+    AllDownAnswer, Candidate, CompiledNode, CompiledRrset, CompiledZone, Found, GslbNode, Snapshot,
 };
 use crate::health::Admin;
 use crate::name_key::NameKey;
@@ -152,48 +152,52 @@ pub fn resolve<'s>(
             }
         };
 
-        if let Some(gslb) = &node.gslb {
-            if matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY) {
-                gslb_answer(&mut ans, zone, gslb, Family::of(qtype), client, &owner);
-                return ans;
-            }
-        }
-        if let Some(records) = records_for(zone, node, qtype) {
-            ans.answer.extend(records.iter().map(owner));
-            if let Some(rs) = node.rrset(qtype) {
-                ans.additional.extend(rs.additional.iter().map(Rec::Shared));
-            }
-            return ans;
-        }
-        match node.rrset(RecordType::CNAME) {
-            Some(cname) if qtype != RecordType::CNAME => {
-                ans.answer.extend(cname.records.iter().map(owner));
-                let (Some(target_wire), Some(RData::CNAME(target_name))) = (
-                    cname.cname_target.as_deref(),
-                    cname.records.first().map(|r| &r.data),
-                ) else {
-                    return ans;
-                };
-                if followed.contains(&target_wire) {
-                    return ans;
+        // What to answer here, or the CNAME to follow.
+        let cname = match &node.gslb {
+            Some(gslb) if matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY) => {
+                match gslb_answer(&mut ans, zone, gslb, Family::of(qtype), client, &owner) {
+                    Some(fallback) => fallback,
+                    None => return ans,
                 }
-                followed.push(target_wire);
-                let Some(target) = NameKey::from_wire(target_wire) else {
-                    return ans;
-                };
-                // Follow only inside this zone; a resolver follows the rest.
-                match snap.find_zone(&target) {
-                    Some(z) if std::ptr::eq(z, zone) => {}
-                    _ => return ans,
-                }
-                cur_name = &target_name.0;
-                cur_key = Some(target);
             }
             _ => {
-                ans.negative(zone, ResponseCode::NoError);
-                return ans;
+                if let Some(records) = records_for(zone, node, qtype) {
+                    ans.answer.extend(records.iter().map(owner));
+                    if let Some(rs) = node.rrset(qtype) {
+                        ans.additional.extend(rs.additional.iter().map(Rec::Shared));
+                    }
+                    return ans;
+                }
+                match node.rrset(RecordType::CNAME) {
+                    Some(cname) if qtype != RecordType::CNAME => cname,
+                    _ => {
+                        ans.negative(zone, ResponseCode::NoError);
+                        return ans;
+                    }
+                }
             }
+        };
+        ans.answer.extend(cname.records.iter().map(owner));
+        let (Some(target_wire), Some(RData::CNAME(target_name))) = (
+            cname.cname_target.as_deref(),
+            cname.records.first().map(|r| &r.data),
+        ) else {
+            return ans;
+        };
+        if followed.contains(&target_wire) {
+            return ans;
         }
+        followed.push(target_wire);
+        let Some(target) = NameKey::from_wire(target_wire) else {
+            return ans;
+        };
+        // Follow only inside this zone; a resolver follows the rest.
+        match snap.find_zone(&target) {
+            Some(z) if std::ptr::eq(z, zone) => {}
+            _ => return ans,
+        }
+        cur_name = &target_name.0;
+        cur_key = Some(target);
     }
     ans
 }
@@ -224,6 +228,7 @@ impl Family {
 }
 
 /// A and AAAA at a GSLB name: the client's list, health, then the all-down policy.
+/// Returns the fallback CNAME when the policy answers with one, for the caller to follow.
 fn gslb_answer<'s>(
     ans: &mut Answer<'s>,
     zone: &'s CompiledZone,
@@ -231,7 +236,7 @@ fn gslb_answer<'s>(
     family: Family,
     client: IpAddr,
     owner: &dyn Fn(&'s Record) -> Rec<'s>,
-) {
+) -> Option<&'s CompiledRrset> {
     let decision = gslb.table.lookup(client);
     ans.scope = Some(if gslb.table.is_uniform() {
         0
@@ -250,7 +255,7 @@ fn gslb_answer<'s>(
             ans.scope = Some(0);
         }
         ans.negative(zone, ResponseCode::NoError);
-        return;
+        return None;
     }
     if pick.chosen.is_empty() {
         // Counted here; logged by the health side when the name's state changes
@@ -260,11 +265,11 @@ fn gslb_answer<'s>(
             AllDownAnswer::FailOpen => pick = fail_open(gslb, decision.list, family),
             AllDownAnswer::ServFail => {
                 ans.rcode = ResponseCode::ServFail;
-                return;
+                return None;
             }
             AllDownAnswer::NoData => {
                 ans.negative(zone, ResponseCode::NoError);
-                return;
+                return None;
             }
             AllDownAnswer::Records { a, aaaa } => {
                 let records = if family == Family::V6 { aaaa } else { a };
@@ -272,12 +277,9 @@ fn gslb_answer<'s>(
                     ans.negative(zone, ResponseCode::NoError);
                 }
                 ans.answer.extend(records.iter().map(owner));
-                return;
+                return None;
             }
-            AllDownAnswer::Cname(records) => {
-                ans.answer.extend(records.iter().map(owner));
-                return;
-            }
+            AllDownAnswer::Cname(rrset) => return Some(rrset),
         }
     }
     for &(pos, mask) in &pick.chosen {
@@ -290,6 +292,7 @@ fn gslb_answer<'s>(
             }
         }
     }
+    None
 }
 
 /// The candidates (position, bitmask of addresses) that answer, decided by health.
@@ -472,5 +475,97 @@ fn referral_or_ds<'s>(
     if let Some(ns) = cut.rrset(RecordType::NS) {
         ans.authority.extend(ns.records.iter().map(Rec::Shared));
         ans.additional.extend(ns.additional.iter().map(Rec::Shared));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::HealthSources;
+    use crate::diag::Diagnostics;
+    use crate::geo::db::GeoDb;
+    use crate::health::Registry;
+    use crate::overrides::{OverrideKey, Overrides};
+    use std::str::FromStr;
+    use std::sync::Arc;
+
+    const ZONE: &str = r#"
+origin = "example.com"
+[soa]
+primary = "ns1"
+contact = "hostmaster"
+serial = 1
+[names."@"]
+ns = "ns1"
+[names.ns1]
+a = "192.0.2.53"
+[names.sorry]
+a = "192.0.2.99"
+[datacenters.a]
+addresses = ["192.0.2.10", "192.0.2.11"]
+location = [0.0, 0.0]
+[names.cdn.gslb]
+datacenters = ["a"]
+max_addresses = 1
+all_down = { cname = "sorry" }
+"#;
+
+    fn snapshot(overrides: &Arc<Overrides>) -> Snapshot {
+        let mut diags = Diagnostics::new();
+        let zone = crate::zone::validate_zone(std::path::Path::new("z.toml"), ZONE, &mut diags)
+            .unwrap_or_else(|| panic!("{}", diags.render()));
+        let geo = GeoDb::empty(Vec::new());
+        let base = geo.base_partition().unwrap();
+        let health = HealthSources {
+            registry: Registry::new(),
+            overrides: overrides.clone(),
+        };
+        Snapshot::compile(&[zone], Arc::new(geo), &base, &health, 1)
+    }
+
+    fn answer(snap: &Snapshot) -> Vec<String> {
+        let name = Name::from_str("cdn.example.com.").unwrap();
+        let key = NameKey::new(&name).unwrap();
+        let a = resolve(
+            snap,
+            &name,
+            &key,
+            RecordType::A,
+            "192.0.2.1".parse().unwrap(),
+        );
+        a.answer.iter().map(|r| r.get().to_string()).collect()
+    }
+
+    #[test]
+    fn max_addresses_takes_the_first_healthy_ones() {
+        let overrides = Overrides::load(None).unwrap();
+        let snap = snapshot(&overrides);
+        assert_eq!(answer(&snap), ["cdn.example.com. 30 IN A 192.0.2.10"]);
+        let first = OverrideKey::Address {
+            address: "192.0.2.10".parse().unwrap(),
+        };
+        overrides.set(&first, Admin::Down).unwrap();
+        // The second address stands in; the TTL is the short one while degraded.
+        assert_eq!(answer(&snap), ["cdn.example.com. 10 IN A 192.0.2.11"]);
+    }
+
+    #[test]
+    fn an_all_down_cname_inside_the_zone_is_followed() {
+        let overrides = Overrides::load(None).unwrap();
+        let snap = snapshot(&overrides);
+        let dc = OverrideKey::Datacenter {
+            zone: "example.com.".into(),
+            datacenter: "a".into(),
+        };
+        overrides.set(&dc, Admin::Down).unwrap();
+        assert_eq!(
+            answer(&snap),
+            [
+                "cdn.example.com. 10 IN CNAME sorry.example.com.",
+                "sorry.example.com. 3600 IN A 192.0.2.99"
+            ]
+        );
+        let gslb = snap.zones()[0].gslb_nodes().next().unwrap();
+        assert_eq!(gslb.all_down_total.load(Ordering::Relaxed), 1);
     }
 }

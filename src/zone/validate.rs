@@ -531,7 +531,19 @@ impl<'d, 'o> Validator<'d, 'o> {
                             );
                         }
                     }
-                    self.gslb(origin, &format!("{}.gslb", p.key), g, datacenters, &dc_ids)
+                    let gslb =
+                        self.gslb(origin, &format!("{}.gslb", p.key), g, datacenters, &dc_ids);
+                    if let Some(AllDown::Cname(target)) = gslb.as_ref().map(|g| &g.all_down) {
+                        if *target == p.name {
+                            self.d.error(
+                                Some(g.span()),
+                                format!("{}.gslb.all_down", p.key),
+                                format!("the fallback CNAME points back at {}", p.name),
+                                Some("point it at another name, e.g. a static sorry page".into()),
+                            );
+                        }
+                    }
+                    gslb
                 }
                 None => None,
             };
@@ -772,8 +784,15 @@ impl<'d, 'o> Validator<'d, 'o> {
                 for (field, value) in [("host", &c.host), ("sni", &c.sni)] {
                     let Some(v) = value else { continue };
                     let text = v.get_ref();
-                    let ok = text.parse::<IpAddr>().is_ok()
+                    // SNI carries names only (RFC 6066 §3); an IPv6 literal would need
+                    // brackets in the Host header and URL, so the address itself is used.
+                    let ip_ok = match text.parse::<IpAddr>() {
+                        Ok(IpAddr::V4(_)) => field == "host",
+                        _ => false,
+                    };
+                    let ok = ip_ok
                         || (!text.is_empty()
+                            && text.parse::<IpAddr>().is_err()
                             && text.len() <= 253
                             && text.split('.').all(|l| {
                                 !l.is_empty()
@@ -1085,6 +1104,20 @@ impl<'d, 'o> Validator<'d, 'o> {
                 }
                 None => dc_check.clone(),
             };
+            if addresses
+                .iter()
+                .filter(|x: &&DcAddress| x.ip.is_ipv6() == ip.is_ipv6())
+                .count()
+                >= 64
+            {
+                self.d.error(
+                    Some(a.span()),
+                    &akey,
+                    "more than 64 addresses of one family in a data center",
+                    Some("split it into several data centers".into()),
+                );
+                continue;
+            }
             addresses.push(DcAddress { ip, weight, check });
         }
         let mut geo = |value: Option<&Spanned<String>>,

@@ -1013,6 +1013,8 @@ fn all_down_policies() {
             &format!("{name}.example.com. A: every candidate data center is down"),
         );
     }
+    // Let the health side look several more times (every second) before counting.
+    std::thread::sleep(Duration::from_millis(2500));
     sync_log(&s, "ams");
     for name in names {
         let needle = format!("{name}.example.com. A: every candidate data center is down");
@@ -1032,6 +1034,8 @@ fn all_down_policies() {
             &format!("{name}.example.com. A: a candidate data center is up again"),
         );
     }
+    // Let the health side look several more times (every second) before counting.
+    std::thread::sleep(Duration::from_millis(2500));
     sync_log(&s, "ams");
     for name in names {
         let needle = format!("{name}.example.com. A: a candidate data center is up again");
