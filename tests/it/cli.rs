@@ -119,6 +119,26 @@ fn check_passes_on_the_shipped_zones() {
 }
 
 #[test]
+fn the_peer_benchmark_zone_stays_valid() {
+    // benches/peers/ is the candidate config for ../shared/bench/peers; that harness's
+    // database may be absent here, so check the zone against the repository's own.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("meridian.toml");
+    let text = format!(
+        "zones_dir = {:?}\n[geoip]\ndatabases = [{:?}]\n",
+        repo_dir().join("benches/peers/zones").display().to_string(),
+        repo_dir()
+            .join("geoip/test-city.mmdb")
+            .display()
+            .to_string(),
+    );
+    std::fs::write(&config, text).expect("write config");
+    let o = run(&["check", "--config", config.to_str().expect("utf-8 path")]);
+    assert_exit(&o, 0);
+    assert!(stdout(&o).starts_with("ok: 1 zone(s), "), "{}", stdout(&o));
+}
+
+#[test]
 fn check_reports_every_problem_of_broken_zones() {
     let o = run(&["check", "--config", "tests/fixtures/check-bad.toml"]);
     assert_exit(&o, 2);
