@@ -52,16 +52,6 @@ impl GeoTable {
         }
     }
 
-    /// Number of distinct candidate lists.
-    pub fn list_count(&self) -> usize {
-        self.lists.len()
-    }
-
-    /// Number of ranges (IPv4, IPv6) after merging.
-    pub fn range_counts(&self) -> (usize, usize) {
-        (self.v4.len(), self.v6.len())
-    }
-
     /// True when every address gets the same list: the answer does not depend on the client.
     pub fn is_uniform(&self) -> bool {
         self.v4.len() == 1 && self.v6.len() == 1 && self.v4.value(0) == self.v6.value(0)

@@ -332,11 +332,8 @@ fn healthy_mask(c: &Candidate, family: Family, degraded: &mut bool) -> u64 {
     }
     let mut m = 0u64;
     for (i, h) in f.health.iter().enumerate().take(64) {
-        let up = match h.admin.get() {
-            Admin::Up => true,
-            Admin::Down | Admin::Drain => false,
-            Admin::None => dc == Admin::Up || h.check.as_ref().is_none_or(|c| c.is_up()),
-        };
+        // A data center forced up carries its addresses that have no override of their own.
+        let up = h.is_up() || (dc == Admin::Up && h.admin.get() == Admin::None);
         if up {
             m |= 1 << i;
         } else {

@@ -257,20 +257,6 @@ fn serve_on_a_port_in_use_exits_1() {
 // ---------------------------------------------------------------------------------------
 // Mutation test: every table of every shipped zone rejects an unknown key.
 
-/// `key` as a segment of a diagnostic's key path (as src/zone/validate.rs prints it):
-/// bare when it is letters, digits, `_` and `-`, else quoted.
-fn key_segment(key: &str) -> String {
-    if !key.is_empty()
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        key.to_owned()
-    } else {
-        format!("{key:?}")
-    }
-}
-
 /// The keys of a table header line (`[a."b.c"]` → `["a", "b.c"]`), and whether it is an
 /// array of tables (`[[...]]`); `None` for other lines.
 fn table_header(line: &str) -> Option<(Vec<String>, bool)> {
@@ -378,7 +364,7 @@ fn mutants() -> Vec<Mutant> {
             };
             let mut path = keys
                 .iter()
-                .map(|k| key_segment(k))
+                .map(|k| meridian::diag::key_segment(k))
                 .collect::<Vec<_>>()
                 .join(".");
             if array {

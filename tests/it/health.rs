@@ -364,6 +364,37 @@ impl Got {
     }
 }
 
+/// How long until `cdn` moves from answering `from` to answering `to`, each with its
+/// TTL; the TTL of `from` is checked on every answer until the switch.
+fn switch_time(s: &Server, from: (&str, u32), to: (&str, u32), what: &str) -> Duration {
+    let (got, took) = wait_for(s, Duration::from_secs(10), what, || {
+        let got = ask(s, "cdn");
+        if got.is(&[from.0]) {
+            assert_eq!(
+                got.ttl,
+                Some(from.1),
+                "before the {what}: TTL of {}",
+                from.0
+            );
+            return None;
+        }
+        Some(got)
+    });
+    assert_eq!(got, Got::ok(&[to.0], to.1), "after the {what}");
+    took
+}
+
+/// Asserts a switch that needs `count` probe results in a row came within
+/// [(count − 1), (count + 1)] intervals plus a second of slack.
+fn assert_within(took: Duration, interval: Duration, count: u32, what: &str) {
+    let low = interval * (count - 1);
+    let high = interval * (count + 1) + Duration::from_secs(1);
+    assert!(
+        took >= low && took <= high,
+        "{what} after {took:?}, expected within [{low:?}, {high:?}]"
+    );
+}
+
 /// `NAME.example.com. A` over UDP from 127.0.0.1 (unknown to GeoIP: the default list).
 fn ask(s: &Server, name: &str) -> Got {
     Got::of(&ask_msg(s, name))
@@ -617,25 +648,12 @@ fn failover_within_fall_intervals_and_recovery_within_rise_intervals() {
     // a row, then nyc is answered at min_ttl.
     ams.set_status(500);
     let t0 = Instant::now();
-    let (got, failover) = wait_for(&s, Duration::from_secs(10), "fail-over to nyc", || {
-        let got = ask(&s, "cdn");
-        if got.is(&["127.0.0.1"]) {
-            assert_eq!(got.ttl, Some(TTL), "ams still up: normal TTL");
-            return None;
-        }
-        Some(got)
-    });
-    assert_eq!(got, Got::ok(&["127.0.0.2"], MIN_TTL), "after fail-over");
+    let failover = switch_time(&s, ("127.0.0.1", TTL), ("127.0.0.2", MIN_TTL), "fail-over");
     eprintln!(
         "health: fail-over took {:.2} s (interval 1 s, fall 3, jitter 0)",
         failover.as_secs_f64()
     );
-    let low = interval * (fall - 1);
-    let high = interval * (fall + 1) + Duration::from_secs(1);
-    assert!(
-        failover >= low && failover <= high,
-        "fail-over after {failover:?}, expected within [{low:?}, {high:?}]"
-    );
+    assert_within(failover, interval, fall, "fail-over");
     assert!(t0.elapsed() >= failover);
 
     // While ams is down, nyc keeps being answered at the short TTL.
@@ -645,25 +663,12 @@ fn failover_within_fall_intervals_and_recovery_within_rise_intervals() {
 
     // ams recovers: back after `rise` successes, at the normal TTL again.
     ams.set_status(200);
-    let (got, recovery) = wait_for(&s, Duration::from_secs(10), "ams back", || {
-        let got = ask(&s, "cdn");
-        if got.is(&["127.0.0.2"]) {
-            assert_eq!(got.ttl, Some(MIN_TTL), "ams still down: short TTL");
-            return None;
-        }
-        Some(got)
-    });
-    assert_eq!(got, Got::ok(&["127.0.0.1"], TTL), "after recovery");
+    let recovery = switch_time(&s, ("127.0.0.2", MIN_TTL), ("127.0.0.1", TTL), "recovery");
     eprintln!(
         "health: recovery took {:.2} s (interval 1 s, rise 2, jitter 0)",
         recovery.as_secs_f64()
     );
-    let low = interval * (rise - 1);
-    let high = interval * (rise + 1) + Duration::from_secs(1);
-    assert!(
-        recovery >= low && recovery <= high,
-        "recovery after {recovery:?}, expected within [{low:?}, {high:?}]"
-    );
+    assert_within(recovery, interval, rise, "recovery");
 
     // Each change is logged once, with the reason (the up line follows the down line).
     wait_log(&s, "is now up after 2 successes");
