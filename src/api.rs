@@ -208,20 +208,13 @@ async fn explain(
     if let Err(r) = authorized(&state, &headers) {
         return *r;
     }
-    let Ok(mut name) = hickory_proto::rr::Name::from_str(&q.name) else {
-        return bad_request(format!("{:?} is not a domain name", q.name));
-    };
-    name.set_fqdn(true);
-    let qtype = q.qtype.as_deref().unwrap_or("A").to_ascii_uppercase();
-    let Ok(qtype) = hickory_proto::rr::RecordType::from_str(&qtype) else {
-        return bad_request(format!("{qtype:?} is not a record type"));
-    };
-    let client = match crate::explain::Client::from_str(&q.client) {
-        Ok(c) => c,
+    let qtype = q.qtype.as_deref().unwrap_or("A");
+    let question = match crate::explain::Question::parse(&q.name, qtype, &q.client) {
+        Ok(x) => x,
         Err(e) => return bad_request(e),
     };
     let snap = state.snapshot.load_full();
-    crate::explain::explain(&snap, &name, qtype, client).into_response()
+    crate::explain::explain(&snap, &question.name, question.qtype, question.client).into_response()
 }
 
 /// Reads the token: the configured one, else the one in `file`, else a new random one

@@ -7,6 +7,7 @@
 
 use std::fmt::Write;
 use std::net::IpAddr;
+use std::str::FromStr;
 
 use hickory_proto::rr::{Name, RecordType};
 
@@ -28,7 +29,7 @@ pub struct Client {
     pub prefix: Option<u8>,
 }
 
-impl std::str::FromStr for Client {
+impl FromStr for Client {
     type Err = String;
 
     /// `192.0.2.7`, `192.0.2.0/24`, `2001:db8::/48`.
@@ -49,6 +50,33 @@ impl std::str::FromStr for Client {
                 })
             }
         }
+    }
+}
+
+/// What to explain, parsed from what an operator typed (command line or API query).
+#[derive(Clone, Debug)]
+pub struct Question {
+    /// The name, absolute.
+    pub name: Name,
+    /// The record type.
+    pub qtype: RecordType,
+    /// Who asks.
+    pub client: Client,
+}
+
+impl Question {
+    /// Parses `cdn.example.com`, `aaaa` and `192.0.2.0/24`; the error says what is wrong.
+    pub fn parse(name: &str, qtype: &str, client: &str) -> Result<Self, String> {
+        let mut parsed =
+            Name::from_str(name).map_err(|_| format!("{name:?} is not a domain name"))?;
+        parsed.set_fqdn(true);
+        let qtype = RecordType::from_str(&qtype.to_ascii_uppercase())
+            .map_err(|_| format!("{qtype:?} is not a record type (e.g. A, AAAA, MX)"))?;
+        Ok(Self {
+            name: parsed,
+            qtype,
+            client: client.parse()?,
+        })
     }
 }
 

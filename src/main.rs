@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -17,6 +16,7 @@ use meridian::api::{self, ApiState, OverrideRequest};
 use meridian::compile::HealthSources;
 use meridian::config::{self, ServerConfig};
 use meridian::diag::Diagnostics;
+use meridian::explain::Question;
 use meridian::health::Registry;
 use meridian::load::load_snapshot;
 use meridian::overrides::{Overrides, parse_admin};
@@ -172,15 +172,8 @@ fn explain(
         eprintln!("error: {msg}");
         ExitCode::from(EXIT_INVALID)
     };
-    let Ok(mut qname) = hickory_proto::rr::Name::from_str(name) else {
-        return usage(format!("{name:?} is not a domain name"));
-    };
-    qname.set_fqdn(true);
-    let Ok(rtype) = hickory_proto::rr::RecordType::from_str(&qtype.to_ascii_uppercase()) else {
-        return usage(format!("{qtype:?} is not a record type (e.g. A, AAAA, MX)"));
-    };
-    let parsed_client = match meridian::explain::Client::from_str(client) {
-        Ok(c) => c,
+    let question = match Question::parse(name, qtype, client) {
+        Ok(q) => q,
         Err(e) => return usage(e),
     };
     let cfg = match load_config(config) {
@@ -188,7 +181,7 @@ fn explain(
         Err(d) => return invalid(&d, "cannot explain"),
     };
     if !offline {
-        match live_explain(&cfg, &qname.to_string(), qtype, client) {
+        match live_explain(&cfg, &question.name.to_string(), qtype, client) {
             Live::Text(text) => {
                 print!("{text}");
                 return ExitCode::SUCCESS;
@@ -213,7 +206,7 @@ fn explain(
             }
             print!(
                 "{}",
-                meridian::explain::explain(&snap, &qname, rtype, parsed_client)
+                meridian::explain::explain(&snap, &question.name, question.qtype, question.client)
             );
             ExitCode::SUCCESS
         }
