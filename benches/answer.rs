@@ -15,9 +15,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RecordType};
+use meridian::answer::resolve;
 use meridian::compile::Found;
 use meridian::name_key::NameKey;
-use meridian::serve::resolve::resolve;
 use meridian::serve::{Responder, Transport};
 
 mod common;

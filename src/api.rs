@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::compile::Snapshot;
-use crate::overrides::{Admin, OverrideKey, Overrides, parse_admin};
+use crate::health::{Admin, OverrideKey, Overrides, parse_admin};
 
 /// What the API handlers share.
 #[derive(Clone)]

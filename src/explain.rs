@@ -13,12 +13,14 @@ use hickory_proto::rr::{Name, RecordType};
 
 use std::time::SystemTime;
 
-use crate::compile::{AddressHealth, AllDownAnswer, Found, GslbNode, Snapshot};
+use crate::answer::select::{self, Choice, Verdict};
+use crate::answer::{Answer, resolve};
+use crate::compile::{AllDownAnswer, Found, GslbNode, Snapshot};
+use crate::family::Family;
 use crate::geo::db::GeoAnswer;
 use crate::geo::decision::{Reason, Rule};
-use crate::health::Admin;
+use crate::health::{Admin, TargetHealth};
 use crate::name_key::NameKey;
-use crate::serve::resolve::{Answer, Family, pick, resolve};
 
 /// The client of an explained query: an address, and the ECS prefix when it came as a subnet.
 #[derive(Clone, Copy, Debug)]
@@ -196,11 +198,13 @@ fn geo_section(w: &mut String, snap: &Snapshot, g: &GslbNode, addr: IpAddr, qtyp
             _ => String::from("          "),
         };
         let f = c.family(family);
-        let dc_state = match c.admin.get() {
+        // The verdicts the answer is chosen by: explain prints them, it does not recount.
+        let verdicts: Vec<Verdict> = select::verdicts(c, &snap.health, family).collect();
+        let dc_state = match snap.health.word(c.slot).admin() {
             Admin::None if f.records.is_empty() => format!("no {family_name} address"),
             Admin::None => {
-                let up = f.health.iter().filter(|h| h.is_up()).count();
-                match (up, f.health.len()) {
+                let up = verdicts.iter().filter(|v| v.is_in()).count();
+                match (up, verdicts.len()) {
                     (0, _) => "down: every address is down".to_owned(),
                     (u, n) if u == n => "up".to_owned(),
                     (u, n) => format!("degraded: {u} of {n} addresses up"),
@@ -209,25 +213,39 @@ fn geo_section(w: &mut String, snap: &Snapshot, g: &GslbNode, addr: IpAddr, qtyp
             a => format!("{a} (operator override)"),
         };
         let _ = writeln!(w, "  {}. {:<10} {dist}  {dc_state}", rank + 1, c.datacenter);
-        for (r, h) in f.records.iter().zip(f.health.iter()) {
-            let _ = writeln!(w, "       {:<22} {}", rdata_text(r), address_state(h));
+        for ((r, v), check) in f.records.iter().zip(&verdicts).zip(f.checks.iter()) {
+            let _ = writeln!(
+                w,
+                "       {:<22} {}",
+                rdata_text(r),
+                address_state(*v, check.as_deref())
+            );
         }
     }
-    let pick = pick(g, decision.list, family);
-    if pick.had_family && pick.chosen.is_empty() {
-        let policy = match g.all_down {
-            AllDownAnswer::FailOpen => "fail open: answer as if all were up",
-            AllDownAnswer::ServFail => "SERVFAIL",
-            AllDownAnswer::NoData => "NODATA",
-            AllDownAnswer::Records { .. } => "the fallback addresses",
-            AllDownAnswer::Cname(_) => "the fallback CNAME",
-        };
-        let _ = writeln!(w, "all down   every candidate is down: {policy}");
-    } else if pick.degraded {
-        let _ = writeln!(
-            w,
-            "ttl        short (min_ttl): a candidate is down, degraded or flapping"
-        );
+    match select::choose(g, &snap.health, decision.list, family) {
+        Choice::AllDown(policy) => {
+            let policy = match policy {
+                AllDownAnswer::FailOpen => "fail open: answer as if all were up",
+                AllDownAnswer::ServFail => "SERVFAIL",
+                AllDownAnswer::NoData => "NODATA",
+                AllDownAnswer::Records { .. } => "the fallback addresses",
+                AllDownAnswer::Cname(_) => "the fallback CNAME",
+            };
+            let _ = writeln!(w, "all down   every candidate is down: {policy}");
+        }
+        Choice::Addresses(p) if p.failed_open => {
+            let _ = writeln!(
+                w,
+                "all down   every candidate is down: fail open: answer as if all were up"
+            );
+        }
+        Choice::Addresses(p) if p.degraded => {
+            let _ = writeln!(
+                w,
+                "ttl        short (min_ttl): a candidate is down, degraded or flapping"
+            );
+        }
+        Choice::Addresses(_) | Choice::NoFamily => {}
     }
     if list.as_slice() != decision.list {
         let _ = writeln!(
@@ -246,13 +264,23 @@ fn rdata_text(r: &hickory_proto::rr::Record) -> String {
     }
 }
 
-/// `up (http GET /health ok, 3 s ago)`, `down since 40 s: unexpected status 503`, ...
-fn address_state(h: &AddressHealth) -> String {
-    let admin = h.admin.get();
-    if admin != Admin::None {
-        return format!("{admin} (operator override)");
+/// `up since 3 s (http GET /health: last probe ok 3 s ago)`, `down (operator override)`,
+/// `up: data center forced up (down since 40 s (...))`: the verdict first, then the probe.
+fn address_state(verdict: Verdict, check: Option<&TargetHealth>) -> String {
+    match verdict {
+        Verdict::ForcedUp => "up (operator override)".to_owned(),
+        Verdict::AddressOut(a) => format!("{a} (operator override)"),
+        Verdict::DatacenterForcedUp => {
+            format!("up: data center forced up ({})", probe_state(check))
+        }
+        Verdict::DatacenterOut(a) => format!("out: data center {a} ({})", probe_state(check)),
+        Verdict::Up | Verdict::ProbeDown => probe_state(check),
     }
-    let Some(check) = &h.check else {
+}
+
+/// What the probes say of an address.
+fn probe_state(check: Option<&TargetHealth>) -> String {
+    let Some(check) = check else {
         return "up (no health check)".to_owned();
     };
     let d = check.detail();
@@ -262,7 +290,7 @@ fn address_state(h: &AddressHealth) -> String {
             .map(|d| format!("{} s ago", d.as_secs()))
             .unwrap_or_else(|_| "just now".to_owned())
     };
-    let state = if d.effective_up { "up" } else { "down" };
+    let state = if d.probe_up { "up" } else { "down" };
     let last = match &d.last {
         None => "no result yet".to_owned(),
         Some(o) => match &o.error {

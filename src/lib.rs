@@ -34,16 +34,17 @@
 //!                            (diag: every problem with file:line:col, key, help)
 //! ```
 
+pub mod answer;
 pub mod api;
 pub mod compile;
 pub mod config;
 pub mod diag;
 pub mod explain;
+pub mod family;
 pub mod geo;
 pub mod health;
 pub mod load;
 pub mod name_key;
-pub mod overrides;
 pub mod reload;
 pub mod serve;
 pub mod zone;

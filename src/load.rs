@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
-use crate::compile::{HealthSources, Snapshot};
+use crate::compile::Snapshot;
 use crate::config::ServerConfig;
 use crate::diag::Diagnostics;
 use crate::geo::db::GeoDb;
+use crate::health::HealthSources;
 use crate::zone;
 
 /// Reads, validates and compiles every zone. `Err` carries all diagnostics when any is an
@@ -51,8 +52,11 @@ pub fn load_snapshot(
             return Err(diags);
         }
     };
-    Ok((
-        Snapshot::compile(&zones, Arc::new(geo), &base, health, generation),
-        diags,
-    ))
+    match Snapshot::compile(&zones, Arc::new(geo), &base, health, generation) {
+        Ok(snap) => Ok((snap, diags)),
+        Err(e) => {
+            diags.error_global(e.to_string(), None);
+            Err(diags)
+        }
+    }
 }

@@ -13,13 +13,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use meridian::api::{self, ApiState, OverrideRequest};
-use meridian::compile::HealthSources;
 use meridian::config::{self, ServerConfig};
 use meridian::diag::Diagnostics;
 use meridian::explain::Question;
-use meridian::health::Registry;
+use meridian::health::{HealthSources, parse_admin};
 use meridian::load::load_snapshot;
-use meridian::overrides::{Overrides, parse_admin};
 use meridian::reload::Reloader;
 use meridian::serve::{self, Listeners, Responder};
 
@@ -120,11 +118,7 @@ fn invalid(d: &Diagnostics, what: &str) -> ExitCode {
 
 /// Health sources for commands that do not probe: nothing is started, overrides are read.
 fn offline_health(cfg: &ServerConfig) -> Result<HealthSources, String> {
-    let overrides = Overrides::load(Some(&cfg.overrides_file())).map_err(|e| e.to_string())?;
-    Ok(HealthSources {
-        registry: Registry::new(),
-        overrides,
-    })
+    HealthSources::new(Some(&cfg.overrides_file())).map_err(|e| e.to_string())
 }
 
 fn check(config: Option<PathBuf>) -> ExitCode {
@@ -364,16 +358,12 @@ fn serve_main(config_path: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(EXIT_INVALID);
         }
     };
-    let overrides = match Overrides::load(Some(&cfg.overrides_file())) {
-        Ok(o) => o,
+    let health = match HealthSources::new(Some(&cfg.overrides_file())) {
+        Ok(h) => h,
         Err(e) => {
             error!("{e}");
             return ExitCode::from(EXIT_INVALID);
         }
-    };
-    let health = HealthSources {
-        registry: Registry::new(),
-        overrides,
     };
     // Before loading: a file replaced while it is read is then seen as changed.
     let files = meridian::reload::fingerprint(&cfg);
@@ -494,7 +484,7 @@ async fn run(
         info!("listening on tcp {a}");
     }
 
-    tasks.push(tokio::spawn(serve::all_down::watch(
+    tasks.push(tokio::spawn(meridian::answer::all_down::watch(
         snapshot.clone(),
         stop.clone(),
     )));

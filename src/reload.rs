@@ -21,9 +21,10 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::compile::{HealthSources, Snapshot};
+use crate::compile::Snapshot;
 use crate::config::{self, ServerConfig};
 use crate::diag::Diagnostics;
+use crate::health::HealthSources;
 use crate::load::load_snapshot;
 
 /// Rebuilds and swaps snapshots.

@@ -57,10 +57,7 @@ fn responder() -> Responder {
         ..Default::default()
     };
     cfg.geoip.databases = vec![root.join("geoip/test-city.mmdb")];
-    let health = meridian::compile::HealthSources {
-        registry: meridian::health::Registry::new(),
-        overrides: meridian::overrides::Overrides::load(None).unwrap(),
-    };
+    let health = meridian::health::HealthSources::new(None).expect("in-memory overrides");
     let (snap, _) = meridian::load::load_snapshot(&cfg, &health, 1).expect("example zones load");
     Responder::new(Arc::new(ArcSwap::from_pointee(snap)), 1232)
 }
@@ -83,8 +80,17 @@ fn query(name: &str, qtype: RecordType, ecs: Option<(&str, u8)>) -> Vec<u8> {
     m.to_vec().unwrap()
 }
 
+/// One query kind: label, name, type, ECS (address, prefix), most allocations allowed.
+type Kind = (
+    &'static str,
+    &'static str,
+    RecordType,
+    Option<(&'static str, u8)>,
+    u64,
+);
+
 /// The query kinds of the request path and the most allocations each may make.
-const KINDS: [(&str, &str, RecordType, Option<(&str, u8)>, u64); 6] = [
+const KINDS: [Kind; 6] = [
     ("static A", "www.example.com.", RecordType::A, None, 11),
     (
         "GSLB by source",

@@ -44,10 +44,7 @@ pub(crate) fn snapshot(db: &Path) -> Arc<Snapshot> {
         ..ServerConfig::default()
     };
     cfg.geoip.databases = vec![db.to_path_buf()];
-    let health = meridian::compile::HealthSources {
-        registry: meridian::health::Registry::new(),
-        overrides: meridian::overrides::Overrides::load(None).expect("in-memory overrides"),
-    };
+    let health = meridian::health::HealthSources::new(None).expect("in-memory overrides");
     let (snap, _) = load_snapshot(&cfg, &health, 1).expect("example zones load");
     Arc::new(snap)
 }

@@ -18,13 +18,12 @@ use std::sync::atomic::AtomicU64;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+use crate::family::Family;
 use crate::geo::db::{BasePartition, GeoDb};
 use crate::geo::decision::{CompiledPolicy, Rule, build_table};
 use crate::geo::table::GeoTable;
-use crate::health::{Admin, Key, Registry, TargetHealth};
+use crate::health::{HealthId, HealthSources, HealthTable, Key, TableFull, TargetHealth};
 use crate::name_key::{NameKey, key_of, wildcard_of};
-use crate::overrides::{AdminCell, OverrideKey, Overrides};
-use crate::serve::resolve::Family;
 use crate::zone::model::{AllDown, Datacenter, DcAddress, Fallback, Gslb, Policy};
 use crate::zone::{Node, Zone};
 
@@ -45,6 +44,9 @@ pub struct Snapshot {
     zone_index: FxHashMap<Box<[u8]>, usize>,
     /// The databases the geo tables were compiled from, kept for `explain`.
     pub geo: Arc<GeoDb>,
+    /// Health and overrides of every address and data center, by the ids stored in the
+    /// candidates. Shared with every other snapshot, so state survives reloads.
+    pub health: Arc<HealthTable>,
     /// Every (check, address) this snapshot reads, so probes nothing uses can stop.
     pub health_keys: HashSet<Key>,
 }
@@ -87,6 +89,9 @@ pub struct GslbNode {
     pub policy: Arc<CompiledPolicy>,
     /// Candidates, in the order written.
     pub candidates: Box<[Candidate]>,
+    /// By [`Family::index`]: some candidate has an address of the family. When none has,
+    /// NODATA holds for every client.
+    pub serves: [bool; 2],
     /// Data centers per answer.
     pub max_datacenters: usize,
     /// What to answer when every candidate is down.
@@ -122,51 +127,26 @@ pub enum AllDownAnswer {
 pub struct Candidate {
     /// Data center id.
     pub datacenter: String,
-    /// The operator's override of the whole data center.
-    pub admin: Arc<AdminCell>,
+    /// The data center's slot in the health table (its override).
+    pub slot: HealthId,
     /// IPv4 answers.
     pub a: FamilyAnswers,
     /// IPv6 answers.
     pub aaaa: FamilyAnswers,
 }
 
-/// The addresses of one family of a candidate, as records at both TTLs, with the health
-/// of each address (same index).
+/// The addresses of one family of a candidate, as records at both TTLs, with where each
+/// address's health is (same index).
 #[derive(Debug, Default)]
 pub struct FamilyAnswers {
     /// Records at the name's TTL.
     pub records: Box<[Record]>,
     /// The same records at the name's `min_ttl`, for answers while candidates are unhealthy.
     pub short: Box<[Record]>,
-    /// Health of each address.
-    pub health: Box<[AddressHealth]>,
-}
-
-/// What decides whether one address may be answered.
-#[derive(Debug)]
-pub struct AddressHealth {
-    /// The operator's override of this address.
-    pub admin: Arc<AdminCell>,
-    /// The probe state, when the address has a check.
-    pub check: Option<Arc<TargetHealth>>,
-}
-
-impl AddressHealth {
-    /// Up unless overridden or probed down.
-    #[inline]
-    pub fn is_up(&self) -> bool {
-        match self.admin.get() {
-            Admin::Up => true,
-            Admin::Down | Admin::Drain => false,
-            Admin::None => self.check.as_ref().is_none_or(|c| c.is_up()),
-        }
-    }
-
-    /// True when the probe state has been changing too often.
-    #[inline]
-    pub fn is_flapping(&self) -> bool {
-        self.check.as_ref().is_some_and(|c| c.is_flapping())
-    }
+    /// Each address's slot in the health table: probe state and override.
+    pub slots: Box<[HealthId]>,
+    /// Each address's probe, for `explain`'s detail; `None` when it has no check.
+    pub checks: Box<[Option<Arc<TargetHealth>>]>,
 }
 
 impl Candidate {
@@ -177,15 +157,6 @@ impl Candidate {
             Family::V6 => &self.aaaa,
         }
     }
-}
-
-/// Shared by the zone compiler: where health and overrides come from.
-#[derive(Clone)]
-pub struct HealthSources {
-    /// Probe states, one per (check, address).
-    pub registry: Arc<Registry>,
-    /// Operator overrides.
-    pub overrides: Arc<Overrides>,
 }
 
 /// Records of one name and type, with what goes beside them.
@@ -223,7 +194,7 @@ impl Snapshot {
         base: &BasePartition,
         health: &HealthSources,
         generation: u64,
-    ) -> Self {
+    ) -> Result<Self, TableFull> {
         let mut ctx = Ctx {
             tables: TableCache::default(),
             health,
@@ -232,19 +203,20 @@ impl Snapshot {
         let compiled: Vec<CompiledZone> = zones
             .iter()
             .map(|z| CompiledZone::compile(z, base, &mut ctx))
-            .collect();
+            .collect::<Result<_, _>>()?;
         let zone_index = compiled
             .iter()
             .enumerate()
             .map(|(i, z)| (key_of(&z.origin), i))
             .collect();
-        Self {
+        Ok(Self {
             generation,
             zones: compiled,
             zone_index,
             geo,
+            health: health.table().clone(),
             health_keys: ctx.keys,
-        }
+        })
     }
 
     /// The most specific served zone containing `key`.
@@ -304,7 +276,7 @@ impl Snapshot {
 }
 
 impl CompiledZone {
-    fn compile(zone: &Zone, base: &BasePartition, ctx: &mut Ctx<'_>) -> Self {
+    fn compile(zone: &Zone, base: &BasePartition, ctx: &mut Ctx<'_>) -> Result<Self, TableFull> {
         let origin = zone.origin.clone();
         let apex_labels = origin.num_labels() as usize;
 
@@ -402,9 +374,10 @@ impl CompiledZone {
                         .collect()
                 })
                 .unwrap_or_default();
-            let gslb = node
-                .and_then(|n| n.gslb.as_ref())
-                .map(|g| Box::new(compile_gslb(zone, name, g, base, ctx)));
+            let gslb = match node.and_then(|n| n.gslb.as_ref()) {
+                Some(g) => Some(Box::new(compile_gslb(zone, name, g, base, ctx)?)),
+                None => None,
+            };
             nodes.push(CompiledNode {
                 name: name.clone(),
                 rrsets,
@@ -416,7 +389,7 @@ impl CompiledZone {
         let index = by_name.keys().map(|n| (key_of(n), ids[n])).collect();
         let soa_rdata = RData::SOA(zone.soa.clone());
         let negative_ttl = negative_ttl(&zone.soa, zone.soa_ttl.secs());
-        Self {
+        Ok(Self {
             soa: Box::new([Record::from_rdata(
                 origin.clone(),
                 zone.soa_ttl.secs(),
@@ -427,7 +400,7 @@ impl CompiledZone {
             apex_labels,
             nodes,
             index,
-        }
+        })
     }
 
     /// The node with id `id`.
@@ -507,7 +480,7 @@ fn compile_gslb(
     g: &Gslb,
     base: &BasePartition,
     ctx: &mut Ctx<'_>,
-) -> GslbNode {
+) -> Result<GslbNode, TableFull> {
     let tables = &mut ctx.tables;
     let positions = |list: &[usize]| -> Vec<u8> {
         list.iter()
@@ -565,13 +538,29 @@ fn compile_gslb(
     };
     let (ttl, short_ttl) = (g.ttl.secs(), g.min_ttl.secs());
     let zone_name = zone.origin.to_string();
-    let mut family = |dc: &Datacenter, v6: bool| -> FamilyAnswers {
+    let mut family = |dc: &Datacenter, v6: bool| -> Result<FamilyAnswers, TableFull> {
         let addrs: Vec<&DcAddress> = dc
             .addresses
             .iter()
             .filter(|a| a.ip.is_ipv6() == v6)
             .collect();
-        FamilyAnswers {
+        let mut slots = Vec::with_capacity(addrs.len());
+        let mut checks = Vec::with_capacity(addrs.len());
+        for a in &addrs {
+            let check = match &a.check {
+                Some(spec) => {
+                    ctx.keys.insert((spec.clone(), a.ip));
+                    Some(ctx.health.registry.target(spec, a.ip)?)
+                }
+                None => None,
+            };
+            slots.push(match check.as_ref().and_then(|c| c.slot()) {
+                Some(id) => id,
+                None => ctx.health.table().address_slot(None, a.ip)?,
+            });
+            checks.push(check);
+        }
+        Ok(FamilyAnswers {
             records: addrs
                 .iter()
                 .map(|a| address_record(name, a.ip, ttl))
@@ -580,37 +569,22 @@ fn compile_gslb(
                 .iter()
                 .map(|a| address_record(name, a.ip, short_ttl))
                 .collect(),
-            health: addrs
-                .iter()
-                .map(|a| AddressHealth {
-                    admin: ctx
-                        .health
-                        .overrides
-                        .cell(&OverrideKey::Address { address: a.ip }),
-                    check: a.check.as_ref().map(|spec| {
-                        ctx.keys.insert((spec.clone(), a.ip));
-                        ctx.health.registry.target(spec, a.ip)
-                    }),
-                })
-                .collect(),
-        }
-    };
-    let candidates = g
-        .candidates
-        .iter()
-        .map(|&c| {
-            let dc = &zone.datacenters[c];
-            Candidate {
-                datacenter: dc.id.clone(),
-                admin: ctx.health.overrides.cell(&OverrideKey::Datacenter {
-                    zone: zone_name.clone(),
-                    datacenter: dc.id.clone(),
-                }),
-                a: family(dc, false),
-                aaaa: family(dc, true),
-            }
+            slots: slots.into(),
+            checks: checks.into(),
         })
-        .collect();
+    };
+    let mut candidates = Vec::with_capacity(g.candidates.len());
+    for &c in &g.candidates {
+        let dc = &zone.datacenters[c];
+        candidates.push(Candidate {
+            datacenter: dc.id.clone(),
+            slot: ctx.health.table().datacenter_slot(&zone_name, &dc.id)?,
+            a: family(dc, false)?,
+            aaaa: family(dc, true)?,
+        });
+    }
+    let candidates: Box<[Candidate]> = candidates.into();
+    let serves = Family::ALL.map(|f| candidates.iter().any(|c| !c.family(f).records.is_empty()));
     let short = |ip: &IpAddr| address_record(name, *ip, short_ttl);
     let all_down = match &g.all_down {
         AllDown::FailOpen => AllDownAnswer::FailOpen,
@@ -631,15 +605,16 @@ fn compile_gslb(
             cname_target: Some(key_of(target)),
         }),
     };
-    GslbNode {
+    Ok(GslbNode {
         table,
         policy,
         candidates,
+        serves,
         max_datacenters: g.max_datacenters,
         max_addresses: g.max_addresses.unwrap_or(usize::MAX),
         all_down,
         all_down_total: AtomicU64::new(0),
-    }
+    })
 }
 
 /// The A or AAAA record of `ip` at `name`.

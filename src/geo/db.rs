@@ -19,8 +19,9 @@ use maxminddb::{Reader, WithinOptions};
 use serde_json::Value;
 use thiserror::Error;
 
-use super::partition::{Family, Partition};
+use super::partition::Partition;
 use super::{Code, Coord, Location};
+use crate::family::Family;
 
 /// Why a database could not be used.
 #[derive(Debug, Error)]

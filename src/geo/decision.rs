@@ -195,7 +195,7 @@ pub fn build_table(base: &BasePartition, policy: &CompiledPolicy) -> GeoTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::geo::partition::Family;
+    use crate::family::Family;
 
     fn code(s: &str) -> Code {
         Code::parse(s).unwrap()

@@ -8,43 +8,7 @@
 
 use ipnet::IpNet;
 
-/// An address family, as the partition's key space.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Family {
-    /// 32-bit keys.
-    V4,
-    /// 128-bit keys.
-    V6,
-}
-
-impl Family {
-    /// Address bits.
-    pub fn bits(self) -> u8 {
-        match self {
-            Family::V4 => 32,
-            Family::V6 => 128,
-        }
-    }
-
-    /// The largest address.
-    pub fn max(self) -> u128 {
-        match self {
-            Family::V4 => u32::MAX as u128,
-            Family::V6 => u128::MAX,
-        }
-    }
-
-    /// First and last address of `net`, as keys.
-    pub fn range_of(net: &IpNet) -> (u128, u128) {
-        match net {
-            IpNet::V4(n) => (
-                u32::from(n.network()) as u128,
-                u32::from(n.broadcast()) as u128,
-            ),
-            IpNet::V6(n) => (u128::from(n.network()), u128::from(n.broadcast())),
-        }
-    }
-}
+use crate::family::Family;
 
 /// Ranges covering a whole family, each with a value.
 #[derive(Clone, Debug)]

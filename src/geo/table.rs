@@ -6,7 +6,8 @@
 
 use std::net::IpAddr;
 
-use super::partition::{Family, Partition};
+use super::partition::Partition;
+use crate::family::Family;
 
 /// Index of an interned candidate list within its table.
 ///

@@ -24,19 +24,48 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+pub mod admin;
 pub mod hysteresis;
 pub mod probe;
 pub mod registry;
+pub mod table;
 pub mod target;
 
 #[cfg(test)]
 mod test_support;
 
+pub use admin::{Admin, OverrideError, OverrideKey, Overrides, parse_admin};
 pub use probe::ProbeError;
 pub use registry::{Key, Registry};
-pub use target::{
-    Admin, Detail, FLAP_MAX_CHANGES, FLAP_WINDOW_INTERVALS, Observation, TargetHealth,
-};
+pub use table::{HealthId, HealthTable, TableFull, Word};
+pub use target::{Detail, FLAP_MAX_CHANGES, FLAP_WINDOW_INTERVALS, Observation, TargetHealth};
+
+/// Where the compiler finds health and overrides: one table, the probes that write its
+/// address slots, and the operators' overrides.
+#[derive(Clone)]
+pub struct HealthSources {
+    /// Probe states, one per (check, address), kept in the registry's table.
+    pub registry: std::sync::Arc<Registry>,
+    /// Operator overrides, kept in the same table.
+    pub overrides: std::sync::Arc<Overrides>,
+}
+
+impl HealthSources {
+    /// A table with overrides read from `state_file` (`None`: in memory only).
+    pub fn new(state_file: Option<&std::path::Path>) -> Result<Self, OverrideError> {
+        let registry = Registry::new();
+        let overrides = Overrides::load(state_file, registry.table().clone())?;
+        Ok(Self {
+            registry,
+            overrides,
+        })
+    }
+
+    /// The table both write and the query path reads.
+    pub fn table(&self) -> &std::sync::Arc<HealthTable> {
+        self.registry.table()
+    }
+}
 
 /// A validated health check: what to probe and how often. The zone validator builds it.
 ///

@@ -24,6 +24,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
 use super::probe::{Clients, Probe, client_key};
+use super::table::{HealthTable, TableFull};
 use super::{CheckSpec, ProbeError, TargetHealth};
 
 /// What identifies a target: identical keys share one health and one probe loop.
@@ -35,6 +36,7 @@ const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Hands out one [`TargetHealth`] per (spec, address) and runs one probe loop per key.
 pub struct Registry {
+    table: Arc<HealthTable>,
     inner: Mutex<Inner>,
     shared: Arc<Shared>,
 }
@@ -62,7 +64,13 @@ struct Entry {
 impl Registry {
     /// An empty registry; nothing is probed until [`Self::start`].
     pub fn new() -> Arc<Self> {
+        Self::with_table(HealthTable::new(HealthTable::DEFAULT_CAPACITY))
+    }
+
+    /// An empty registry whose targets keep their state in `table`.
+    pub fn with_table(table: Arc<HealthTable>) -> Arc<Self> {
         Arc::new(Self {
+            table,
             inner: Mutex::new(Inner {
                 targets: HashMap::new(),
                 runtime: None,
@@ -73,13 +81,19 @@ impl Registry {
 
     /// Gets or creates the shared health of a target. A new target starts in its initial
     /// state and, once [`Self::start`] was called, is probed at once.
-    pub fn target(&self, spec: &CheckSpec, addr: IpAddr) -> Arc<TargetHealth> {
+    pub fn target(&self, spec: &CheckSpec, addr: IpAddr) -> Result<Arc<TargetHealth>, TableFull> {
         let mut inner = self.lock();
         let key = (spec.clone(), addr);
         if let Some(entry) = inner.targets.get(&key) {
-            return entry.health.clone();
+            return Ok(entry.health.clone());
         }
-        let health = Arc::new(TargetHealth::new(spec.clone(), addr));
+        let id = self.table.address_slot(Some(spec), addr)?;
+        let health = Arc::new(TargetHealth::in_table(
+            spec.clone(),
+            addr,
+            self.table.clone(),
+            id,
+        ));
         let task = inner
             .runtime
             .as_ref()
@@ -91,7 +105,12 @@ impl Registry {
                 task,
             },
         );
-        health
+        Ok(health)
+    }
+
+    /// The table the targets keep their state in.
+    pub fn table(&self) -> &Arc<HealthTable> {
+        &self.table
     }
 
     /// The health of a target if it is registered (for `explain` and admin commands).
@@ -309,7 +328,9 @@ mod tests {
         let server = HttpServer::start().await;
         let registry = Registry::new();
         registry.start();
-        let t = registry.target(&spec(http(server.port()), 2, 3, InitialState::Up), LOCAL);
+        let t = registry
+            .target(&spec(http(server.port()), 2, 3, InitialState::Up), LOCAL)
+            .unwrap();
         assert!(registry.first_round(WAIT).await == 0);
         assert!(t.is_up());
 
@@ -348,7 +369,9 @@ mod tests {
     async fn initial_down_needs_rise_successes() {
         let server = HttpServer::start().await;
         let registry = Registry::new();
-        let t = registry.target(&spec(http(server.port()), 3, 1, InitialState::Down), LOCAL);
+        let t = registry
+            .target(&spec(http(server.port()), 3, 1, InitialState::Down), LOCAL)
+            .unwrap();
         registry.start();
         assert!(!t.is_up());
         assert!(wait_until(WAIT, || t.is_up()).await);
@@ -360,10 +383,12 @@ mod tests {
         let port = refused_port().await;
         let registry = Registry::new();
         registry.start();
-        let t = registry.target(
-            &spec(CheckKind::Tcp { port }, 2, 5, InitialState::FirstResult),
-            LOCAL,
-        );
+        let t = registry
+            .target(
+                &spec(CheckKind::Tcp { port }, 2, 5, InitialState::FirstResult),
+                LOCAL,
+            )
+            .unwrap();
         assert!(t.is_up(), "up until the first result");
         assert_eq!(registry.first_round(WAIT).await, 0);
         assert!(!t.is_up());
@@ -379,8 +404,8 @@ mod tests {
         let registry = Registry::new();
         registry.start();
         let s = spec(http(server.port()), 1, 1, InitialState::Up);
-        let a = registry.target(&s, LOCAL);
-        let b = registry.target(&s.clone(), LOCAL);
+        let a = registry.target(&s, LOCAL).unwrap();
+        let b = registry.target(&s.clone(), LOCAL).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(registry.len(), 1);
         // A different path, port or address is another target.
@@ -388,7 +413,7 @@ mod tests {
         if let CheckKind::Http { path, .. } = &mut other.kind {
             *path = "/other".into();
         }
-        assert!(!Arc::ptr_eq(&a, &registry.target(&other, LOCAL)));
+        assert!(!Arc::ptr_eq(&a, &registry.target(&other, LOCAL).unwrap()));
         assert_eq!(registry.len(), 2);
         assert!(registry.get(&s, LOCAL).is_some_and(|t| Arc::ptr_eq(&t, &a)));
 
@@ -416,8 +441,8 @@ mod tests {
         registry.start();
         let kept_spec = spec(http(kept_server.port()), 1, 1, InitialState::Up);
         let gone_spec = spec(http(gone_server.port()), 1, 1, InitialState::Up);
-        let kept = registry.target(&kept_spec, LOCAL);
-        let gone = registry.target(&gone_spec, LOCAL);
+        let kept = registry.target(&kept_spec, LOCAL).unwrap();
+        let gone = registry.target(&gone_spec, LOCAL).unwrap();
         assert_eq!(registry.first_round(WAIT).await, 0);
 
         registry.retain(&HashSet::from([(kept_spec.clone(), LOCAL)]));
@@ -433,7 +458,7 @@ mod tests {
         // The retired health keeps its last state for whoever still holds it.
         assert!(gone.is_up() && kept.is_up());
         // Asking again creates a fresh target.
-        let again = registry.target(&gone_spec, LOCAL);
+        let again = registry.target(&gone_spec, LOCAL).unwrap();
         assert!(!Arc::ptr_eq(&again, &gone));
     }
 
@@ -442,7 +467,9 @@ mod tests {
         let server = HttpServer::start().await;
         let registry = Registry::new();
         registry.start();
-        registry.target(&spec(http(server.port()), 1, 1, InitialState::Up), LOCAL);
+        registry
+            .target(&spec(http(server.port()), 1, 1, InitialState::Up), LOCAL)
+            .unwrap();
         assert_eq!(registry.first_round(WAIT).await, 0);
         drop(registry);
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -455,23 +482,27 @@ mod tests {
     async fn targets_before_and_after_start() {
         let server = HttpServer::start().await;
         let registry = Registry::new();
-        let early = registry.target(&spec(http(server.port()), 1, 1, InitialState::Down), LOCAL);
+        let early = registry
+            .target(&spec(http(server.port()), 1, 1, InitialState::Down), LOCAL)
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert!(!early.has_result(), "probed before start");
         assert_eq!(registry.first_round(Duration::from_millis(50)).await, 1);
         registry.start();
         registry.start();
-        let late = registry.target(
-            &spec(
-                CheckKind::Tcp {
-                    port: server.port(),
-                },
-                1,
-                1,
-                InitialState::Down,
-            ),
-            LOCAL,
-        );
+        let late = registry
+            .target(
+                &spec(
+                    CheckKind::Tcp {
+                        port: server.port(),
+                    },
+                    1,
+                    1,
+                    InitialState::Down,
+                ),
+                LOCAL,
+            )
+            .unwrap();
         assert_eq!(registry.first_round(WAIT).await, 0);
         assert!(early.is_up() && late.is_up());
         assert_eq!(registry.targets().len(), 2);
@@ -485,14 +516,18 @@ mod tests {
         let refused = refused_port().await;
         let registry = Registry::new();
         registry.start();
-        registry.target(&spec(http(ok.port()), 1, 1, InitialState::Up), LOCAL);
-        registry.target(
-            &spec(CheckKind::Tcp { port: refused }, 1, 1, InitialState::Up),
-            LOCAL,
-        );
+        registry
+            .target(&spec(http(ok.port()), 1, 1, InitialState::Up), LOCAL)
+            .unwrap();
+        registry
+            .target(
+                &spec(CheckKind::Tcp { port: refused }, 1, 1, InitialState::Up),
+                LOCAL,
+            )
+            .unwrap();
         let mut slow_spec = spec(http(slow.port()), 1, 1, InitialState::Up);
         slow_spec.timeout = Duration::from_secs(5);
-        registry.target(&slow_spec, LOCAL);
+        registry.target(&slow_spec, LOCAL).unwrap();
 
         let started = Instant::now();
         assert_eq!(registry.first_round(Duration::from_millis(400)).await, 1);
@@ -509,7 +544,7 @@ mod tests {
         assert_eq!(registry.first_round(Duration::from_millis(100)).await, 0);
         // With the timeout shorter than the wait, every target reports.
         let slow_short = spec(http(slow.port()), 1, 1, InitialState::Up);
-        let t = registry.target(&slow_short, LOCAL);
+        let t = registry.target(&slow_short, LOCAL).unwrap();
         assert_eq!(registry.first_round(WAIT).await, 0);
         assert_eq!(
             t.detail().last.unwrap().error.as_deref(),
@@ -519,23 +554,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn admin_override_beats_probes() {
+    async fn probes_write_their_state_into_the_table_and_leave_overrides_alone() {
         let port = refused_port().await;
         let registry = Registry::new();
         registry.start();
-        let t = registry.target(
-            &spec(CheckKind::Tcp { port }, 1, 1, InitialState::Up),
-            LOCAL,
-        );
-        assert!(wait_until(WAIT, || !t.probe_up()).await);
-        t.set_admin(Admin::Up);
-        assert!(t.is_up());
+        let t = registry
+            .target(
+                &spec(CheckKind::Tcp { port }, 1, 1, InitialState::Up),
+                LOCAL,
+            )
+            .unwrap();
+        let slot = t.slot().expect("a registered target has a slot");
+        assert!(registry.table().word(slot).probe_up());
+        assert!(wait_until(WAIT, || !registry.table().word(slot).probe_up()).await);
+        let key = crate::health::OverrideKey::Address { address: LOCAL };
+        registry.table().set_admin(&key, Admin::Up);
         // The probes go on under the override and do not clear it.
         let checked = t.detail().last.unwrap().at;
         assert!(wait_until(WAIT, || t.detail().last.unwrap().at > checked).await);
-        assert!(t.is_up() && !t.probe_up());
-        t.set_admin(Admin::None);
-        assert!(!t.is_up());
+        let word = registry.table().word(slot);
+        assert_eq!((word.admin(), word.probe_up()), (Admin::Up, false));
     }
 
     #[tokio::test]

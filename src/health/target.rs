@@ -1,17 +1,19 @@
 //! The shared health of one target (check spec + address).
 //!
-//! The query path reads it lock-free: the probe state and the admin override are atomics.
+//! The query path reads the probe state from the target's slot of the [`HealthTable`], which
+//! every result updates; the target keeps its own copy for `explain` and the probe loop.
 //! Everything only `explain` needs (last result, error text, counters, flap history) sits
 //! behind a mutex that the probe loop takes once per result.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::hysteresis::{State, Transition};
+use super::table::{HealthId, HealthTable};
 use super::{CheckSpec, ProbeError, describe};
 
 /// A target is flapping when its state changed more than this many times within the last
@@ -30,44 +32,6 @@ pub const FLAP_WINDOW_INTERVALS: u32 = 20;
 /// Most change times kept; far more than a window can matter for.
 const MAX_CHANGES_KEPT: usize = 64;
 
-/// An operator's override of the probe state.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Admin {
-    /// No override: the probe state decides.
-    #[default]
-    None = 0,
-    /// Forced up, whatever the probes say.
-    Up = 1,
-    /// Forced down, whatever the probes say.
-    Down = 2,
-    /// Taken out of answers for maintenance, like `Down`, but says why: the probes go on and
-    /// `explain` shows whether the target is healthy to be put back.
-    Drain = 3,
-}
-
-impl Admin {
-    fn from_u8(v: u8) -> Self {
-        match v {
-            1 => Admin::Up,
-            2 => Admin::Down,
-            3 => Admin::Drain,
-            _ => Admin::None,
-        }
-    }
-}
-
-impl fmt::Display for Admin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Admin::None => "none",
-            Admin::Up => "up",
-            Admin::Down => "down",
-            Admin::Drain => "drain",
-        })
-    }
-}
-
 /// One probe result, for `explain`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observation {
@@ -82,12 +46,8 @@ pub struct Observation {
 /// Everything known about a target, for `explain` and the admin interface.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Detail {
-    /// State from the probes alone.
+    /// State from the probes.
     pub probe_up: bool,
-    /// The operator's override.
-    pub admin: Admin,
-    /// What the query path uses ([`TargetHealth::is_up`]).
-    pub effective_up: bool,
     /// Since when the probe state is what it is (creation time until the first change).
     pub since: SystemTime,
     /// Successes since the last failure.
@@ -110,12 +70,13 @@ pub struct TargetHealth {
     addr: IpAddr,
     label: String,
     up: AtomicBool,
-    admin: AtomicU8,
     has_result: AtomicBool,
     /// Mirror of `Inner::flapping`, recomputed on every result, so the query path can read
     /// it without the lock.
     flapping: AtomicBool,
     inner: Mutex<Inner>,
+    /// Where the query path reads this target's state, when it answers from one.
+    slot: Option<(Arc<HealthTable>, HealthId)>,
 }
 
 struct Inner {
@@ -133,11 +94,26 @@ impl TargetHealth {
     /// A target in its initial state, with no result. The [`super::Registry`] creates the
     /// probed ones; a standalone one is never probed unless fed with [`Self::record`].
     pub fn new(spec: CheckSpec, addr: IpAddr) -> Self {
+        Self::with_slot(spec, addr, None)
+    }
+
+    /// A target whose state is also kept in `slot` of a health table, for the query path.
+    pub fn in_table(spec: CheckSpec, addr: IpAddr, table: Arc<HealthTable>, id: HealthId) -> Self {
+        Self::with_slot(spec, addr, Some((table, id)))
+    }
+
+    fn with_slot(
+        spec: CheckSpec,
+        addr: IpAddr,
+        slot: Option<(Arc<HealthTable>, HealthId)>,
+    ) -> Self {
         let state = State::new(spec.initial);
+        if let Some((table, id)) = &slot {
+            table.set_probe(*id, state.up, false);
+        }
         Self {
             label: describe(&spec.kind, addr),
             up: AtomicBool::new(state.up),
-            admin: AtomicU8::new(Admin::None as u8),
             has_result: AtomicBool::new(false),
             flapping: AtomicBool::new(false),
             inner: Mutex::new(Inner {
@@ -150,42 +126,25 @@ impl TargetHealth {
             }),
             spec,
             addr,
+            slot,
         }
     }
 
-    /// Whether answers may include this target: the admin override if set, else the probe
-    /// state. Lock-free; `Relaxed` because each flag is read on its own and a result that
-    /// lands a moment later is as good as one a moment earlier.
+    /// The health table slot the query path reads, if any.
+    pub fn slot(&self) -> Option<HealthId> {
+        self.slot.as_ref().map(|(_, id)| *id)
+    }
+
+    /// The probe state. Lock-free; `Relaxed` because a result that lands a moment later
+    /// is as good as one a moment earlier.
     #[inline]
     pub fn is_up(&self) -> bool {
-        match Admin::from_u8(self.admin.load(Ordering::Relaxed)) {
-            Admin::None => self.up.load(Ordering::Relaxed),
-            Admin::Up => true,
-            Admin::Down | Admin::Drain => false,
-        }
-    }
-
-    /// The state from the probes alone, ignoring the override.
-    pub fn probe_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
     }
 
     /// Whether at least one probe result is in.
     pub fn has_result(&self) -> bool {
         self.has_result.load(Ordering::Relaxed)
-    }
-
-    /// The operator's override.
-    pub fn admin(&self) -> Admin {
-        Admin::from_u8(self.admin.load(Ordering::Relaxed))
-    }
-
-    /// Sets the operator's override (logged when it changes); [`Admin::None`] clears it.
-    pub fn set_admin(&self, admin: Admin) {
-        let old = Admin::from_u8(self.admin.swap(admin as u8, Ordering::Relaxed));
-        if old != admin {
-            tracing::info!("target {}: admin override {old} -> {admin}", self.label);
-        }
     }
 
     /// The check this target runs.
@@ -210,8 +169,6 @@ impl TargetHealth {
         let changes_in_window = inner.changes_within(now, self.flap_window());
         Detail {
             probe_up: inner.state.up,
-            admin: self.admin(),
-            effective_up: self.is_up(),
             since: inner.since,
             successes_in_a_row: inner.state.successes_in_a_row,
             failures_in_a_row: inner.state.failures_in_a_row,
@@ -297,6 +254,10 @@ impl TargetHealth {
         }
         inner.flapping = flapping;
         self.flapping.store(flapping, Ordering::Relaxed);
+        if let Some((table, id)) = &self.slot {
+            // Under the lock, so two results never store out of order.
+            table.set_probe(*id, inner.state.up, flapping);
+        }
         drop(inner);
         // Log without the lock held: a slow log sink must not hold up anyone reading state.
         for (level, message) in messages {
@@ -323,8 +284,7 @@ impl fmt::Debug for TargetHealth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TargetHealth")
             .field("target", &self.label)
-            .field("up", &self.probe_up())
-            .field("admin", &self.admin())
+            .field("up", &self.is_up())
             .finish_non_exhaustive()
     }
 }
@@ -387,25 +347,21 @@ mod tests {
     }
 
     #[test]
-    fn admin_override_beats_probe_state() {
-        let t = target(1, 1, InitialState::Up);
-        assert!(t.is_up());
-        t.record(Err(&ProbeError::Refused), Duration::ZERO);
-        assert!(!t.is_up());
-        t.set_admin(Admin::Up);
-        assert!(t.is_up());
-        assert!(!t.probe_up());
+    fn a_target_in_a_table_keeps_its_slot_current() {
+        let table = HealthTable::new(4);
+        let addr = "192.0.2.1".parse().unwrap();
+        let spec = spec(1, 1, InitialState::Down);
+        let id = table.address_slot(Some(&spec), addr).unwrap();
+        let t = TargetHealth::in_table(spec, addr, table.clone(), id);
+        assert_eq!(t.slot(), Some(id));
+        assert!(
+            !table.word(id).probe_up(),
+            "the initial state is written at once"
+        );
         t.record(Ok(()), Duration::ZERO);
-        for (admin, up) in [
-            (Admin::Down, false),
-            (Admin::Drain, false),
-            (Admin::Up, true),
-            (Admin::None, true),
-        ] {
-            t.set_admin(admin);
-            assert_eq!((t.admin(), t.is_up()), (admin, up), "{admin:?}");
-        }
-        assert!(t.detail().effective_up);
+        assert!(table.word(id).probe_up() && t.is_up());
+        t.record(Err(&ProbeError::Refused), Duration::ZERO);
+        assert!(!table.word(id).probe_up() && !t.is_up());
     }
 
     #[test]
@@ -424,7 +380,7 @@ mod tests {
             Some("unexpected status 503")
         );
         assert_eq!((d.successes_in_a_row, d.failures_in_a_row), (1, 0));
-        assert!(d.probe_up && d.effective_up && !d.flapping);
+        assert!(d.probe_up && !d.flapping);
     }
 
     #[test]

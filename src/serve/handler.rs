@@ -21,7 +21,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 
 use super::ecs;
-use super::resolve::{Answer, Rec, resolve};
+use crate::answer::{Answer, Rec, resolve};
 use crate::compile::Snapshot;
 use crate::name_key::NameKey;
 
@@ -338,10 +338,7 @@ mod tests {
             ..ServerConfig::default()
         };
         cfg.geoip.databases = vec![root.join("geoip/test-city.mmdb")];
-        let health = crate::compile::HealthSources {
-            registry: crate::health::Registry::new(),
-            overrides: crate::overrides::Overrides::load(None).unwrap(),
-        };
+        let health = crate::health::HealthSources::new(None).expect("in-memory overrides");
         let (snap, _) = load_snapshot(&cfg, &health, 1).expect("example zones load");
         Responder::new(Arc::new(ArcSwap::from_pointee(snap)), 1232)
     }

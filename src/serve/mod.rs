@@ -13,10 +13,8 @@
 //! allocation beyond the parse. The same [`Responder`] serves TCP, and will serve the
 //! later fast path and other transports.
 
-pub mod all_down;
 pub mod ecs;
 pub mod handler;
-pub mod resolve;
 mod tcp;
 mod udp;
 

@@ -1,32 +1,51 @@
 //! Operator overrides: force a data center or an address up, down or drained.
 //!
-//! Each data center and each address has one [`AdminCell`], shared by every snapshot (the
-//! compiler asks [`Overrides::cell`] for it), so a change takes effect on the next query
-//! without a reload, and survives reloads. Every change is written to the state file
-//! (write to a temporary file, then rename), and read back at start, so overrides
+//! An override is written into the [`HealthTable`] slots it covers, so it takes effect on
+//! the next query without a reload and survives reloads. Every change is also written to
+//! the state file (to a temporary file, then renamed) and read back at start, so overrides
 //! survive restarts.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use crate::health::Admin;
+use super::table::HealthTable;
 
-/// The override of one data center or address; read lock-free on the query path.
-#[derive(Debug, Default)]
-pub struct AdminCell(AtomicU8);
+/// An operator's override of what the probes say.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Admin {
+    /// No override: the probe state decides.
+    #[default]
+    #[serde(alias = "clear")]
+    None,
+    /// Forced up, whatever the probes say.
+    Up,
+    /// Forced down, whatever the probes say.
+    Down,
+    /// Taken out of answers for maintenance, like `Down`, but says why: the probes go on and
+    /// `explain` shows whether the target is healthy to be put back.
+    Drain,
+}
 
-impl AdminCell {
-    /// The current override.
-    #[inline]
-    pub fn get(&self) -> Admin {
-        match self.0.load(Ordering::Relaxed) {
+impl Admin {
+    /// Two bits, for the health table's words.
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Admin::None => 0,
+            Admin::Up => 1,
+            Admin::Down => 2,
+            Admin::Drain => 3,
+        }
+    }
+
+    /// The inverse of [`Self::code`].
+    pub(crate) fn from_code(code: u8) -> Self {
+        match code & 0b11 {
             1 => Admin::Up,
             2 => Admin::Down,
             3 => Admin::Drain,
@@ -34,8 +53,31 @@ impl AdminCell {
         }
     }
 
-    fn set(&self, a: Admin) {
-        self.0.store(a as u8, Ordering::Relaxed);
+    /// Down or drained: out of answers whatever the probes say.
+    pub fn is_out(self) -> bool {
+        matches!(self, Admin::Down | Admin::Drain)
+    }
+}
+
+impl fmt::Display for Admin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Admin::None => "none",
+            Admin::Up => "up",
+            Admin::Down => "down",
+            Admin::Drain => "drain",
+        })
+    }
+}
+
+/// `up`, `down`, `drain`, `clear`/`none`.
+pub fn parse_admin(s: &str) -> Option<Admin> {
+    match s {
+        "up" => Some(Admin::Up),
+        "down" => Some(Admin::Down),
+        "drain" => Some(Admin::Drain),
+        "clear" | "none" => Some(Admin::None),
+        _ => None,
     }
 }
 
@@ -80,7 +122,7 @@ pub enum OverrideError {
         /// Why.
         source: std::io::Error,
     },
-    /// The state file is not what this version writes.
+    /// The state file is not what this version writes (an unknown state included).
     #[error("state file {path} is corrupt: {source}")]
     Corrupt {
         /// The file.
@@ -99,20 +141,22 @@ struct StateFile {
 struct Entry {
     #[serde(flatten)]
     key: OverrideKey,
-    state: String,
+    state: Admin,
 }
 
-/// Every override cell, and where they are persisted.
+/// The overrides of one server: kept in its health table, persisted in its state file.
 #[derive(Debug)]
 pub struct Overrides {
-    cells: Mutex<HashMap<OverrideKey, Arc<AdminCell>>>,
+    table: Arc<HealthTable>,
     file: Option<PathBuf>,
+    /// Serializes changes, so the file always holds the latest set.
+    writing: Mutex<()>,
 }
 
 impl Overrides {
-    /// Overrides read from `file` (missing file: none yet); `None` keeps them in memory only.
-    pub fn load(file: Option<&Path>) -> Result<Arc<Self>, OverrideError> {
-        let mut cells = HashMap::new();
+    /// Overrides read from `file` (missing file: none yet) into `table`; `None` keeps them
+    /// in memory only.
+    pub fn load(file: Option<&Path>, table: Arc<HealthTable>) -> Result<Arc<Self>, OverrideError> {
         if let Some(path) = file {
             match std::fs::read_to_string(path) {
                 Ok(text) => {
@@ -122,9 +166,7 @@ impl Overrides {
                             source,
                         })?;
                     for e in state.overrides {
-                        let cell = AdminCell::default();
-                        cell.set(parse_admin(&e.state).unwrap_or(Admin::None));
-                        cells.insert(e.key, Arc::new(cell));
+                        table.set_admin(&e.key, e.state);
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -137,25 +179,24 @@ impl Overrides {
             }
         }
         Ok(Arc::new(Self {
-            cells: Mutex::new(cells),
+            table,
             file: file.map(Path::to_path_buf),
+            writing: Mutex::new(()),
         }))
     }
 
-    /// The cell of `key`, created (no override) on first use.
-    pub fn cell(&self, key: &OverrideKey) -> Arc<AdminCell> {
-        let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
-        cells.entry(key.clone()).or_default().clone()
+    /// The override of `key`.
+    pub fn get(&self, key: &OverrideKey) -> Admin {
+        self.table.admin(key)
     }
 
-    /// Sets (or with [`Admin::None`] clears) an override and persists all of them.
+    /// Sets (or with [`Admin::None`] clears) an override and persists all of them; when
+    /// the file cannot be written, the override is taken back.
     pub fn set(&self, key: &OverrideKey, admin: Admin) -> Result<(), OverrideError> {
-        let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
-        let cell = cells.entry(key.clone()).or_default().clone();
-        let old = cell.get();
-        cell.set(admin);
-        if let Err(e) = self.persist(&cells) {
-            cell.set(old);
+        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        let old = self.table.set_admin(key, admin);
+        if let Err(e) = self.persist() {
+            self.table.set_admin(key, old);
             return Err(e);
         }
         if old != admin {
@@ -166,17 +207,10 @@ impl Overrides {
 
     /// Every override in force, sorted.
     pub fn list(&self) -> Vec<(OverrideKey, Admin)> {
-        let cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut v: Vec<(OverrideKey, Admin)> = cells
-            .iter()
-            .map(|(k, c)| (k.clone(), c.get()))
-            .filter(|(_, a)| *a != Admin::None)
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
+        self.table.admins()
     }
 
-    fn persist(&self, cells: &HashMap<OverrideKey, Arc<AdminCell>>) -> Result<(), OverrideError> {
+    fn persist(&self) -> Result<(), OverrideError> {
         let Some(path) = &self.file else {
             return Ok(());
         };
@@ -184,15 +218,11 @@ impl Overrides {
             path: path.clone(),
             source,
         };
-        let mut overrides: Vec<Entry> = cells
-            .iter()
-            .filter(|(_, c)| c.get() != Admin::None)
-            .map(|(k, c)| Entry {
-                key: k.clone(),
-                state: c.get().to_string(),
-            })
+        let overrides = self
+            .list()
+            .into_iter()
+            .map(|(key, state)| Entry { key, state })
             .collect();
-        overrides.sort_by(|a, b| a.key.cmp(&b.key));
         let text = serde_json::to_string_pretty(&StateFile { overrides })
             .map_err(|e| io(std::io::Error::other(e)))?;
         if let Some(dir) = path.parent() {
@@ -204,20 +234,13 @@ impl Overrides {
     }
 }
 
-/// `up`, `down`, `drain`, `clear`/`none`.
-pub fn parse_admin(s: &str) -> Option<Admin> {
-    match s {
-        "up" => Some(Admin::Up),
-        "down" => Some(Admin::Down),
-        "drain" => Some(Admin::Drain),
-        "clear" | "none" => Some(Admin::None),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn table() -> Arc<HealthTable> {
+        HealthTable::new(16)
+    }
 
     #[test]
     fn overrides_persist_and_reload() {
@@ -230,19 +253,24 @@ mod tests {
         let addr = OverrideKey::Address {
             address: "192.0.2.10".parse().unwrap(),
         };
-        let o = Overrides::load(Some(&file)).unwrap();
-        let cell = o.cell(&ams);
-        assert_eq!(cell.get(), Admin::None);
+        let t = table();
+        let slot = t.datacenter_slot("example.com.", "ams").unwrap();
+        let o = Overrides::load(Some(&file), t.clone()).unwrap();
+        assert_eq!(o.get(&ams), Admin::None);
         o.set(&ams, Admin::Down).unwrap();
         o.set(&addr, Admin::Drain).unwrap();
-        assert_eq!(cell.get(), Admin::Down, "the shared cell sees the change");
+        assert_eq!(
+            t.word(slot).admin(),
+            Admin::Down,
+            "the table sees the change"
+        );
 
-        let again = Overrides::load(Some(&file)).unwrap();
-        assert_eq!(again.cell(&ams).get(), Admin::Down);
-        assert_eq!(again.cell(&addr).get(), Admin::Drain);
+        let again = Overrides::load(Some(&file), table()).unwrap();
+        assert_eq!(again.get(&ams), Admin::Down);
+        assert_eq!(again.get(&addr), Admin::Drain);
         again.set(&ams, Admin::None).unwrap();
         assert_eq!(
-            Overrides::load(Some(&file)).unwrap().list(),
+            Overrides::load(Some(&file), table()).unwrap().list(),
             vec![(addr, Admin::Drain)]
         );
     }
@@ -252,7 +280,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("overrides.json");
         std::fs::write(&file, "{nope").unwrap();
-        let e = Overrides::load(Some(&file)).unwrap_err();
+        let e = Overrides::load(Some(&file), table()).unwrap_err();
         assert!(e.to_string().contains("overrides.json is corrupt"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_state_in_the_state_file_is_an_error_not_no_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("overrides.json");
+        std::fs::write(
+            &file,
+            r#"{"overrides":[{"address":"192.0.2.10","state":"offline"}]}"#,
+        )
+        .unwrap();
+        let e = Overrides::load(Some(&file), table()).unwrap_err();
+        assert!(e.to_string().contains("unknown variant `offline`"), "{e}");
+    }
+
+    #[test]
+    fn codes_round_trip() {
+        for a in [Admin::None, Admin::Up, Admin::Down, Admin::Drain] {
+            assert_eq!(Admin::from_code(a.code()), a);
+            assert_eq!(parse_admin(&a.to_string()), Some(a));
+        }
     }
 }

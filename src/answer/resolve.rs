@@ -6,92 +6,21 @@
 use std::net::IpAddr;
 
 use hickory_proto::op::ResponseCode;
+use std::sync::atomic::Ordering;
+
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use smallvec::SmallVec;
 
-use std::sync::atomic::Ordering;
-
+use super::select::{self, Choice};
+use super::{Answer, Rec};
 use crate::compile::{
-    AllDownAnswer, Candidate, CompiledNode, CompiledRrset, CompiledZone, Found, GslbNode, Snapshot,
+    AllDownAnswer, CompiledNode, CompiledRrset, CompiledZone, Found, GslbNode, Snapshot,
 };
-use crate::health::Admin;
+use crate::family::Family;
 use crate::name_key::NameKey;
 
 /// Most CNAMEs followed for one answer; longer chains are answered as far as they go.
-const MAX_CHAIN: usize = 8;
-
-/// A record in a response: borrowed from the snapshot, or made for this answer
-/// (a wildcard's records carry the query's name as owner).
-#[derive(Debug)]
-pub enum Rec<'s> {
-    /// A record of the snapshot.
-    Shared(&'s Record),
-    /// A record built for this answer.
-    Owned(Box<Record>),
-}
-
-impl Rec<'_> {
-    /// The record.
-    pub fn get(&self) -> &Record {
-        match self {
-            Rec::Shared(r) => r,
-            Rec::Owned(r) => r,
-        }
-    }
-}
-
-/// Records of one response section.
-pub type Section<'s> = SmallVec<[Rec<'s>; 4]>;
-
-/// What to send back, before EDNS and encoding.
-#[derive(Debug)]
-pub struct Answer<'s> {
-    /// Response code.
-    pub rcode: ResponseCode,
-    /// AA flag: set for data from our zones, clear for referrals and refusals.
-    pub authoritative: bool,
-    /// Answer section.
-    pub answer: Section<'s>,
-    /// Authority section.
-    pub authority: Section<'s>,
-    /// Additional section (OPT is added when encoding).
-    pub additional: Section<'s>,
-    /// True for referrals: their glue must not be dropped to fit a small UDP payload.
-    pub referral: bool,
-    /// For answers that depend on the client's address: the prefix length around it over
-    /// which the answer is the same (the ECS scope). `None` when nothing depended on it.
-    pub scope: Option<u8>,
-}
-
-impl<'s> Answer<'s> {
-    fn new(rcode: ResponseCode, authoritative: bool) -> Self {
-        Self {
-            rcode,
-            authoritative,
-            answer: SmallVec::new(),
-            authority: SmallVec::new(),
-            additional: SmallVec::new(),
-            referral: false,
-            scope: None,
-        }
-    }
-
-    /// REFUSED: the name is in none of our zones.
-    pub fn refused() -> Self {
-        Self::error(ResponseCode::Refused)
-    }
-
-    /// An error reply with no records (FORMERR, NOTIMP, BADVERS, REFUSED).
-    pub fn error(rcode: ResponseCode) -> Self {
-        Self::new(rcode, false)
-    }
-
-    fn negative(&mut self, zone: &'s CompiledZone, rcode: ResponseCode) {
-        self.rcode = rcode;
-        self.authority
-            .extend(zone.negative_soa.iter().map(Rec::Shared));
-    }
-}
+pub const MAX_CHAIN: usize = 8;
 
 /// Answers `qname`/`qtype` from `snap` for a client at `client` (the ECS address or the
 /// packet's source). `key` is `qname`'s lowercase wire key.
@@ -155,7 +84,15 @@ pub fn resolve<'s>(
         // What to answer here, or the CNAME to follow.
         let cname = match &node.gslb {
             Some(gslb) if matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY) => {
-                match gslb_answer(&mut ans, zone, gslb, Family::of(qtype), client, &owner) {
+                match gslb_answer(
+                    &mut ans,
+                    snap,
+                    zone,
+                    gslb,
+                    Family::of(qtype),
+                    client,
+                    &owner,
+                ) {
                     Some(fallback) => fallback,
                     None => return ans,
                 }
@@ -202,35 +139,12 @@ pub fn resolve<'s>(
     ans
 }
 
-/// An address family, as asked for by a query type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Family {
-    /// A records.
-    V4,
-    /// AAAA records.
-    V6,
-}
-
-impl Family {
-    /// AAAA asks for IPv6; A and ANY for IPv4 (RFC 8482: one RRset for ANY).
-    pub fn of(qtype: RecordType) -> Self {
-        if qtype == RecordType::AAAA {
-            Family::V6
-        } else {
-            Family::V4
-        }
-    }
-
-    /// Index for per-family tables.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// A and AAAA at a GSLB name: the client's list, health, then the all-down policy.
-/// Returns the fallback CNAME when the policy answers with one, for the caller to follow.
+/// A and AAAA at a GSLB name: the client's list, then [`select::choose`], then the
+/// all-down policy. Returns the fallback CNAME when the policy answers with one, for the
+/// caller to follow.
 fn gslb_answer<'s>(
     ans: &mut Answer<'s>,
+    snap: &'s Snapshot,
     zone: &'s CompiledZone,
     gslb: &'s GslbNode,
     family: Family,
@@ -243,50 +157,32 @@ fn gslb_answer<'s>(
     } else {
         decision.scope
     });
-    let mut pick = pick(gslb, decision.list, family);
-    if !pick.had_family {
-        // NODATA. When no candidate of the name has the family, that holds for every
-        // client (scope 0); otherwise it is this client's list that lacks it.
-        if gslb
-            .candidates
-            .iter()
-            .all(|c| c.family(family).records.is_empty())
-        {
-            ans.scope = Some(0);
+    let pick = match select::choose(gslb, &snap.health, decision.list, family) {
+        Choice::Addresses(pick) => pick,
+        Choice::NoFamily => {
+            // NODATA. When no candidate of the name has the family, that holds for every
+            // client (scope 0); otherwise it is this client's list that lacks it.
+            if !gslb.serves[family.index()] {
+                ans.scope = Some(0);
+            }
+            ans.negative(zone, ResponseCode::NoError);
+            return None;
         }
-        ans.negative(zone, ResponseCode::NoError);
-        return None;
-    }
-    if pick.chosen.is_empty() {
-        // Counted here; logged by the health side when the name's state changes
-        // (see [`all_down`]), so the query path never logs.
+        Choice::AllDown(policy) => {
+            // Counted here; logged by the all-down log when the name's state changes
+            // (see [`super::all_down`]), so the query path never logs.
+            gslb.all_down_total.fetch_add(1, Ordering::Relaxed);
+            return all_down_answer(ans, zone, policy, family, owner);
+        }
+    };
+    if pick.failed_open {
         gslb.all_down_total.fetch_add(1, Ordering::Relaxed);
-        match &gslb.all_down {
-            AllDownAnswer::FailOpen => pick = fail_open(gslb, decision.list, family),
-            AllDownAnswer::ServFail => {
-                ans.rcode = ResponseCode::ServFail;
-                return None;
-            }
-            AllDownAnswer::NoData => {
-                ans.negative(zone, ResponseCode::NoError);
-                return None;
-            }
-            AllDownAnswer::Records { a, aaaa } => {
-                let records = if family == Family::V6 { aaaa } else { a };
-                if records.is_empty() {
-                    ans.negative(zone, ResponseCode::NoError);
-                }
-                ans.answer.extend(records.iter().map(owner));
-                return None;
-            }
-            AllDownAnswer::Cname(rrset) => return Some(rrset),
-        }
     }
     for &(pos, mask) in &pick.chosen {
         let f = gslb.candidates[pos as usize].family(family);
         // Unhealthy or flapping candidates: the short TTL moves clients sooner.
         let records = if pick.degraded { &f.short } else { &f.records };
-        for (i, r) in records.iter().enumerate().take(64) {
+        for (i, r) in records.iter().enumerate().take(select::MAX_ADDRESSES) {
             if mask & (1 << i) != 0 {
                 ans.answer.push(owner(r));
             }
@@ -295,131 +191,29 @@ fn gslb_answer<'s>(
     None
 }
 
-/// The candidates (position, bitmask of addresses) that answer, decided by health.
-#[derive(Debug, Default)]
-pub struct Pick {
-    /// Chosen candidates, best first, each with the addresses that are up.
-    pub chosen: SmallVec<[(u8, u64); 4]>,
-    /// Some candidate considered was down, partly down or flapping.
-    pub degraded: bool,
-    /// Some candidate in the list has an address of the family.
-    pub had_family: bool,
-}
-
-/// Keeps the lowest `n` set bits of `mask`: the first `n` healthy addresses, in file order.
-fn first_bits(mut mask: u64, n: usize) -> u64 {
-    let mut out = 0;
-    for _ in 0..n {
-        if mask == 0 {
-            break;
+/// The all-down policy's answer (fail-open is answered by selection).
+fn all_down_answer<'s>(
+    ans: &mut Answer<'s>,
+    zone: &'s CompiledZone,
+    policy: &'s AllDownAnswer,
+    family: Family,
+    owner: &dyn Fn(&'s Record) -> Rec<'s>,
+) -> Option<&'s CompiledRrset> {
+    match policy {
+        AllDownAnswer::ServFail => ans.rcode = ResponseCode::ServFail,
+        AllDownAnswer::FailOpen | AllDownAnswer::NoData => {
+            ans.negative(zone, ResponseCode::NoError);
         }
-        let low = mask & mask.wrapping_neg();
-        out |= low;
-        mask &= !low;
-    }
-    out
-}
-
-/// Which addresses of a candidate are in, by the operators' overrides and the probes.
-/// The more specific override wins: an address taken down or drained stays out even when
-/// its data center is forced up.
-fn healthy_mask(c: &Candidate, family: Family, degraded: &mut bool) -> u64 {
-    let f = c.family(family);
-    let dc = c.admin.get();
-    if matches!(dc, Admin::Down | Admin::Drain) {
-        *degraded = true;
-        return 0;
-    }
-    let mut m = 0u64;
-    for (i, h) in f.health.iter().enumerate().take(64) {
-        // A data center forced up carries its addresses that have no override of their own.
-        let up = h.is_up() || (dc == Admin::Up && h.admin.get() == Admin::None);
-        if up {
-            m |= 1 << i;
-        } else {
-            *degraded = true;
-        }
-        *degraded |= dc != Admin::Up && h.is_flapping();
-    }
-    m
-}
-
-/// Walks the client's ordered list, skipping data centers that are down, keeping the
-/// addresses that are up (at most `max_addresses` of them), until `max_datacenters` are
-/// chosen. At most 64 addresses per data center and family are considered.
-pub fn pick(gslb: &GslbNode, list: &[u8], family: Family) -> Pick {
-    let mut p = Pick::default();
-    for &pos in list {
-        let c = &gslb.candidates[pos as usize];
-        if c.family(family).records.is_empty() {
-            continue;
-        }
-        p.had_family = true;
-        let mask = healthy_mask(c, family, &mut p.degraded);
-        if mask == 0 {
-            continue;
-        }
-        p.chosen.push((pos, first_bits(mask, gslb.max_addresses)));
-        if p.chosen.len() == gslb.max_datacenters {
-            break;
-        }
-    }
-    p
-}
-
-/// True when every candidate of the name that has the family is out: the state the
-/// health side logs changes of.
-pub fn all_down(gslb: &GslbNode, family: Family) -> bool {
-    let mut ignored = false;
-    let mut any = false;
-    for c in gslb.candidates.iter() {
-        if c.family(family).records.is_empty() {
-            continue;
-        }
-        any = true;
-        if healthy_mask(c, family, &mut ignored) != 0 {
-            return false;
-        }
-    }
-    any
-}
-
-/// Every candidate down: answer as if the probes said up. Addresses and data centers an
-/// operator took out (down or drain) stay out, unless that leaves nothing: fail open never
-/// answers empty.
-fn fail_open(gslb: &GslbNode, list: &[u8], family: Family) -> Pick {
-    let mut p = Pick {
-        degraded: true,
-        had_family: true,
-        ..Pick::default()
-    };
-    let operator_out = |a: Admin| matches!(a, Admin::Down | Admin::Drain);
-    for honour_operators in [true, false] {
-        for &pos in list {
-            let c = &gslb.candidates[pos as usize];
-            let f = c.family(family);
-            if f.records.is_empty() || (honour_operators && operator_out(c.admin.get())) {
-                continue;
+        AllDownAnswer::Records { a, aaaa } => {
+            let records = if family == Family::V6 { aaaa } else { a };
+            if records.is_empty() {
+                ans.negative(zone, ResponseCode::NoError);
             }
-            let mut mask = 0u64;
-            for (i, h) in f.health.iter().enumerate().take(64) {
-                if !honour_operators || !operator_out(h.admin.get()) {
-                    mask |= 1 << i;
-                }
-            }
-            if mask == 0 {
-                continue;
-            }
-            p.chosen.push((pos, first_bits(mask, gslb.max_addresses)));
-            if p.chosen.len() == gslb.max_datacenters {
-                return p;
-            }
+            ans.answer.extend(records.iter().map(owner));
         }
-        if !p.chosen.is_empty() {
-            return p;
-        }
+        AllDownAnswer::Cname(rrset) => return Some(rrset),
     }
-    p
+    None
 }
 
 /// The records of `node` that answer `qtype`, if it has them. ANY gets one set (RFC 8482).
@@ -478,11 +272,9 @@ fn referral_or_ds<'s>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::HealthSources;
     use crate::diag::Diagnostics;
     use crate::geo::db::GeoDb;
-    use crate::health::Registry;
-    use crate::overrides::{OverrideKey, Overrides};
+    use crate::health::{Admin, HealthSources, OverrideKey};
     use std::str::FromStr;
     use std::sync::Arc;
 
@@ -507,17 +299,13 @@ max_addresses = 1
 all_down = { cname = "sorry" }
 "#;
 
-    fn snapshot(overrides: &Arc<Overrides>) -> Snapshot {
+    fn snapshot(health: &HealthSources) -> Snapshot {
         let mut diags = Diagnostics::new();
         let zone = crate::zone::validate_zone(std::path::Path::new("z.toml"), ZONE, &mut diags)
             .unwrap_or_else(|| panic!("{}", diags.render()));
         let geo = GeoDb::empty(Vec::new());
         let base = geo.base_partition().unwrap();
-        let health = HealthSources {
-            registry: Registry::new(),
-            overrides: overrides.clone(),
-        };
-        Snapshot::compile(&[zone], Arc::new(geo), &base, &health, 1)
+        Snapshot::compile(&[zone], Arc::new(geo), &base, health, 1).unwrap()
     }
 
     fn answer(snap: &Snapshot) -> Vec<String> {
@@ -535,8 +323,9 @@ all_down = { cname = "sorry" }
 
     #[test]
     fn max_addresses_takes_the_first_healthy_ones() {
-        let overrides = Overrides::load(None).unwrap();
-        let snap = snapshot(&overrides);
+        let health = HealthSources::new(None).unwrap();
+        let overrides = &health.overrides;
+        let snap = snapshot(&health);
         assert_eq!(answer(&snap), ["cdn.example.com. 30 IN A 192.0.2.10"]);
         let first = OverrideKey::Address {
             address: "192.0.2.10".parse().unwrap(),
@@ -548,8 +337,9 @@ all_down = { cname = "sorry" }
 
     #[test]
     fn an_all_down_cname_inside_the_zone_is_followed() {
-        let overrides = Overrides::load(None).unwrap();
-        let snap = snapshot(&overrides);
+        let health = HealthSources::new(None).unwrap();
+        let overrides = &health.overrides;
+        let snap = snapshot(&health);
         let dc = OverrideKey::Datacenter {
             zone: "example.com.".into(),
             datacenter: "a".into(),

@@ -12,8 +12,9 @@ use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
 use tokio_util::sync::CancellationToken;
 
-use super::resolve::{Family, all_down};
+use super::select::all_down;
 use crate::compile::Snapshot;
+use crate::family::Family;
 
 /// How often the names are looked at; probe intervals are seconds, so this is enough.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
@@ -31,7 +32,7 @@ impl AllDownLog {
         for zone in snap.zones() {
             for (name, gslb) in zone.gslb_names() {
                 for (family, label) in [(Family::V4, "A"), (Family::V6, "AAAA")] {
-                    let now = all_down(gslb, family);
+                    let now = all_down(gslb, &snap.health, family);
                     let key = (name.clone(), family.index());
                     let was = self.down.get(&key).copied().unwrap_or(false);
                     if now && !was {

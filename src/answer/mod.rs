@@ -1,0 +1,100 @@
+//! What to answer: the RFC 1034 walk over the snapshot, then, at a GSLB name, the selection
+//! of data centers and addresses by the client's list and health.
+//!
+//! ```text
+//! resolve (zone, node, wildcard, CNAME, referral) ──▶ select (health, fail-open, all-down)
+//!     │ reads compile::Snapshot                          │ reads health::HealthTable
+//!     ▼                                                  ▼
+//!   Answer { rcode, sections of borrowed records, ECS scope }
+//! ```
+//!
+//! Nothing here knows about the wire: [`crate::serve`] turns an [`Answer`] into bytes, and
+//! [`crate::explain`] prints the same [`select`] decisions for operators, so the two cannot
+//! disagree.
+
+pub mod all_down;
+pub mod resolve;
+pub mod select;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::Record;
+use smallvec::SmallVec;
+
+use crate::compile::CompiledZone;
+
+pub use resolve::resolve;
+
+/// A record in a response: borrowed from the snapshot, or made for this answer
+/// (a wildcard's records carry the query's name as owner).
+#[derive(Debug)]
+pub enum Rec<'s> {
+    /// A record of the snapshot.
+    Shared(&'s Record),
+    /// A record built for this answer.
+    Owned(Box<Record>),
+}
+
+impl Rec<'_> {
+    /// The record.
+    pub fn get(&self) -> &Record {
+        match self {
+            Rec::Shared(r) => r,
+            Rec::Owned(r) => r,
+        }
+    }
+}
+
+/// Records of one response section.
+pub type Section<'s> = SmallVec<[Rec<'s>; 4]>;
+
+/// What to send back, before EDNS and encoding.
+#[derive(Debug)]
+pub struct Answer<'s> {
+    /// Response code.
+    pub rcode: ResponseCode,
+    /// AA flag: set for data from our zones, clear for referrals and refusals.
+    pub authoritative: bool,
+    /// Answer section.
+    pub answer: Section<'s>,
+    /// Authority section.
+    pub authority: Section<'s>,
+    /// Additional section (OPT is added when encoding).
+    pub additional: Section<'s>,
+    /// True for referrals: their glue must not be dropped to fit a small UDP payload.
+    pub referral: bool,
+    /// For answers that depend on the client's address: the prefix length around it over
+    /// which the answer is the same (the ECS scope). `None` when nothing depended on it.
+    pub scope: Option<u8>,
+}
+
+impl<'s> Answer<'s> {
+    pub(crate) fn new(rcode: ResponseCode, authoritative: bool) -> Self {
+        Self {
+            rcode,
+            authoritative,
+            answer: SmallVec::new(),
+            authority: SmallVec::new(),
+            additional: SmallVec::new(),
+            referral: false,
+            scope: None,
+        }
+    }
+
+    /// REFUSED: the name is in none of our zones.
+    pub fn refused() -> Self {
+        Self::error(ResponseCode::Refused)
+    }
+
+    /// An error reply with no records (FORMERR, NOTIMP, BADVERS, REFUSED).
+    pub fn error(rcode: ResponseCode) -> Self {
+        Self::new(rcode, false)
+    }
+
+    /// A negative answer (NXDOMAIN, or NODATA with NOERROR): the zone's SOA at the
+    /// negative TTL in the authority section (RFC 2308 §3).
+    pub(crate) fn negative(&mut self, zone: &'s CompiledZone, rcode: ResponseCode) {
+        self.rcode = rcode;
+        self.authority
+            .extend(zone.negative_soa.iter().map(Rec::Shared));
+    }
+}
