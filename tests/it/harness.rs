@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
-use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
+use hickory_proto::rr::{Name, Record, RecordType};
 
 /// How long a server may take to start listening.
 pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -454,15 +454,6 @@ pub(crate) fn query(name: &str, rtype: RecordType) -> Message {
     m
 }
 
-/// A query with class `class` instead of IN.
-pub(crate) fn query_class(name: &str, rtype: RecordType, class: DNSClass) -> Message {
-    let mut m = Message::new(next_id(), MessageType::Query, OpCode::Query);
-    let mut q = Query::query(name_of(name), rtype);
-    q.set_query_class(class);
-    m.add_query(q);
-    m
-}
-
 /// Parses `name` exactly as written (case kept), as an absolute name.
 pub(crate) fn name_of(name: &str) -> Name {
     let mut n = Name::from_ascii(name).unwrap_or_else(|e| panic!("bad name {name:?}: {e}"));
@@ -596,17 +587,6 @@ impl Head {
         }
     }
 
-    /// `rcode`, with AA clear and no TC/RD/RA.
-    pub(crate) fn plain(rcode: ResponseCode) -> Self {
-        Head {
-            rcode: rcode.into(),
-            aa: false,
-            tc: false,
-            rd: false,
-            ra: false,
-        }
-    }
-
     /// The same with rcode `rcode`.
     pub(crate) fn rcode(mut self, rcode: ResponseCode) -> Self {
         self.rcode = rcode.into();
@@ -616,12 +596,6 @@ impl Head {
     /// The same with TC set.
     pub(crate) fn tc(mut self) -> Self {
         self.tc = true;
-        self
-    }
-
-    /// The same with RD set.
-    pub(crate) fn rd(mut self) -> Self {
-        self.rd = true;
         self
     }
 }

@@ -11,3 +11,4 @@ mod harness;
 mod health;
 #[path = "../support/mmdb.rs"]
 mod mmdb;
+mod scenarios;
