@@ -804,6 +804,81 @@ fn scenarios_cname_chains() {
     run_file("cname-chains.txt");
 }
 
+#[test]
+fn scenarios_geo_shipped_city() {
+    run_file("geo-shipped-city.txt");
+}
+
+#[test]
+fn scenarios_geo_nearest() {
+    run_file("geo-nearest.txt");
+}
+
+#[test]
+fn scenarios_geo_scope_zero() {
+    run_file("geo-scope-zero.txt");
+}
+
+#[test]
+fn scenarios_geo_unknown_clients() {
+    run_file("geo-unknown-clients.txt");
+}
+
+#[test]
+fn scenarios_geo_no_geoip() {
+    run_file("geo-no-geoip.txt");
+}
+
+#[test]
+fn scenarios_geo_map() {
+    run_file("geo-map.txt");
+}
+
+#[test]
+fn scenarios_geo_map_without_asn() {
+    run_file("geo-map-without-asn.txt");
+}
+
+#[test]
+fn scenarios_geo_network_overrides() {
+    run_file("geo-network-overrides.txt");
+}
+
+#[test]
+fn scenarios_geo_location_overrides() {
+    run_file("geo-location-overrides.txt");
+}
+
+#[test]
+fn scenarios_geo_country() {
+    run_file("geo-country.txt");
+}
+
+#[test]
+fn scenarios_geo_flat_pair() {
+    run_file("geo-flat-pair.txt");
+}
+
+#[test]
+fn scenarios_geo_flat_v4_only() {
+    run_file("geo-flat-v4-only.txt");
+}
+
+#[test]
+fn scenarios_geo_ipinfo() {
+    run_file("geo-ipinfo.txt");
+}
+
+#[test]
+fn scenarios_geo_ipinfo_asn() {
+    run_file("geo-ipinfo-asn.txt");
+}
+
+#[test]
+fn scenarios_geo_families() {
+    run_file("geo-families.txt");
+}
+
 // ---------------------------------------------------------------------------------------
 // Rows computed here
 
