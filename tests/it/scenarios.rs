@@ -1021,3 +1021,33 @@ fn every_message_of_a_header_or_more_with_qr_clear_is_answered() {
         }
     }
 }
+
+#[test]
+fn any_at_the_apex_gets_one_rrset() {
+    // RFC 8482 §4.2: the apex has NS, MX, A and TXT; which one set comes back is the
+    // server's choice, so this is a property, not a row.
+    let loaded = responder(
+        &[(
+            "example.net".to_owned(),
+            include_str!("../fixtures/good/example.net.toml").to_owned(),
+        )],
+        "",
+    );
+    let q = query("example.net.", RecordType::ANY);
+    let mut out = Vec::new();
+    let src = SocketAddr::new([127, 0, 0, 1].into(), 53_535);
+    let outcome = loaded
+        .responder
+        .respond(&encode(&q), src, Transport::Udp, &mut out);
+    assert_eq!(outcome, Outcome::Reply);
+    let r = parse(&out);
+    assert_head(&q, &r, Head::aa());
+    assert!(!r.answers.is_empty(), "{r}");
+    let (t, owner) = (r.answers[0].record_type(), &r.answers[0].name);
+    assert!(
+        r.answers
+            .iter()
+            .all(|a| a.record_type() == t && a.name == *owner),
+        "ANY must be answered with one RRset\n{r}"
+    );
+}
