@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
-use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
+use hickory_proto::rr::{Name, Record, RecordType};
 
 /// How long a server may take to start listening.
 pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -230,17 +230,41 @@ impl Server {
     /// Sends `packet` over UDP and returns the raw reply whose id matches, resending up to
     /// [`UDP_TRIES`] times.
     pub(crate) fn udp_bytes(&self, packet: &[u8]) -> Vec<u8> {
-        let sock = self.udp_socket();
-        for _ in 0..UDP_TRIES {
+        self.udp_bytes_from("127.0.0.1", packet)
+    }
+
+    /// [`Server::udp_bytes`] from source address `src` (any 127/8 address works on Linux).
+    pub(crate) fn udp_bytes_from(&self, src: &str, packet: &[u8]) -> Vec<u8> {
+        let sock = udp_socket_from(src);
+        match self.exchange_udp(&sock, packet, UDP_TRIES) {
+            Some((reply, _)) => reply,
+            None => panic!(
+                "no UDP answer from {src} after {UDP_TRIES} tries of {UDP_TIMEOUT:?}\nlog:\n{}",
+                self.log()
+            ),
+        }
+    }
+
+    /// Sends `query` over UDP from source address `src` and parses the answer.
+    pub(crate) fn udp_from(&self, src: &str, query: &Message) -> Message {
+        parse(&self.udp_bytes_from(src, &encode(query)))
+    }
+
+    /// Sends `packet` from `sock` up to `tries` times; the reply with the packet's id and
+    /// how many sends it took, or `None`.
+    pub(crate) fn exchange_udp(
+        &self,
+        sock: &UdpSocket,
+        packet: &[u8],
+        tries: usize,
+    ) -> Option<(Vec<u8>, usize)> {
+        for attempt in 1..=tries {
             sock.send_to(packet, self.addr).expect("udp send");
-            if let Some(reply) = recv_matching(&sock, self.addr, &packet[..2]) {
-                return reply;
+            if let Some(reply) = recv_matching(sock, self.addr, &packet[..2]) {
+                return Some((reply, attempt));
             }
         }
-        panic!(
-            "no UDP answer after {UDP_TRIES} tries of {UDP_TIMEOUT:?}\nlog:\n{}",
-            self.log()
-        );
+        None
     }
 
     /// Sends `query` over UDP and parses the answer.
@@ -332,11 +356,35 @@ impl Server {
 
     /// A TCP connection to the server with [`TCP_TIMEOUT`] on reads and writes.
     pub(crate) fn tcp_connect(&self) -> TcpStream {
-        let s = TcpStream::connect_timeout(&self.addr, TCP_TIMEOUT).expect("tcp connect");
+        self.tcp_connect_from("127.0.0.1")
+    }
+
+    /// A TCP connection from source address `src` (127/8).
+    pub(crate) fn tcp_connect_from(&self, src: &str) -> TcpStream {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let ip: IpAddr = src.parse().expect("source address");
+        assert!(ip.is_loopback(), "test clients stay on 127/8: {ip}");
+        let sock =
+            Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).expect("tcp socket");
+        sock.bind(&SocketAddr::new(ip, 0).into())
+            .unwrap_or_else(|e| panic!("bind TCP client to {ip}: {e}"));
+        sock.connect_timeout(&self.addr.into(), TCP_TIMEOUT)
+            .expect("tcp connect");
+        let s: TcpStream = sock.into();
         s.set_read_timeout(Some(TCP_TIMEOUT)).expect("timeout");
         s.set_write_timeout(Some(TCP_TIMEOUT)).expect("timeout");
         s.set_nodelay(true).expect("nodelay");
         s
+    }
+
+    /// Sends `query` over a new TCP connection from source address `src`; parses the answer.
+    pub(crate) fn tcp_from(&self, src: &str, query: &Message) -> Message {
+        let mut c = self.tcp_connect_from(src);
+        c.write_all(&frame(&encode(query))).expect("tcp write");
+        match read_frame(&mut c) {
+            Ok(Some(m)) => parse(&m),
+            other => panic!("no TCP answer from {src}: {other:?}\nlog:\n{}", self.log()),
+        }
     }
 
     /// Asserts the server still answers a normal query over UDP.
@@ -352,9 +400,7 @@ impl Server {
     }
 
     fn udp_socket(&self) -> UdpSocket {
-        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind udp client");
-        sock.set_read_timeout(Some(UDP_TIMEOUT)).expect("timeout");
-        sock
+        udp_socket_from("127.0.0.1")
     }
 }
 
@@ -366,6 +412,16 @@ impl Drop for Server {
             eprintln!("---- meridian log ----\n{}----", self.log());
         }
     }
+}
+
+/// A UDP socket bound to `src` (any 127/8 address works on Linux), with [`UDP_TIMEOUT`].
+pub(crate) fn udp_socket_from(src: &str) -> UdpSocket {
+    let ip: IpAddr = src.parse().expect("source address");
+    assert!(ip.is_loopback(), "test clients stay on 127/8: {ip}");
+    let sock = UdpSocket::bind(SocketAddr::new(ip, 0))
+        .unwrap_or_else(|e| panic!("bind UDP client to {ip}: {e}"));
+    sock.set_read_timeout(Some(UDP_TIMEOUT)).expect("timeout");
+    sock
 }
 
 fn recv_matching(sock: &UdpSocket, server: SocketAddr, id: &[u8]) -> Option<Vec<u8>> {
@@ -451,15 +507,6 @@ pub(crate) fn next_id() -> u16 {
 pub(crate) fn query(name: &str, rtype: RecordType) -> Message {
     let mut m = Message::new(next_id(), MessageType::Query, OpCode::Query);
     m.add_query(Query::query(name_of(name), rtype));
-    m
-}
-
-/// A query with class `class` instead of IN.
-pub(crate) fn query_class(name: &str, rtype: RecordType, class: DNSClass) -> Message {
-    let mut m = Message::new(next_id(), MessageType::Query, OpCode::Query);
-    let mut q = Query::query(name_of(name), rtype);
-    q.set_query_class(class);
-    m.add_query(q);
     m
 }
 
@@ -596,32 +643,9 @@ impl Head {
         }
     }
 
-    /// `rcode`, with AA clear and no TC/RD/RA.
-    pub(crate) fn plain(rcode: ResponseCode) -> Self {
-        Head {
-            rcode: rcode.into(),
-            aa: false,
-            tc: false,
-            rd: false,
-            ra: false,
-        }
-    }
-
-    /// The same with rcode `rcode`.
-    pub(crate) fn rcode(mut self, rcode: ResponseCode) -> Self {
-        self.rcode = rcode.into();
-        self
-    }
-
     /// The same with TC set.
     pub(crate) fn tc(mut self) -> Self {
         self.tc = true;
-        self
-    }
-
-    /// The same with RD set.
-    pub(crate) fn rd(mut self) -> Self {
-        self.rd = true;
         self
     }
 }

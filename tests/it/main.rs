@@ -1,6 +1,7 @@
-//! Integration tests of the `meridian` binary: one test binary (`cargo test --test it`),
-//! with the DNS behaviour in `dns`, the command line in `cli`, and the process and client
-//! plumbing they share in `harness`.
+//! Integration tests: one test binary (`cargo test --test it`). The DNS and geo behaviour
+//! is in `scenarios` (rows of tests/fixtures/scenarios/ answered in-process); what needs
+//! the `meridian` process is in `dns` and `geo` (sockets, TCP, reloads, explain), `cli` and
+//! `health`, with the process and client plumbing they share in `harness`.
 
 mod cli;
 mod dns;
@@ -11,3 +12,4 @@ mod harness;
 mod health;
 #[path = "../support/mmdb.rs"]
 mod mmdb;
+mod scenarios;
