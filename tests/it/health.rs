@@ -251,7 +251,7 @@ const MIN_TTL: u32 = 5;
 const FAST: &str = "interval = \"500ms\"\ntimeout = \"400ms\"\njitter = \"0s\"\nrise = 1\nfall = 2";
 
 /// example.com with SOA, NS, and `body` (data centers, checks, names).
-fn zone(body: &str) -> String {
+fn zone_with(body: &str) -> String {
     format!(
         r#"origin = "example.com"
 ttl = "1h"
@@ -307,7 +307,7 @@ fn city_geoip() -> String {
 }
 
 fn start(zone_body: &str, config: &str) -> Server {
-    Server::start(&[("example.com", &zone(zone_body))], config)
+    Server::start(&[("example.com", &zone_with(zone_body))], config)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -491,16 +491,9 @@ fn wait_log(s: &Server, needle: &str) {
 fn sync_log(s: &Server, dc: &str) {
     let marker = format!("override: data center {dc} of example.com. down -> none");
     let before = log_count(s, &marker);
-    let bearer = format!("Bearer {}", api_token(s));
     for state in ["down", "clear"] {
         let body = format!(r#"{{"target": "{dc}", "zone": null, "state": "{state}"}}"#);
-        let (status, text) = api(
-            s,
-            reqwest::Method::PUT,
-            "/v1/overrides",
-            Some(&bearer),
-            Some(&body),
-        );
+        let (status, text) = put_override(s, &body);
         assert_eq!(status, 200, "{text}");
     }
     wait_for(s, Duration::from_secs(5), "the log marker", || {
@@ -600,6 +593,18 @@ fn api(
         let status = resp.status().as_u16();
         (status, resp.text().await.expect("API body"))
     })
+}
+
+/// `PUT /v1/overrides` with the JSON `body` and the right token; status and body.
+fn put_override(s: &Server, body: &str) -> (u16, String) {
+    let bearer = format!("Bearer {}", api_token(s));
+    api(
+        s,
+        reqwest::Method::PUT,
+        "/v1/overrides",
+        Some(&bearer),
+        Some(body),
+    )
 }
 
 /// `GET /v1/explain` for `NAME.example.com` A from 127.0.0.1 with the right token.
@@ -1382,37 +1387,25 @@ fn api_rejects_missing_or_wrong_tokens_and_bad_requests() {
     let (status, body) = api(&s, Method::GET, "/v1/overrides", Some(&bearer), None);
     assert_eq!((status, body.as_str()), (200, "[]"));
 
-    let (status, body) = api(
+    let (status, body) = put_override(
         &s,
-        Method::PUT,
-        "/v1/overrides",
-        Some(&bearer),
-        Some(r#"{"target": "ams", "zone": null, "state": "sideways"}"#),
+        r#"{"target": "ams", "zone": null, "state": "sideways"}"#,
     );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("\"sideways\" is not a state"), "{body}");
-    let (status, body) = api(
+    let (status, body) = put_override(
         &s,
-        Method::PUT,
-        "/v1/overrides",
-        Some(&bearer),
-        Some(r#"{"target": "nowhere", "zone": null, "state": "down"}"#),
+        r#"{"target": "nowhere", "zone": null, "state": "down"}"#,
     );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("no data center \"nowhere\""), "{body}");
-    let (status, body) = api(
-        &s,
-        Method::PUT,
-        "/v1/overrides",
-        Some(&bearer),
-        Some("{not json"),
-    );
+    let (status, body) = put_override(&s, "{not json");
     assert!((400..500).contains(&status), "{status} {body}");
     let (status, _) = api(&s, Method::GET, "/v1/overrides", Some(&bearer), None);
     assert_eq!(status, 200);
 
     // The right token works.
-    let (status, body) = api(&s, Method::PUT, "/v1/overrides", Some(&bearer), Some(down));
+    let (status, body) = put_override(&s, down);
     assert_eq!(
         (status, body.as_str()),
         (200, "data center ams of example.com.: down\n")
@@ -1533,14 +1526,14 @@ fn identical_checks_of_two_zones_are_probed_once() {
     let timing = "interval = \"500ms\"\ntimeout = \"400ms\"\njitter = \"0s\"\nrise = 2\nfall = 3";
     // The same address, port and settings under different check names, in two zones and
     // three names.
-    let com = zone(&format!(
+    let com = zone_with(&format!(
         "{}{}{}{}",
         check("web", "http", web.port(), timing, ""),
         dc("ams", "\"127.0.0.1\"", Some("web")),
         gslb("cdn", &["ams"], "", ""),
         gslb("www", &["ams"], "", ""),
     ));
-    let net = zone(&format!(
+    let net = zone_with(&format!(
         "{}{}{}",
         check("probe", "http", web.port(), timing, ""),
         dc("edge", "\"127.0.0.1\"", Some("probe")),
