@@ -2,6 +2,8 @@
 //! with the DNS behaviour in `dns`, the command line in `cli`, and the process and client
 //! plumbing they share in `harness`.
 
+#[path = "../support/check_server.rs"]
+mod check_server;
 mod cli;
 mod dns;
 mod geo;
