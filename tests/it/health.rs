@@ -806,19 +806,7 @@ fn all_down_policies() {
     // Entering the state is logged once per name, not once per query: the health side
     // looks at the names about once a second and logs changes only. (The override behind
     // `sync_log` changes no state: ams is down already.)
-    for name in names {
-        wait_log(
-            &s,
-            &format!("{name}.example.com. A: every candidate data center is down"),
-        );
-    }
-    // Let the health side look several more times (every second) before counting.
-    std::thread::sleep(Duration::from_millis(2500));
-    sync_log(&s, "ams");
-    for name in names {
-        let needle = format!("{name}.example.com. A: every candidate data center is down");
-        assert_eq!(log_count(&s, &needle), 1, "{needle}\n{}", s.log());
-    }
+    assert_logged_once(&s, &names, &[DOWN], "ams");
 
     // nyc comes back: every name answers it, and leaving the state is logged once.
     nyc.set_status(200);
@@ -827,20 +815,32 @@ fn all_down_policies() {
         assert_eq!(got.ttl, Some(MIN_TTL), "{name}: ams still down");
         ask(&s, name);
     }
-    for name in names {
-        wait_log(
-            &s,
-            &format!("{name}.example.com. A: a candidate data center is up again"),
-        );
+    assert_logged_once(&s, &names, &[UP_AGAIN, DOWN], "ams");
+}
+
+/// The all-down log lines, after `NAME.example.com. A: `.
+const DOWN: &str = "every candidate data center is down";
+const UP_AGAIN: &str = "a candidate data center is up again";
+
+/// Waits until each of `events` is logged for every name of `names`, lets the health side
+/// look several more times (every second), then asserts each was logged exactly once.
+/// `quiet_dc` is as for [`sync_log`].
+fn assert_logged_once(s: &Server, names: &[&str], events: &[&str], quiet_dc: &str) {
+    let lines: Vec<String> = names
+        .iter()
+        .flat_map(|name| {
+            events
+                .iter()
+                .map(move |e| format!("{name}.example.com. A: {e}"))
+        })
+        .collect();
+    for line in &lines {
+        wait_log(s, line);
     }
-    // Let the health side look several more times (every second) before counting.
     std::thread::sleep(Duration::from_millis(2500));
-    sync_log(&s, "ams");
-    for name in names {
-        let needle = format!("{name}.example.com. A: a candidate data center is up again");
-        assert_eq!(log_count(&s, &needle), 1, "{needle}\n{}", s.log());
-        let needle = format!("{name}.example.com. A: every candidate data center is down");
-        assert_eq!(log_count(&s, &needle), 1, "{needle}\n{}", s.log());
+    sync_log(s, quiet_dc);
+    for line in &lines {
+        assert_eq!(log_count(s, line), 1, "{line}\n{}", s.log());
     }
 }
 
