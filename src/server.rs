@@ -282,3 +282,89 @@ async fn wait_for_signals(running: &Running) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket;
+    use std::time::Duration;
+
+    use super::*;
+
+    const ZONE: &str = r#"origin = "example.com"
+ttl = "1h"
+[soa]
+primary = "ns1"
+contact = "hostmaster@example.com"
+serial = 1
+[names."@"]
+ns = "ns1"
+[names.ns1]
+a = "192.0.2.53"
+"#;
+
+    /// `example.com. SOA` over UDP to `addr`: the reply's header (id, flags, ANCOUNT).
+    fn ask_soa(addr: SocketAddr) -> (u16, u16, u16) {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        q.extend_from_slice(b"\x07example\x03com\x00\x00\x06\x00\x01");
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        sock.send_to(&q, addr).unwrap();
+        let mut buf = [0u8; 1500];
+        let n = sock.recv(&mut buf).unwrap();
+        assert!(n >= 12, "short reply");
+        let word = |i: usize| u16::from_be_bytes([buf[i], buf[i + 1]]);
+        (word(0), word(2), word(6))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn starts_in_process_answers_and_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let zones = dir.path().join("zones");
+        std::fs::create_dir(&zones).unwrap();
+        std::fs::write(zones.join("example.com.toml"), ZONE).unwrap();
+        let mut config = ServerConfig {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            zones_dir: zones,
+            state_dir: dir.path().join("state"),
+            ..ServerConfig::default()
+        };
+        config.api.listen = Some("127.0.0.1:0".parse().unwrap());
+
+        let server = tokio::task::block_in_place(|| Server::load(config.clone())).unwrap();
+        let running = server.start().await.unwrap();
+        let addr = running.local_addrs()[0];
+        assert_ne!(addr.port(), 0);
+        let api_addr = running.api_addr().expect("the API is on");
+        let written = std::fs::read_to_string(config.api_address_file()).unwrap();
+        assert_eq!(written, api_addr.to_string());
+        assert!(config.token_file().exists());
+
+        let (id, flags, answers) = tokio::task::block_in_place(|| ask_soa(addr));
+        assert_eq!(id, 0x1234);
+        assert_eq!(flags & 0x8000, 0x8000, "a response");
+        assert_eq!(flags & 0x000f, 0, "NOERROR");
+        assert_eq!(answers, 1);
+        assert_eq!(running.reload().await.unwrap(), 2);
+
+        running.shutdown().await;
+        UdpSocket::bind(addr).expect("the DNS port is free again");
+        std::net::TcpListener::bind(api_addr).expect("the API port is free again");
+    }
+
+    #[test]
+    fn invalid_zones_are_invalid_input_with_their_diagnostics() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bad.toml"), "origin = 1\n").unwrap();
+        let config = ServerConfig {
+            zones_dir: dir.path().to_owned(),
+            state_dir: dir.path().join("state"),
+            ..ServerConfig::default()
+        };
+        let Err(e) = Server::load(config) else {
+            panic!("an invalid zone loaded");
+        };
+        assert!(e.is_invalid_input());
+        assert!(e.to_string().starts_with("not starting: "), "{e}");
+        assert!(e.diagnostics().is_some_and(Diagnostics::has_errors));
+    }
+}
