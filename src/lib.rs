@@ -47,4 +47,5 @@ pub mod load;
 pub mod name_key;
 pub mod reload;
 pub mod serve;
+pub mod server;
 pub mod zone;

@@ -15,224 +15,13 @@
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::Output;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::task::{JoinHandle, JoinSet};
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls;
 
+use crate::check_server::{CheckServer, Mode, closed_port, runtime};
 use crate::harness::*;
-
-// ---------------------------------------------------------------------------------------
-// Check targets
-
-/// One runtime for every check server of the test binary.
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("check-servers")
-            .enable_all()
-            .build()
-            .expect("tokio runtime for the check servers")
-    })
-}
-
-/// What a check server answers; switched by the test while the server runs.
-#[derive(Default)]
-struct Behaviour {
-    status: AtomicU16,
-    body: Mutex<String>,
-    /// Read the request, then say nothing for 10 s (past any check timeout).
-    slow: AtomicBool,
-    /// Odd requests get 200, even ones 500, whatever `status` says.
-    alternate: AtomicBool,
-    /// Requests read (HTTPS: after a completed handshake; TCP: connections accepted).
-    hits: AtomicUsize,
-}
-
-/// A check target on one loopback address, port chosen by the kernel. Stops (listener
-/// and connections) when dropped or [`CheckServer::close`]d.
-struct CheckServer {
-    addr: SocketAddr,
-    state: Arc<Behaviour>,
-    task: Option<JoinHandle<()>>,
-}
-
-#[derive(Clone)]
-enum Proto {
-    Http,
-    Https(TlsAcceptor),
-    /// Accepts connections and closes them at once.
-    Tcp,
-}
-
-impl CheckServer {
-    /// HTTP/1.1 on `ip`, answering `200` with body `ok`.
-    fn http(ip: &str) -> Self {
-        Self::spawn(ip, Proto::Http)
-    }
-
-    /// The same behind TLS, with a self-signed certificate for `localhost`.
-    fn https(ip: &str) -> Self {
-        Self::spawn(ip, Proto::Https(self_signed_acceptor()))
-    }
-
-    /// A plain TCP listener.
-    fn tcp(ip: &str) -> Self {
-        Self::spawn(ip, Proto::Tcp)
-    }
-
-    fn spawn(ip: &str, proto: Proto) -> Self {
-        let ip: IpAddr = ip.parse().expect("check server address");
-        assert!(ip.is_loopback(), "check servers stay on 127/8: {ip}");
-        let listener = std::net::TcpListener::bind(SocketAddr::new(ip, 0))
-            .unwrap_or_else(|e| panic!("bind a check server on {ip}: {e}"));
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("local addr");
-        let state = Arc::new(Behaviour::default());
-        state.status.store(200, Ordering::Relaxed);
-        *state.body.lock().unwrap() = "ok".to_owned();
-        let st = state.clone();
-        let task = runtime().spawn(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-            // Dropped with the task: aborts every connection.
-            let mut connections = JoinSet::new();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                };
-                let st = st.clone();
-                let proto = proto.clone();
-                connections.spawn(async move {
-                    match proto {
-                        Proto::Tcp => {
-                            st.hits.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Proto::Http => answer(stream, &st).await,
-                        Proto::Https(acceptor) => {
-                            if let Ok(tls) = acceptor.accept(stream).await {
-                                answer(tls, &st).await;
-                            }
-                        }
-                    }
-                });
-                while connections.try_join_next().is_some() {}
-            }
-        });
-        Self {
-            addr,
-            state,
-            task: Some(task),
-        }
-    }
-
-    fn ip(&self) -> IpAddr {
-        self.addr.ip()
-    }
-
-    fn port(&self) -> u16 {
-        self.addr.port()
-    }
-
-    fn set_status(&self, status: u16) {
-        self.state.status.store(status, Ordering::Relaxed);
-    }
-
-    fn set_body(&self, body: &str) {
-        *self.state.body.lock().unwrap() = body.to_owned();
-    }
-
-    fn set_slow(&self, slow: bool) {
-        self.state.slow.store(slow, Ordering::Relaxed);
-    }
-
-    fn set_alternate(&self, on: bool) {
-        self.state.alternate.store(on, Ordering::Relaxed);
-    }
-
-    fn hits(&self) -> usize {
-        self.state.hits.load(Ordering::Relaxed)
-    }
-
-    /// Drops the listener and every connection; returns once the port is closed, so the
-    /// next connection attempt is refused.
-    fn close(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = runtime().block_on(task);
-        }
-    }
-}
-
-impl Drop for CheckServer {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
-
-/// Reads one request head, then answers by `st` and closes.
-async fn answer(mut stream: impl AsyncRead + AsyncWrite + Unpin, st: &Behaviour) {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-        if head.len() > 16 * 1024 {
-            return;
-        }
-    }
-    let n = st.hits.fetch_add(1, Ordering::Relaxed) + 1;
-    if st.slow.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        return;
-    }
-    let status = if st.alternate.load(Ordering::Relaxed) {
-        if n % 2 == 1 { 200 } else { 500 }
-    } else {
-        st.status.load(Ordering::Relaxed)
-    };
-    let body = st.body.lock().unwrap().clone();
-    let response = format!(
-        "HTTP/1.1 {status} Test\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
-}
-
-/// A TLS acceptor with a fresh self-signed certificate for `localhost`.
-fn self_signed_acceptor() -> TlsAcceptor {
-    let rcgen::CertifiedKey { cert, signing_key } =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(signing_key.serialize_der().into());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.der().clone()], key)
-        .expect("TLS server config");
-    TlsAcceptor::from(Arc::new(config))
-}
-
-/// A port on `ip` where nothing listens (bound, then released).
-fn closed_port(ip: &str) -> u16 {
-    let l = std::net::TcpListener::bind((ip, 0)).expect("bind");
-    l.local_addr().expect("addr").port()
-}
 
 // ---------------------------------------------------------------------------------------
 // Zones
@@ -251,7 +40,7 @@ const MIN_TTL: u32 = 5;
 const FAST: &str = "interval = \"500ms\"\ntimeout = \"400ms\"\njitter = \"0s\"\nrise = 1\nfall = 2";
 
 /// example.com with SOA, NS, and `body` (data centers, checks, names).
-fn zone(body: &str) -> String {
+fn zone_with(body: &str) -> String {
     format!(
         r#"origin = "example.com"
 ttl = "1h"
@@ -307,7 +96,7 @@ fn city_geoip() -> String {
 }
 
 fn start(zone_body: &str, config: &str) -> Server {
-    Server::start(&[("example.com", &zone(zone_body))], config)
+    Server::start(&[("example.com", &zone_with(zone_body))], config)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -491,16 +280,9 @@ fn wait_log(s: &Server, needle: &str) {
 fn sync_log(s: &Server, dc: &str) {
     let marker = format!("override: data center {dc} of example.com. down -> none");
     let before = log_count(s, &marker);
-    let bearer = format!("Bearer {}", api_token(s));
     for state in ["down", "clear"] {
         let body = format!(r#"{{"target": "{dc}", "zone": null, "state": "{state}"}}"#);
-        let (status, text) = api(
-            s,
-            reqwest::Method::PUT,
-            "/v1/overrides",
-            Some(&bearer),
-            Some(&body),
-        );
+        let (status, text) = put_override(s, &body);
         assert_eq!(status, 200, "{text}");
     }
     wait_for(s, Duration::from_secs(5), "the log marker", || {
@@ -600,6 +382,18 @@ fn api(
         let status = resp.status().as_u16();
         (status, resp.text().await.expect("API body"))
     })
+}
+
+/// `PUT /v1/overrides` with the JSON `body` and the right token; status and body.
+fn put_override(s: &Server, body: &str) -> (u16, String) {
+    let bearer = format!("Bearer {}", api_token(s));
+    api(
+        s,
+        reqwest::Method::PUT,
+        "/v1/overrides",
+        Some(&bearer),
+        Some(body),
+    )
 }
 
 /// `GET /v1/explain` for `NAME.example.com` A from 127.0.0.1 with the right token.
@@ -816,8 +610,8 @@ fn flapping_faster_than_the_thresholds_never_changes_the_answer() {
     assert_eq!(ask(&s, "cdn"), Got::ok(&["127.0.0.1"], TTL));
     assert_eq!(ask(&s, "alt"), Got::ok(&["127.0.0.2"], MIN_TTL));
 
-    ams.set_alternate(true);
-    sin.set_alternate(true);
+    ams.set_mode(Mode::Alternate);
+    sin.set_mode(Mode::Alternate);
     let (ams0, sin0) = (ams.hits(), sin.hits());
     let probes = 10;
     let (_, took) = wait_for(
@@ -891,7 +685,7 @@ fn every_failure_kind_takes_a_data_center_out_with_its_reason() {
     status.set_status(200); // not in expect = [204]
     body.set_body("sick");
     refused.close();
-    slow.set_slow(true);
+    slow.set_mode(Mode::Slow);
     tcp.close();
     for id in ["status", "body", "refused", "slow", "tcp"] {
         wait_answer(&s, id, &backup, Duration::from_secs(6));
@@ -1012,19 +806,7 @@ fn all_down_policies() {
     // Entering the state is logged once per name, not once per query: the health side
     // looks at the names about once a second and logs changes only. (The override behind
     // `sync_log` changes no state: ams is down already.)
-    for name in names {
-        wait_log(
-            &s,
-            &format!("{name}.example.com. A: every candidate data center is down"),
-        );
-    }
-    // Let the health side look several more times (every second) before counting.
-    std::thread::sleep(Duration::from_millis(2500));
-    sync_log(&s, "ams");
-    for name in names {
-        let needle = format!("{name}.example.com. A: every candidate data center is down");
-        assert_eq!(log_count(&s, &needle), 1, "{needle}\n{}", s.log());
-    }
+    assert_logged_once(&s, &names, &[DOWN], "ams");
 
     // nyc comes back: every name answers it, and leaving the state is logged once.
     nyc.set_status(200);
@@ -1033,20 +815,32 @@ fn all_down_policies() {
         assert_eq!(got.ttl, Some(MIN_TTL), "{name}: ams still down");
         ask(&s, name);
     }
-    for name in names {
-        wait_log(
-            &s,
-            &format!("{name}.example.com. A: a candidate data center is up again"),
-        );
+    assert_logged_once(&s, &names, &[UP_AGAIN, DOWN], "ams");
+}
+
+/// The all-down log lines, after `NAME.example.com. A: `.
+const DOWN: &str = "every candidate data center is down";
+const UP_AGAIN: &str = "a candidate data center is up again";
+
+/// Waits until each of `events` is logged for every name of `names`, lets the health side
+/// look several more times (every second), then asserts each was logged exactly once.
+/// `quiet_dc` is as for [`sync_log`].
+fn assert_logged_once(s: &Server, names: &[&str], events: &[&str], quiet_dc: &str) {
+    let lines: Vec<String> = names
+        .iter()
+        .flat_map(|name| {
+            events
+                .iter()
+                .map(move |e| format!("{name}.example.com. A: {e}"))
+        })
+        .collect();
+    for line in &lines {
+        wait_log(s, line);
     }
-    // Let the health side look several more times (every second) before counting.
     std::thread::sleep(Duration::from_millis(2500));
-    sync_log(&s, "ams");
-    for name in names {
-        let needle = format!("{name}.example.com. A: a candidate data center is up again");
-        assert_eq!(log_count(&s, &needle), 1, "{needle}\n{}", s.log());
-        let needle = format!("{name}.example.com. A: every candidate data center is down");
-        assert_eq!(log_count(&s, &needle), 1, "{needle}\n{}", s.log());
+    sync_log(s, quiet_dc);
+    for line in &lines {
+        assert_eq!(log_count(s, line), 1, "{line}\n{}", s.log());
     }
 }
 
@@ -1382,37 +1176,25 @@ fn api_rejects_missing_or_wrong_tokens_and_bad_requests() {
     let (status, body) = api(&s, Method::GET, "/v1/overrides", Some(&bearer), None);
     assert_eq!((status, body.as_str()), (200, "[]"));
 
-    let (status, body) = api(
+    let (status, body) = put_override(
         &s,
-        Method::PUT,
-        "/v1/overrides",
-        Some(&bearer),
-        Some(r#"{"target": "ams", "zone": null, "state": "sideways"}"#),
+        r#"{"target": "ams", "zone": null, "state": "sideways"}"#,
     );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("\"sideways\" is not a state"), "{body}");
-    let (status, body) = api(
+    let (status, body) = put_override(
         &s,
-        Method::PUT,
-        "/v1/overrides",
-        Some(&bearer),
-        Some(r#"{"target": "nowhere", "zone": null, "state": "down"}"#),
+        r#"{"target": "nowhere", "zone": null, "state": "down"}"#,
     );
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("no data center \"nowhere\""), "{body}");
-    let (status, body) = api(
-        &s,
-        Method::PUT,
-        "/v1/overrides",
-        Some(&bearer),
-        Some("{not json"),
-    );
+    let (status, body) = put_override(&s, "{not json");
     assert!((400..500).contains(&status), "{status} {body}");
     let (status, _) = api(&s, Method::GET, "/v1/overrides", Some(&bearer), None);
     assert_eq!(status, 200);
 
     // The right token works.
-    let (status, body) = api(&s, Method::PUT, "/v1/overrides", Some(&bearer), Some(down));
+    let (status, body) = put_override(&s, down);
     assert_eq!(
         (status, body.as_str()),
         (200, "data center ams of example.com.: down\n")
@@ -1533,14 +1315,14 @@ fn identical_checks_of_two_zones_are_probed_once() {
     let timing = "interval = \"500ms\"\ntimeout = \"400ms\"\njitter = \"0s\"\nrise = 2\nfall = 3";
     // The same address, port and settings under different check names, in two zones and
     // three names.
-    let com = zone(&format!(
+    let com = zone_with(&format!(
         "{}{}{}{}",
         check("web", "http", web.port(), timing, ""),
         dc("ams", "\"127.0.0.1\"", Some("web")),
         gslb("cdn", &["ams"], "", ""),
         gslb("www", &["ams"], "", ""),
     ));
-    let net = zone(&format!(
+    let net = zone_with(&format!(
         "{}{}{}",
         check("probe", "http", web.port(), timing, ""),
         dc("edge", "\"127.0.0.1\"", Some("probe")),

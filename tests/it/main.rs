@@ -3,6 +3,8 @@
 //! the `meridian` process is in `dns` and `geo` (sockets, TCP, reloads, explain), `cli` and
 //! `health`, with the process and client plumbing they share in `harness`.
 
+#[path = "../support/check_server.rs"]
+mod check_server;
 mod cli;
 mod dns;
 mod geo;

@@ -78,10 +78,7 @@ pub(crate) fn responder(zones: &[(String, String)], config: &str) -> Loaded {
     let mut cfg = meridian::config::parse(&repo_dir().join("meridian.toml"), config, &mut diags)
         .unwrap_or_else(|| panic!("config does not parse:\n{}", diags.render()));
     cfg.zones_dir = dir.path().to_path_buf();
-    let health = meridian::compile::HealthSources {
-        registry: meridian::health::Registry::new(),
-        overrides: meridian::overrides::Overrides::load(None).expect("no overrides"),
-    };
+    let health = meridian::health::HealthSources::new(None).expect("no overrides");
     let (snap, _warnings) = meridian::load::load_snapshot(&cfg, &health, 1)
         .unwrap_or_else(|d| panic!("zones do not load:\n{}", d.render()));
     let responder = Responder::new(

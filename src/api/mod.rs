@@ -7,11 +7,13 @@
 //! | `PUT /v1/overrides` `{"target": "ams", "zone": null, "state": "down"}` | sets one (`clear` removes it) |
 //! | `GET /v1/explain?name=&type=&client=` | the `explain` text over the live snapshot and health |
 //!
-//! The `meridian override` and `meridian explain` commands are clients of it: they read the
-//! same config to find the address and the token.
+//! The `meridian override` and `meridian explain` commands are clients of it ([`client`]):
+//! they read the same config to find the address and the [`token`].
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+pub mod client;
+pub mod token;
+
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -215,63 +217,4 @@ async fn explain(
     };
     let snap = state.snapshot.load_full();
     crate::explain::explain(&snap, &question.name, question.qtype, question.client).into_response()
-}
-
-/// Reads the token: the configured one, else the one in `file`, else a new random one
-/// written there (readable by the owner only).
-pub fn token(configured: Option<&str>, file: &Path, create: bool) -> std::io::Result<String> {
-    if let Some(t) = configured {
-        return Ok(t.to_owned());
-    }
-    match std::fs::read_to_string(file) {
-        Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_owned()),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {}
-        Err(e) => return Err(e),
-    }
-    if !create {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "no API token yet (is the server running?)",
-        ));
-    }
-    let mut bytes = [0u8; 24];
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    let t: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(file)?;
-    std::io::Write::write_all(&mut f, t.as_bytes())?;
-    Ok(t)
-}
-
-/// A client call: `method` on `path` of the API at `addr` with `token`; returns status and body.
-pub async fn call(
-    addr: SocketAddr,
-    token: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<&OverrideRequest>,
-) -> Result<(u16, String), reqwest::Error> {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()?;
-    let mut req = client
-        .request(method, format!("http://{addr}{path}"))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    let resp = req.send().await?;
-    let status = resp.status().as_u16();
-    Ok((status, resp.text().await?))
 }

@@ -1,0 +1,365 @@
+//! The whole server put together: load, bind, probe, serve, reload, stop.
+//!
+//! The `meridian` binary calls [`run`], which adds the runtime and the signals. Tests and
+//! benchmarks start the same server in-process with [`Server::load`] and
+//! [`Server::start`], and stop it with [`Running::shutdown`].
+//!
+//! The order of [`Server::start`] is what operators rely on: the DNS and API sockets are
+//! bound first, so a port in use fails before anything else happens; the first round of
+//! health probes runs next, so the first answer already reflects it; the API comes up
+//! before DNS is announced, so `meridian override` works once `listening on udp` is logged.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use thiserror::Error;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::api::{self, ApiState};
+use crate::compile::Snapshot;
+use crate::config::ServerConfig;
+use crate::diag::Diagnostics;
+use crate::health::{HealthSources, OverrideError};
+use crate::load::load_snapshot;
+use crate::reload::{self, Fingerprint, Reloader};
+use crate::serve::{self, Listeners, Responder, ServeError};
+
+/// Why the server did not start.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The overrides state file could not be read.
+    #[error(transparent)]
+    Overrides(#[from] OverrideError),
+    /// The zones or GeoIP databases are invalid; the diagnostics say where and why.
+    #[error("not starting: {}", .0.summary())]
+    Zones(Diagnostics),
+    /// The async runtime could not be created.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[source] io::Error),
+    /// A DNS listen address could not be bound.
+    #[error(transparent)]
+    Bind(#[from] ServeError),
+    /// The API address could not be bound.
+    #[error("cannot listen on api {addr}: {source}")]
+    ApiBind {
+        /// The configured API address.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// No token was configured and none could be written to the state directory.
+    #[error("cannot create the API token in {}: {source}", file.display())]
+    Token {
+        /// The token file.
+        file: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The UDP threads or TCP tasks could not be started.
+    #[error("cannot start serving: {0}")]
+    Serve(#[source] io::Error),
+}
+
+impl RunError {
+    /// Whether the files are at fault (the binary exits 2 for these, 1 for the others).
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, Self::Overrides(_) | Self::Zones(_))
+    }
+
+    /// Every problem found, for the errors that come from checking the files.
+    pub fn diagnostics(&self) -> Option<&Diagnostics> {
+        match self {
+            Self::Zones(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// The `meridian serve` process: loads `config`, serves until SIGINT or SIGTERM, reloads
+/// on SIGHUP, then stops. Blocks the calling thread.
+pub fn run(config: ServerConfig) -> Result<(), RunError> {
+    let server = Server::load(config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
+    runtime.block_on(async {
+        let running = server.start().await?;
+        wait_for_signals(&running).await;
+        running.shutdown().await;
+        Ok(())
+    })
+}
+
+/// A server with everything loaded and checked, and nothing bound yet.
+pub struct Server {
+    config: ServerConfig,
+    health: HealthSources,
+    snapshot: Snapshot,
+    files: Fingerprint,
+}
+
+impl Server {
+    /// Reads the overrides, every zone and database, and compiles the first snapshot;
+    /// logs the warnings and the zones loaded. Blocking: it reads files.
+    pub fn load(config: ServerConfig) -> Result<Self, RunError> {
+        let health = HealthSources::new(Some(&config.overrides_file()))?;
+        // Before loading: a file replaced while it is read is then seen as changed.
+        let files = reload::fingerprint(&config);
+        let (snapshot, warnings) = load_snapshot(&config, &health, 1).map_err(RunError::Zones)?;
+        for line in warnings.render().lines() {
+            warn!("{line}");
+        }
+        let zones: Vec<String> = snapshot
+            .zones()
+            .iter()
+            .map(|z| z.origin.to_string())
+            .collect();
+        info!("loaded {} zone(s): {}", zones.len(), zones.join(" "));
+        Ok(Self {
+            config,
+            health,
+            snapshot,
+            files,
+        })
+    }
+
+    /// Binds, runs the first health round, and starts answering DNS and the API. The
+    /// server's tasks run on the tokio runtime this is called in (UDP has its own threads).
+    pub async fn start(self) -> Result<Running, RunError> {
+        let Self {
+            config: cfg,
+            health,
+            snapshot: snap,
+            files,
+        } = self;
+        let listeners = Listeners::bind(&cfg.listen)?;
+        let api_listener = match cfg.api.listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| RunError::ApiBind { addr, source })?,
+            ),
+            None => None,
+        };
+
+        health.registry.start();
+        if !health.registry.is_empty() {
+            let targets = health.registry.len();
+            let pending = health
+                .registry
+                .first_round(cfg.health_startup_timeout)
+                .await;
+            if pending == 0 {
+                info!("health: first round done for {targets} target(s)");
+            } else {
+                warn!(
+                    "health: {pending} of {targets} target(s) without a result after {:?}; they keep their initial state",
+                    cfg.health_startup_timeout
+                );
+            }
+        }
+
+        let addrs = listeners.local_addrs();
+        let snapshot = Arc::new(ArcSwap::from_pointee(snap));
+        let stop = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let mut api_addr = None;
+        if let Some(listener) = api_listener {
+            let file = cfg.token_file();
+            let token = api::token::read_or_create(cfg.api.token.as_deref(), &file)
+                .map_err(|source| RunError::Token { file, source })?;
+            if let Ok(a) = listener.local_addr() {
+                if let Err(e) = std::fs::write(cfg.api_address_file(), a.to_string()) {
+                    warn!("cannot write {}: {e}", cfg.api_address_file().display());
+                }
+                info!(
+                    "listening on api http://{a} (token in {})",
+                    cfg.token_file().display()
+                );
+                api_addr = Some(a);
+            }
+            let state = ApiState {
+                snapshot: snapshot.clone(),
+                overrides: health.overrides.clone(),
+                token: Arc::from(token),
+            };
+            tasks.push(tokio::spawn(api::serve(listener, state, stop.clone())));
+        }
+        let responder = Arc::new(Responder::new(snapshot.clone(), cfg.max_udp_payload));
+        let serving = serve::start(listeners, responder, &cfg).map_err(RunError::Serve)?;
+        for a in &addrs {
+            info!("listening on udp {a}");
+            info!("listening on tcp {a}");
+        }
+
+        tasks.push(tokio::spawn(crate::answer::all_down::watch(
+            snapshot.clone(),
+            stop.clone(),
+        )));
+        let reloader = Reloader::new(cfg, health, snapshot, files);
+        tasks.push(tokio::spawn(reloader.clone().watch(stop.clone())));
+        Ok(Running {
+            addrs,
+            api_addr,
+            reloader,
+            stop,
+            tasks,
+            serving,
+        })
+    }
+}
+
+/// A started server; stop it with [`Running::shutdown`].
+pub struct Running {
+    addrs: Vec<SocketAddr>,
+    api_addr: Option<SocketAddr>,
+    reloader: Arc<Reloader>,
+    stop: CancellationToken,
+    /// The API, the all-down logger and the file watcher.
+    tasks: Vec<JoinHandle<()>>,
+    serving: serve::Running,
+}
+
+impl Running {
+    /// The DNS addresses, UDP and TCP on each (with the ports chosen for port 0).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The API address, when the API is on.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api_addr
+    }
+
+    /// Reloads as SIGHUP does: the new generation, or the diagnostics that kept the old
+    /// snapshot serving.
+    pub async fn reload(&self) -> Result<u64, Diagnostics> {
+        self.reloader.reload().await
+    }
+
+    /// Stops the API, the watchers and the DNS listeners, and waits for them.
+    pub async fn shutdown(self) {
+        info!("shutting down");
+        self.stop.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.serving.shutdown().await;
+    }
+}
+
+/// Runs until SIGINT or SIGTERM; SIGHUP reloads, keeping the old snapshot on error.
+async fn wait_for_signals(running: &Running) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = term.recv() => return,
+            _ = hup.recv() => {
+                info!("SIGHUP: reloading");
+                let _ = running.reload().await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket;
+    use std::time::Duration;
+
+    use super::*;
+
+    const ZONE: &str = r#"origin = "example.com"
+ttl = "1h"
+[soa]
+primary = "ns1"
+contact = "hostmaster@example.com"
+serial = 1
+[names."@"]
+ns = "ns1"
+[names.ns1]
+a = "192.0.2.53"
+"#;
+
+    /// `example.com. SOA` over UDP to `addr`: the reply's header (id, flags, ANCOUNT).
+    fn ask_soa(addr: SocketAddr) -> (u16, u16, u16) {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        q.extend_from_slice(b"\x07example\x03com\x00\x00\x06\x00\x01");
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        sock.send_to(&q, addr).unwrap();
+        let mut buf = [0u8; 1500];
+        let n = sock.recv(&mut buf).unwrap();
+        assert!(n >= 12, "short reply");
+        let word = |i: usize| u16::from_be_bytes([buf[i], buf[i + 1]]);
+        (word(0), word(2), word(6))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn starts_in_process_answers_and_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let zones = dir.path().join("zones");
+        std::fs::create_dir(&zones).unwrap();
+        std::fs::write(zones.join("example.com.toml"), ZONE).unwrap();
+        let mut config = ServerConfig {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            zones_dir: zones,
+            state_dir: dir.path().join("state"),
+            ..ServerConfig::default()
+        };
+        config.api.listen = Some("127.0.0.1:0".parse().unwrap());
+
+        let server = tokio::task::block_in_place(|| Server::load(config.clone())).unwrap();
+        let running = server.start().await.unwrap();
+        let addr = running.local_addrs()[0];
+        assert_ne!(addr.port(), 0);
+        let api_addr = running.api_addr().expect("the API is on");
+        let written = std::fs::read_to_string(config.api_address_file()).unwrap();
+        assert_eq!(written, api_addr.to_string());
+        assert!(config.token_file().exists());
+
+        let (id, flags, answers) = tokio::task::block_in_place(|| ask_soa(addr));
+        assert_eq!(id, 0x1234);
+        assert_eq!(flags & 0x8000, 0x8000, "a response");
+        assert_eq!(flags & 0x000f, 0, "NOERROR");
+        assert_eq!(answers, 1);
+        assert_eq!(running.reload().await.unwrap(), 2);
+
+        running.shutdown().await;
+        UdpSocket::bind(addr).expect("the DNS port is free again");
+        std::net::TcpListener::bind(api_addr).expect("the API port is free again");
+    }
+
+    #[test]
+    fn invalid_zones_are_invalid_input_with_their_diagnostics() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bad.toml"), "origin = 1\n").unwrap();
+        let config = ServerConfig {
+            zones_dir: dir.path().to_owned(),
+            state_dir: dir.path().join("state"),
+            ..ServerConfig::default()
+        };
+        let Err(e) = Server::load(config) else {
+            panic!("an invalid zone loaded");
+        };
+        assert!(e.is_invalid_input());
+        assert!(e.to_string().starts_with("not starting: "), "{e}");
+        assert!(e.diagnostics().is_some_and(Diagnostics::has_errors));
+    }
+}
