@@ -16,7 +16,7 @@ use toml::de::DeTable;
 use crate::diag::{Diagnostics, FileDiags, Source, deserialize, did_you_mean, key_segment};
 use crate::geo::db::LocationOverride;
 use crate::geo::{Invalid, Location, parse_continent, parse_coord, parse_country, parse_network};
-use crate::zone::spec::Seconds;
+use crate::spec_values::Seconds;
 
 /// Default listen address: loopback, unprivileged port.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5300";

@@ -46,4 +46,5 @@ pub mod name_key;
 pub mod overrides;
 pub mod reload;
 pub mod serve;
+pub mod spec_values;
 pub mod zone;
