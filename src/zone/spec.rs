@@ -238,12 +238,12 @@ pub struct MapSpec {
     pub asn: Option<BTreeMap<String, Spanned<Values>>>,
 }
 
-/// Keys of [`NameSpec`], for "did you mean" hints.
+/// Keys of [`NameSpec`], for "did you mean" hints (a test keeps them equal to its fields).
 pub const NAME_KEYS: &[&str] = &[
     "ttl", "a", "aaaa", "cname", "mx", "txt", "srv", "caa", "ptr", "ns", "gslb",
 ];
 
-/// Top-level keys of a zone file.
+/// Top-level keys of a zone file: the sections [`super::validate`] reads, for "did you mean" hints.
 pub const ZONE_KEYS: &[&str] = &[
     "origin",
     "ttl",
@@ -294,5 +294,17 @@ impl<'de> Deserialize<'de> for Values {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::expected_fields;
+
+    #[test]
+    fn name_keys_are_the_fields_of_name_spec() {
+        let err = toml::from_str::<NameSpec>("not_a_key = 0").unwrap_err();
+        assert_eq!(expected_fields(err.message()), NAME_KEYS);
     }
 }
