@@ -13,6 +13,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
 /// How bad a diagnostic is: errors reject the load, warnings only inform.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -253,20 +256,7 @@ pub fn toml_error(d: &mut FileDiags<'_>, key: &str, e: &toml::de::Error, fallbac
     let (message, help) = match msg.strip_prefix("unknown field `") {
         Some(rest) => {
             let field = rest.split('`').next().unwrap_or_default();
-            let expected = rest.split_once(", expected ").map(|(_, e)| e);
-            let candidates: Vec<&str> = expected
-                .map(|e| {
-                    e.split('`')
-                        .enumerate()
-                        .filter(|(i, _)| i % 2 == 1)
-                        .map(|(_, s)| s)
-                        .collect()
-                })
-                .unwrap_or_default();
-            let help = match did_you_mean(field, &candidates) {
-                Some(best) => format!("did you mean `{best}`?"),
-                None => format!("allowed keys: {}", candidates.join(", ")),
-            };
+            let help = unknown_key_help(field, &expected_fields(msg), "allowed keys");
             (format!("unknown key `{field}`"), Some(help))
         }
         None => (msg.to_owned(), None),
@@ -274,12 +264,63 @@ pub fn toml_error(d: &mut FileDiags<'_>, key: &str, e: &toml::de::Error, fallbac
     d.error(Some(e.span().unwrap_or(fallback)), key, message, help);
 }
 
+/// The fields serde lists in an "unknown field `x`, expected `a` or `b`" message: the keys
+/// the table would have accepted, which is what a "did you mean" hint chooses from.
+pub fn expected_fields(message: &str) -> Vec<&str> {
+    message
+        .split_once(", expected ")
+        .map(|(_, e)| {
+            e.split('`')
+                .enumerate()
+                .filter(|(i, _)| i % 2 == 1)
+                .map(|(_, s)| s)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The help line for an unknown key: the nearest of `known`, or, when none is near, all of
+/// them after `listed_as` (`"allowed keys"`), so the reader sees what the table takes.
+pub fn unknown_key_help(key: &str, known: &[&str], listed_as: &str) -> String {
+    match did_you_mean(key, known) {
+        Some(best) => format!("did you mean `{best}`?"),
+        None => format!("{listed_as}: {}", known.join(", ")),
+    }
+}
+
+/// Walks the top level of a file: hands each key and value to `section`, which returns
+/// whether it knows the key, and reports every key it does not know as unknown, with
+/// [`unknown_key_help`] over `known`.
+///
+/// The sections are deserialized one by one rather than as one struct, so that a bad
+/// section does not hide the problems of the others, and every unknown key is reported,
+/// not only the first.
+pub fn sections<'t, 'i>(
+    d: &mut FileDiags<'_>,
+    table: &'t DeTable<'i>,
+    known: &[&str],
+    listed_as: &str,
+    mut section: impl FnMut(&mut FileDiags<'_>, &str, &'t Spanned<DeValue<'i>>) -> bool,
+) {
+    for (k, v) in table.iter() {
+        let key = k.get_ref().as_ref();
+        if !section(d, key, v) {
+            d.error(
+                Some(k.span()),
+                key_segment(key),
+                format!("unknown key `{key}`"),
+                Some(unknown_key_help(key, known, listed_as)),
+            );
+        }
+    }
+}
+
 /// Deserializes one TOML value on its own, so its errors are reported under `key` and do
 /// not stop the rest of the file from being checked.
 pub fn deserialize<'i, T: serde::Deserialize<'i>>(
     d: &mut FileDiags<'_>,
     key: &str,
-    value: &toml::Spanned<toml::de::DeValue<'i>>,
+    value: &Spanned<DeValue<'i>>,
 ) -> Option<T> {
     match T::deserialize(toml::de::ValueDeserializer::from(value.clone())) {
         Ok(v) => Some(v),

@@ -1,7 +1,7 @@
 //! Why a client gets the answer it gets: the GeoIP result, the rule or distance ranking,
 //! each candidate, the answer and the ECS scope, as text for operators.
 //!
-//! The answer shown is computed by the same [`resolve`] the server runs, over the same
+//! The answer shown is computed by the same [`resolve`](resolve()) the server runs, over the same
 //! snapshot, so `explain` cannot disagree with what is served. The HTTP API can call
 //! [`explain`] on the live snapshot.
 

@@ -19,14 +19,25 @@
 //!   address, probed once however many names use it.
 //! - **override**: an operator forcing a data center or address up, down or drained.
 //! - **snapshot**: every zone compiled into immutable lookup tables; the query path reads one
-//!   snapshot per message and a reload swaps in a new one atomically. Health and overrides
-//!   sit beside it as shared atomics, so they change without a reload.
+//!   snapshot per message and a reload swaps in a new one atomically.
+//! - **health table**: one atomic byte per (check, address) slot and per data center, with
+//!   the probe state and the override bits; the snapshot holds slot ids, so health and
+//!   overrides change without a reload and a query does one load per address.
 //!
 //! # Request path
+//! Each layer imports only the layers below it:
 //! ```text
-//! packet ─▶ serve::udp / serve::tcp ─▶ serve::handler (header, EDNS, ECS, truncation)
-//!        ─▶ serve::resolve (zone, node, wildcard, CNAME, referral) over compile::Snapshot
+//! serve    packet ─▶ udp / tcp ─▶ handler (header rules, EDNS, ECS, truncation, encode)
+//!            │
+//! answer     ▼ resolve (zone, node, wildcard, CNAME, referral) ─▶ select (health, fail-open,
+//!            │                                                     all-down policy)
+//! compile    ▼ Snapshot: zones, nodes, record sets, GSLB candidates with health slot ids
+//!            │
+//! geo, health, family   ▼ GeoIP tables (list + ECS scope), HealthTable words, Family
 //! ```
+//! `explain` and the API sit beside `serve` and call the same `answer` functions, so what
+//! they print is what is answered; `server` assembles everything.
+//!
 //! Loading runs beside it:
 //! ```text
 //! meridian.toml ─▶ config ─┐
@@ -48,4 +59,5 @@ pub mod name_key;
 pub mod reload;
 pub mod serve;
 pub mod server;
+pub mod spec_values;
 pub mod zone;

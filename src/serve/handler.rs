@@ -2,7 +2,7 @@
 //!
 //! [`Responder::respond`] is what every transport calls. It parses with hickory-proto, checks
 //! the message (opcode, question count, class, EDNS version, ECS), asks
-//! [`resolve`](super::resolve) for the records, and encodes the reply into the
+//! [`resolve`](crate::answer::resolve()) for the records, and encodes the reply into the
 //! caller's buffer, truncating for UDP. It never blocks and never logs per query.
 
 use std::net::SocketAddr;

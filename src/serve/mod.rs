@@ -10,7 +10,7 @@
 //!
 //! UDP threads do not go through an async runtime: a query needs no waiting, so a plain
 //! receive → answer → send loop per thread has no task spawn, no channel hop and no
-//! allocation beyond the parse. The same [`Responder`] serves TCP, and will serve the
+//! allocation of its own (hickory's parse and encode allocate: see tests/alloc.rs). The same [`Responder`] serves TCP, and will serve the
 //! later fast path and other transports.
 
 pub mod ecs;

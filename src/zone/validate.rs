@@ -25,7 +25,9 @@ use super::spec::{
     AllDownSpec, DatacenterSpec, FallbackSpec, GslbSpec, HealthCheckSpec, Item, MapSpec, NAME_KEYS,
     NameSpec, ProbeDuration, Seconds, SoaSpec, Values, ZONE_KEYS,
 };
-use crate::diag::{Diagnostics, FileDiags, Source, deserialize, did_you_mean, key_segment};
+use crate::diag::{
+    Diagnostics, FileDiags, Source, deserialize, did_you_mean, key_segment, sections,
+};
 use crate::geo::{
     Code, Invalid, centroid_of, continent_of, country, parse_asn, parse_continent, parse_coord,
     parse_country, parse_network,
@@ -100,29 +102,26 @@ impl<'d, 'o> Validator<'d, 'o> {
         let mut dcs_v = None;
         let mut overrides_v = None;
         let mut checks_v = None;
-        for (k, v) in root.iter() {
-            match k.get_ref().as_ref() {
-                "datacenters" => dcs_v = Some(v),
-                "network_overrides" => overrides_v = Some(v),
-                "checks" => checks_v = Some(v),
-                "origin" => origin_v = Some(v),
-                "ttl" => ttl_v = Some(v),
-                "soa" => soa_v = Some(v),
-                "names" => names_v = Some(v),
-                other => {
-                    let help = match did_you_mean(other, ZONE_KEYS) {
-                        Some(best) => format!("did you mean `{best}`?"),
-                        None => format!("allowed top-level keys: {}", ZONE_KEYS.join(", ")),
-                    };
-                    self.d.error(
-                        Some(k.span()),
-                        key_segment(other),
-                        format!("unknown key `{other}`"),
-                        Some(help),
-                    );
-                }
-            }
-        }
+        sections(
+            self.d,
+            &root,
+            ZONE_KEYS,
+            "allowed top-level keys",
+            |_, key, v| {
+                let slot = match key {
+                    "datacenters" => &mut dcs_v,
+                    "network_overrides" => &mut overrides_v,
+                    "checks" => &mut checks_v,
+                    "origin" => &mut origin_v,
+                    "ttl" => &mut ttl_v,
+                    "soa" => &mut soa_v,
+                    "names" => &mut names_v,
+                    _ => return false,
+                };
+                *slot = Some(v);
+                true
+            },
+        );
 
         let origin = self.origin(origin_v);
         let default_ttl = match ttl_v {
@@ -1893,6 +1892,16 @@ a = "192.0.2.53"
             out.contains("sao: unknown key `sao`\n  help: did you mean `soa`?"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn every_listed_top_level_key_is_a_section_the_validator_reads() {
+        for key in ZONE_KEYS {
+            let mut diags = Diagnostics::new();
+            validate_zone(Path::new("z.toml"), &format!("{key} = 0\n"), &mut diags);
+            let out = diags.render();
+            assert!(!out.contains("unknown key"), "{key}: {out}");
+        }
     }
 
     #[test]
