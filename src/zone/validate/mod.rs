@@ -1,0 +1,632 @@
+//! Zone file text → [`Zone`] model, collecting every problem as a [`Diagnostic`](crate::diag::Diagnostic).
+//!
+//! The file is first parsed into a spanned TOML tree; each top-level section and each
+//! `[names."…"]` table is then deserialized on its own, so one bad name does not hide the
+//! problems of the others. Semantic rules (CNAME exclusivity, delegations, loops) run last,
+//! over names that parsed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
+use std::path::Path;
+use std::str::FromStr;
+
+use hickory_proto::rr::rdata::{self, CNAME, MX, NS, PTR, SOA, SRV, TXT};
+use hickory_proto::rr::{Name, RData, RecordType};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use ipnet::IpNet;
+
+use super::model::{
+    AllDown, Datacenter, DcAddress, Fallback, GeoMap, Gslb, Node, Policy, RrSet, Ttl, Zone,
+};
+use super::spec::{
+    AllDownSpec, DatacenterSpec, FallbackSpec, GslbSpec, HealthCheckSpec, Item, MapSpec, NAME_KEYS,
+    NameSpec, ProbeDuration, Seconds, SoaSpec, Values, ZONE_KEYS,
+};
+use crate::diag::{
+    Diagnostics, FileDiags, Source, deserialize, did_you_mean, key_segment, sections,
+};
+use crate::geo::{
+    Code, Invalid, centroid_of, continent_of, country, parse_asn, parse_continent, parse_coord,
+    parse_country, parse_network,
+};
+use crate::health::{CheckKind, CheckSpec, InitialState};
+
+mod checks;
+mod datacenters;
+mod gslb;
+mod records;
+mod rules;
+
+/// Default TTL when a zone sets none: one hour, as most hand-written zones use.
+const DEFAULT_TTL: u64 = 3600;
+
+/// Reads and validates one zone file. Problems go to `diags`; `None` when any error was found.
+pub fn load_zone_file(path: &Path, diags: &mut Diagnostics) -> Option<Zone> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => validate_zone(path, &text, diags),
+        Err(e) => {
+            diags.error_global(
+                format!("{}: cannot read zone file: {e}", path.display()),
+                Some("check that the file exists and is readable".into()),
+            );
+            None
+        }
+    }
+}
+
+/// Validates the text of one zone file (`path` is used for messages and the default origin).
+pub fn validate_zone(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<Zone> {
+    let source = Source::new(path, text);
+    let errors_before = diags.error_count();
+    let mut d = FileDiags::new(source, diags);
+    let zone = Validator::new(path, &mut d).run(text);
+    if diags.error_count() > errors_before {
+        None
+    } else {
+        zone
+    }
+}
+
+struct Validator<'d, 'o> {
+    path: &'d Path,
+    d: &'d mut FileDiags<'o>,
+}
+
+/// A name that parsed, with where it was written.
+struct ParsedName {
+    key: String,
+    span: Range<usize>,
+    name: Name,
+    spec: NameSpec,
+}
+
+impl<'d, 'o> Validator<'d, 'o> {
+    fn new(path: &'d Path, d: &'d mut FileDiags<'o>) -> Self {
+        Self { path, d }
+    }
+
+    fn run(&mut self, text: &str) -> Option<Zone> {
+        let root = match DeTable::parse(text) {
+            Ok(root) => root,
+            Err(e) => {
+                let msg = e.message().trim_end_matches('\n').to_owned();
+                self.d
+                    .error(e.span(), "", format!("invalid TOML: {msg}"), None);
+                return None;
+            }
+        };
+        let root_span = root.span();
+        let root = root.into_inner();
+
+        let mut origin_v = None;
+        let mut ttl_v = None;
+        let mut soa_v = None;
+        let mut names_v = None;
+        let mut dcs_v = None;
+        let mut overrides_v = None;
+        let mut checks_v = None;
+        sections(
+            self.d,
+            &root,
+            ZONE_KEYS,
+            "allowed top-level keys",
+            |_, key, v| {
+                let slot = match key {
+                    "datacenters" => &mut dcs_v,
+                    "network_overrides" => &mut overrides_v,
+                    "checks" => &mut checks_v,
+                    "origin" => &mut origin_v,
+                    "ttl" => &mut ttl_v,
+                    "soa" => &mut soa_v,
+                    "names" => &mut names_v,
+                    _ => return false,
+                };
+                *slot = Some(v);
+                true
+            },
+        );
+
+        let origin = self.origin(origin_v);
+        let default_ttl = match ttl_v {
+            Some(v) => {
+                deserialize::<Seconds>(self.d, "ttl", v).and_then(|s| self.ttl(s, v.span(), "ttl"))
+            }
+            None => Ttl::new(DEFAULT_TTL),
+        };
+        let soa = match soa_v {
+            Some(v) => deserialize::<SoaSpec>(self.d, "soa", v),
+            None => {
+                self.d.error(
+                    Some(root_span.start..root_span.start),
+                    "soa",
+                    "the zone has no [soa] table",
+                    Some(
+                        "add a [soa] table with at least `primary`, `contact` and `serial`".into(),
+                    ),
+                );
+                None
+            }
+        };
+        let names = match names_v {
+            Some(v) => match v.get_ref().as_table() {
+                Some(t) => Some(t),
+                None => {
+                    self.d.error(
+                        Some(v.span()),
+                        "names",
+                        format!("expected a table, found {}", v.get_ref().type_str()),
+                        Some("write one table per owner name, e.g. [names.www]".into()),
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+
+        // Without a valid origin nothing below can be resolved; stop here.
+        let origin = origin?;
+        let soa = soa.and_then(|s| self.soa(&origin, s));
+        let checks = checks_v.map(|v| self.checks(v)).unwrap_or_default();
+        let datacenters = dcs_v
+            .map(|v| self.datacenters(v, &checks))
+            .unwrap_or_default();
+        let dc_ids: Vec<&str> = datacenters.iter().map(|d| d.id.as_str()).collect();
+        let network_overrides = overrides_v
+            .map(|v| self.network_overrides(v, &dc_ids))
+            .unwrap_or_default();
+        let parsed = names.map(|n| self.names(&origin, n)).unwrap_or_default();
+        let default_ttl = default_ttl?;
+        let nodes = self.nodes(&origin, default_ttl, parsed, root_span, &datacenters);
+        let (soa, soa_ttl) = (soa?, default_ttl);
+        Some(Zone {
+            origin,
+            file: self.path.to_path_buf(),
+            soa,
+            soa_ttl,
+            nodes,
+            datacenters,
+            network_overrides,
+        })
+    }
+
+    fn origin(&mut self, v: Option<&Spanned<DeValue<'_>>>) -> Option<Name> {
+        let (text, span) = match v {
+            Some(v) => match v.get_ref().as_str() {
+                Some(s) => (s.to_owned(), Some(v.span())),
+                None => {
+                    self.d.error(
+                        Some(v.span()),
+                        "origin",
+                        format!("expected a string, found {}", v.get_ref().type_str()),
+                        Some("write the zone's apex, e.g. origin = \"example.com\"".into()),
+                    );
+                    return None;
+                }
+            },
+            None => {
+                let stem = self
+                    .path
+                    .file_name()
+                    .and_then(|f| f.to_str())
+                    .and_then(|f| f.strip_suffix(".toml"))
+                    .unwrap_or_default()
+                    .to_owned();
+                (stem, None)
+            }
+        };
+        match Name::from_str(&text) {
+            Ok(mut n) if !text.is_empty() && !text.contains('*') => {
+                n.set_fqdn(true);
+                Some(n.to_lowercase())
+            }
+            _ => {
+                let (message, help) = if span.is_some() {
+                    (
+                        format!("{text:?} is not a domain name"),
+                        "write the zone's apex, e.g. origin = \"example.com\"",
+                    )
+                } else {
+                    (
+                        format!(
+                            "no `origin` given and the file name {:?} is not a domain name",
+                            text
+                        ),
+                        "add origin = \"example.com\" or name the file after the zone (example.com.toml)",
+                    )
+                };
+                self.d
+                    .error(span.or(Some(0..0)), "origin", message, Some(help.into()));
+                None
+            }
+        }
+    }
+
+    fn ttl(&mut self, s: Seconds, span: Range<usize>, key: &str) -> Option<Ttl> {
+        let t = Ttl::new(s.0);
+        if t.is_none() {
+            self.d.error(
+                Some(span),
+                key,
+                format!("{} seconds is longer than the largest TTL", s.0),
+                Some(format!("use at most {} seconds (RFC 2181 §8)", Ttl::MAX)),
+            );
+        }
+        t
+    }
+
+    /// Resolves a name written in the file: `@` is the origin, a trailing dot makes it
+    /// absolute, anything else is relative to the origin.
+    fn name(
+        &mut self,
+        origin: &Name,
+        text: &str,
+        span: Range<usize>,
+        key: &str,
+        must_be_in_zone: bool,
+    ) -> Option<Name> {
+        let resolved = if text == "@" {
+            Ok(origin.clone())
+        } else {
+            Name::from_str(text).and_then(|n| {
+                if n.is_fqdn() {
+                    Ok(n)
+                } else {
+                    n.append_domain(origin)
+                }
+            })
+        };
+        match resolved {
+            Ok(n) if !text.is_empty() && !text.contains("..") => {
+                if must_be_in_zone && !origin.zone_of(&n) {
+                    self.d.error(
+                        Some(span),
+                        key,
+                        format!("{text:?} is outside the zone {origin}"),
+                        Some(format!(
+                            "write a name relative to the origin (without a trailing dot), or an absolute name ending in .{origin}"
+                        )),
+                    );
+                    None
+                } else {
+                    Some(n.to_lowercase())
+                }
+            }
+            _ => {
+                self.d.error(
+                    Some(span),
+                    key,
+                    format!("{text:?} is not a valid domain name"),
+                    Some(
+                        "use labels of letters, digits and hyphens separated by dots, at most 63 bytes each; \"@\" means the origin"
+                            .into(),
+                    ),
+                );
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = r#"
+origin = "example.com"
+[soa]
+primary = "ns1"
+contact = "hostmaster@example.com"
+serial = 1
+[names."@"]
+ns = ["ns1"]
+[names.ns1]
+a = "192.0.2.53"
+"#;
+
+    fn check(extra: &str) -> (Option<Zone>, String) {
+        let mut diags = Diagnostics::new();
+        let text = format!("{HEAD}{extra}");
+        let zone = validate_zone(Path::new("z.toml"), &text, &mut diags);
+        (zone, diags.render())
+    }
+
+    #[test]
+    fn a_good_zone_has_no_diagnostics() {
+        let (zone, out) = check("[names.www]\na = [\"192.0.2.1\", \"192.0.2.2\"]\n");
+        assert_eq!(out, "");
+        let zone = zone.expect("zone");
+        assert_eq!(zone.origin.to_string(), "example.com.");
+        let www = zone
+            .nodes
+            .iter()
+            .find(|n| n.name.to_string() == "www.example.com.")
+            .unwrap();
+        assert_eq!(www.rrset(RecordType::A).unwrap().data.len(), 2);
+        assert_eq!(zone.soa.rname.to_string(), "hostmaster.example.com.");
+    }
+
+    #[test]
+    fn bad_address_is_reported_with_position_and_help() {
+        let (zone, out) = check("[names.www]\na = [\"192.0.2.1\", \"10.0.0.300\"]\n");
+        assert!(zone.is_none());
+        assert_eq!(
+            out,
+            "error: z.toml:12:19: names.www.a[1]: \"10.0.0.300\" is not an IPv4 address\n  help: write an IPv4 literal, e.g. \"192.0.2.10\"\n"
+        );
+    }
+
+    #[test]
+    fn ipv6_under_a_says_where_it_belongs() {
+        let (_, out) = check("[names.www]\na = \"2001:db8::1\"\n");
+        assert!(
+            out.contains("names.www.a: \"2001:db8::1\" is not an IPv4 address"),
+            "{out}"
+        );
+        assert!(
+            out.contains("help: IPv6 addresses go under `aaaa`"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn every_error_is_reported_not_just_the_first() {
+        let (_, out) =
+            check("[names.a]\na = \"x\"\n[names.b]\naaaa = \"y\"\n[names.c]\nmx = \"ten mail\"\n");
+        assert_eq!(out.matches("error:").count(), 3, "{out}");
+        assert!(out.contains("names.a.a:"));
+        assert!(out.contains("names.b.aaaa:"));
+        assert!(out.contains("names.c.mx:"));
+    }
+
+    #[test]
+    fn unknown_keys_suggest_the_nearest() {
+        let (_, out) = check("[names.www]\ncnmae = \"ns1\"\n");
+        assert_eq!(
+            out,
+            "error: z.toml:12:1: names.www: unknown key `cnmae`\n  help: did you mean `cname`?\n"
+        );
+        let (_, out) = check("[names.www]\naddress = \"192.0.2.1\"\n");
+        assert!(
+            out.contains("help: allowed keys: ttl, a, aaaa, cname"),
+            "{out}"
+        );
+        let (_, out) = check("[sao]\nx = 1\n");
+        assert!(
+            out.contains("sao: unknown key `sao`\n  help: did you mean `soa`?"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn every_listed_top_level_key_is_a_section_the_validator_reads() {
+        for key in ZONE_KEYS {
+            let mut diags = Diagnostics::new();
+            validate_zone(Path::new("z.toml"), &format!("{key} = 0\n"), &mut diags);
+            let out = diags.render();
+            assert!(!out.contains("unknown key"), "{key}: {out}");
+        }
+    }
+
+    #[test]
+    fn cname_and_other_data_are_rejected() {
+        let (_, out) = check("[names.www]\ncname = \"ns1\"\na = \"192.0.2.1\"\n");
+        assert!(
+            out.contains("names.www: CNAME cannot coexist with A at the same name"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn cname_loops_are_spelled_out() {
+        let (_, out) = check("[names.a]\ncname = \"b\"\n[names.b]\ncname = \"a\"\n");
+        assert!(
+            out.contains("CNAME chain loops: a.example.com. -> b.example.com. -> a.example.com."),
+            "{out}"
+        );
+        assert_eq!(out.matches("error:").count(), 1, "{out}");
+    }
+
+    #[test]
+    fn data_below_a_delegation_is_rejected_but_glue_is_fine() {
+        let (zone, out) =
+            check("[names.sub]\nns = \"ns.sub\"\n[names.\"ns.sub\"]\na = \"192.0.2.9\"\n");
+        assert_eq!(out, "");
+        assert!(zone.is_some());
+        let (_, out) = check("[names.sub]\nns = \"ns.sub\"\n[names.\"x.sub\"]\ntxt = \"hi\"\n");
+        assert!(
+            out.contains("below the delegation sub.example.com."),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn names_outside_the_zone_are_rejected() {
+        let (_, out) = check("[names.\"www.example.org.\"]\na = \"192.0.2.1\"\n");
+        assert!(out.contains("is outside the zone example.com."), "{out}");
+    }
+
+    #[test]
+    fn the_apex_needs_ns_and_a_soa() {
+        let mut diags = Diagnostics::new();
+        let z = validate_zone(
+            Path::new("example.net.toml"),
+            "[names.www]\na = \"192.0.2.1\"\n",
+            &mut diags,
+        );
+        assert!(z.is_none());
+        let out = diags.render();
+        assert!(out.contains("soa: the zone has no [soa] table"), "{out}");
+    }
+
+    #[test]
+    fn toml_syntax_errors_have_a_position() {
+        let mut diags = Diagnostics::new();
+        validate_zone(Path::new("z.toml"), "origin = \"a\nttl = 1\n", &mut diags);
+        let out = diags.render();
+        assert!(out.starts_with("error: z.toml:1:"), "{out}");
+        assert!(out.contains("invalid TOML"), "{out}");
+    }
+
+    #[test]
+    fn long_txt_is_split_into_character_strings() {
+        let long = "x".repeat(600);
+        let (zone, out) = check(&format!("[names.t]\ntxt = \"{long}\"\n"));
+        assert_eq!(out, "");
+        let zone = zone.unwrap();
+        let t = zone
+            .nodes
+            .iter()
+            .find(|n| n.name.to_string() == "t.example.com.")
+            .unwrap();
+        match &t.rrset(RecordType::TXT).unwrap().data[0] {
+            RData::TXT(txt) => assert_eq!(
+                txt.txt_data.iter().map(|p| p.len()).collect::<Vec<_>>(),
+                vec![255, 255, 90]
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    const DCS: &str = r#"
+[datacenters.ams]
+addresses = ["192.0.2.10", "2001:db8:a::10"]
+location = [52.37, 4.90]
+[datacenters.nyc]
+addresses = [{ address = "198.51.100.10", weight = 2 }]
+country = "US"
+"#;
+
+    #[test]
+    fn gslb_names_resolve_their_data_centers() {
+        let (zone, out) = check(&format!(
+            "{DCS}[names.cdn.gslb]\ndatacenters = [\"ams\", \"nyc\"]\nttl = \"20s\"\n"
+        ));
+        assert_eq!(out, "");
+        let zone = zone.unwrap();
+        let nyc = &zone.datacenters[1];
+        assert_eq!(nyc.addresses[0].weight, 2);
+        assert_eq!(nyc.continent.unwrap().as_str(), "NA");
+        assert!(nyc.location.is_some(), "country centroid stands in");
+        let cdn = zone.nodes.iter().find(|n| n.gslb.is_some()).unwrap();
+        let g = cdn.gslb.as_ref().unwrap();
+        assert_eq!(g.candidates, vec![0, 1]);
+        assert_eq!(g.ttl.secs(), 20);
+        assert_eq!(g.policy, Policy::Nearest);
+    }
+
+    #[test]
+    fn gslb_errors_name_the_data_center_and_the_fix() {
+        let (_, out) = check(&format!(
+            "{DCS}[names.cdn.gslb]\ndatacenters = [\"ams\", \"nyk\"]\n"
+        ));
+        assert!(out.contains("names.cdn.gslb.datacenters[1]: no data center \"nyk\" in this zone\n  help: did you mean \"nyc\"?"), "{out}");
+
+        let (_, out) = check(&format!(
+            "{DCS}[names.cdn.gslb]\ndatacenters = [\"ams\"]\npolicy = \"map\"\n[names.cdn.gslb.map]\ncountry.BR = [\"nyc\"]\nnetwork.\"10.0.0.1/8\" = [\"ams\"]\ncontinent.XX = [\"ams\"]\n"
+        ));
+        assert!(out.contains("names.cdn.gslb.map.country.BR[0]: data center \"nyc\" is not a candidate of this name"), "{out}");
+        assert!(
+            out.contains(
+                "has address bits set past its prefix length\n  help: did you mean \"10.0.0.0/8\"?"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("names.cdn.gslb.map.continent.XX: \"XX\" is not a continent code"),
+            "{out}"
+        );
+
+        let (_, out) = check(&format!(
+            "{DCS}[names.cdn]\na = \"192.0.2.1\"\n[names.cdn.gslb]\ndatacenters = [\"ams\"]\n"
+        ));
+        assert!(
+            out.contains("names.cdn.a: a GSLB name takes its A answers from its data centers"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn nearest_needs_locations() {
+        let (_, out) = check(
+            "[datacenters.x]\naddresses = [\"192.0.2.1\"]\n[names.cdn.gslb]\ndatacenters = [\"x\"]\n",
+        );
+        assert!(
+            out.contains("data center \"x\" has no location, which \"nearest\" needs"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn in_zone_name_servers_need_addresses_and_no_cname() {
+        let (_, out) = check("[names.sub]\nns = \"ns.sub\"\n");
+        assert!(out.contains("names.sub.ns: name server ns.sub.example.com. is inside this zone but has no address records"), "{out}");
+        assert!(out.contains("help: add glue"), "{out}");
+        let (_, out) = check("[names.sub]\nns = \"alias\"\n[names.alias]\ncname = \"ns1\"\n");
+        assert!(
+            out.contains("names.sub.ns: name server alias.example.com. is a CNAME"),
+            "{out}"
+        );
+        let (_, out) = check("[names.sub]\nns = \"ns.elsewhere.net.\"\n");
+        assert_eq!(out, "");
+    }
+
+    #[test]
+    fn checks_are_validated_with_their_keys() {
+        let (_, out) = check(
+            "[checks.a]\ntype = \"icmp\"\n\
+             [checks.b]\ntype = \"tcp\"\n\
+             [checks.c]\ntype = \"http\"\ninterval = \"2s\"\ntimeout = \"3s\"\nhost = \"bad host\"\n\
+             [datacenters.x]\naddresses = [\"192.0.2.1\"]\ncheck = \"d\"\nlocation = [0.0, 0.0]\n",
+        );
+        assert!(
+            out.contains("checks.a.type: unknown check type \"icmp\""),
+            "{out}"
+        );
+        assert!(
+            out.contains("checks.b.port: a tcp check needs a port"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "checks.c.timeout: timeout 3s must be above zero and below the interval 2s"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("checks.c.host: \"bad host\" is not a host name"),
+            "{out}"
+        );
+        assert!(
+            out.contains("datacenters.x.check: no check \"d\" in this zone"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_valid_check_reaches_the_addresses() {
+        let (zone, out) = check(
+            "[checks.web]\ntype = \"https\"\npath = \"/health\"\ninterval = \"1s\"\n\
+             [datacenters.x]\naddresses = [\"192.0.2.1\", { address = \"192.0.2.2\", check = \"none\" }]\ncheck = \"web\"\nlocation = [0.0, 0.0]\n",
+        );
+        assert_eq!(out, "");
+        let dc = &zone.unwrap().datacenters[0];
+        let spec = dc.addresses[0].check.as_ref().unwrap();
+        assert_eq!(spec.kind.port(), 443);
+        assert_eq!(spec.timeout, std::time::Duration::from_millis(500));
+        assert!(dc.addresses[1].check.is_none());
+    }
+
+    #[test]
+    fn mx_at_an_alias_is_a_warning_not_an_error() {
+        let (zone, out) = check("[names.m]\nmx = \"10 alias\"\n[names.alias]\ncname = \"ns1\"\n");
+        assert!(zone.is_some(), "warnings do not reject the zone");
+        assert!(out.starts_with("warning: z.toml:"), "{out}");
+        assert!(
+            out.contains("names.m.mx: MX target alias.example.com. is a CNAME"),
+            "{out}"
+        );
+    }
+}
