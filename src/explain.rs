@@ -274,6 +274,8 @@ fn address_state(verdict: Verdict, check: Option<&TargetHealth>) -> String {
             format!("up: data center forced up ({})", probe_state(check))
         }
         Verdict::DatacenterOut(a) => format!("out: data center {a} ({})", probe_state(check)),
+        // Only the table says down for an address without a check; print what it says.
+        Verdict::ProbeDown if check.is_none() => "down (no health check)".to_owned(),
         Verdict::Up | Verdict::ProbeDown => probe_state(check),
     }
 }
@@ -317,5 +319,84 @@ fn answer_section(w: &mut String, a: &Answer<'_>) {
     }
     for r in &a.additional {
         let _ = writeln!(w, "  additional {}", r.get());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::answer::select::admit;
+    use crate::diag::Diagnostics;
+    use crate::geo::db::GeoDb;
+    use crate::health::{HealthSources, OverrideKey};
+    use std::sync::Arc;
+
+    const ZONE: &str = r#"
+origin = "example.com"
+[soa]
+primary = "ns1"
+contact = "hostmaster"
+serial = 1
+[names."@"]
+ns = "ns1"
+[names.ns1]
+a = "192.0.2.53"
+[datacenters.a]
+addresses = ["192.0.2.10"]
+location = [0.0, 0.0]
+[datacenters.b]
+addresses = ["192.0.2.20"]
+location = [0.0, 1.0]
+[names.cdn.gslb]
+datacenters = ["a", "b"]
+"#;
+
+    /// For every combination of data center override, address override and probe state,
+    /// the answer holds the address exactly when `explain` prints it as in.
+    #[test]
+    fn explain_and_the_answer_agree_for_every_address_state() {
+        let health = HealthSources::new(None).unwrap();
+        let mut diags = Diagnostics::new();
+        let zone = crate::zone::validate_zone(std::path::Path::new("z.toml"), ZONE, &mut diags)
+            .unwrap_or_else(|| panic!("{}", diags.render()));
+        let geo = GeoDb::empty(Vec::new());
+        let base = geo.base_partition().unwrap();
+        let snap = Snapshot::compile(&[zone], Arc::new(geo), &base, &health, 1).unwrap();
+        let g = snap.zones()[0].gslb_nodes().next().unwrap();
+        let a = &g.candidates[0];
+        let addr_slot = a.a.slots[0];
+        let dc_key = OverrideKey::Datacenter {
+            zone: "example.com.".into(),
+            datacenter: "a".into(),
+        };
+        let addr_key = OverrideKey::Address {
+            address: "192.0.2.10".parse().unwrap(),
+        };
+        let name = Name::from_ascii("cdn.example.com.").unwrap();
+        let client: Client = "192.0.2.1".parse().unwrap();
+        let admins = [Admin::None, Admin::Up, Admin::Down, Admin::Drain];
+        for dc in admins {
+            for address in admins {
+                for probe_up in [true, false] {
+                    health.overrides.set(&dc_key, dc).unwrap();
+                    health.overrides.set(&addr_key, address).unwrap();
+                    snap.health.set_probe(addr_slot, probe_up, false);
+                    let verdict = admit(snap.health.word(a.slot), snap.health.word(addr_slot));
+                    let text = explain(&snap, &name, RecordType::A, client);
+                    let answered = text.contains("IN A 192.0.2.10");
+                    let line = text
+                        .lines()
+                        .find(|l| l.trim_start().starts_with("192.0.2.10 "))
+                        .unwrap_or_else(|| panic!("{text}"));
+                    let shown_in = line
+                        .split_whitespace()
+                        .nth(1)
+                        .is_some_and(|w| w.starts_with("up"));
+                    let case = format!("dc {dc}, address {address}, probe up {probe_up}");
+                    assert_eq!(answered, verdict.is_in(), "{case}\n{text}");
+                    assert_eq!(shown_in, verdict.is_in(), "{case}\n{text}");
+                }
+            }
+        }
     }
 }
