@@ -222,30 +222,26 @@ fn geo_section(w: &mut String, snap: &Snapshot, g: &GslbNode, addr: IpAddr, qtyp
             );
         }
     }
-    match select::choose(g, &snap.health, decision.list, family) {
-        Choice::AllDown(policy) => {
-            let policy = match policy {
-                AllDownAnswer::FailOpen => "fail open: answer as if all were up",
-                AllDownAnswer::ServFail => "SERVFAIL",
-                AllDownAnswer::NoData => "NODATA",
-                AllDownAnswer::Records { .. } => "the fallback addresses",
-                AllDownAnswer::Cname(_) => "the fallback CNAME",
-            };
-            let _ = writeln!(w, "all down   every candidate is down: {policy}");
-        }
-        Choice::Addresses(p) if p.failed_open => {
-            let _ = writeln!(
-                w,
-                "all down   every candidate is down: fail open: answer as if all were up"
-            );
-        }
-        Choice::Addresses(p) if p.degraded => {
-            let _ = writeln!(
-                w,
-                "ttl        short (min_ttl): a candidate is down, degraded or flapping"
-            );
-        }
-        Choice::Addresses(_) | Choice::NoFamily => {}
+    // Failing open is the name's all-down policy too, answered by selection.
+    let (all_down, degraded) = match select::choose(g, &snap.health, decision.list, family) {
+        Choice::AllDown(policy) => (Some(policy), false),
+        Choice::Addresses(p) => (p.failed_open.then_some(&g.all_down), p.degraded),
+        Choice::NoFamily => (None, false),
+    };
+    if let Some(policy) = all_down {
+        let policy = match policy {
+            AllDownAnswer::FailOpen => "fail open: answer as if all were up",
+            AllDownAnswer::ServFail => "SERVFAIL",
+            AllDownAnswer::NoData => "NODATA",
+            AllDownAnswer::Records { .. } => "the fallback addresses",
+            AllDownAnswer::Cname(_) => "the fallback CNAME",
+        };
+        let _ = writeln!(w, "all down   every candidate is down: {policy}");
+    } else if degraded {
+        let _ = writeln!(
+            w,
+            "ttl        short (min_ttl): a candidate is down, degraded or flapping"
+        );
     }
     if list.as_slice() != decision.list {
         let _ = writeln!(
@@ -326,21 +322,9 @@ fn answer_section(w: &mut String, a: &Answer<'_>) {
 mod tests {
     use super::*;
     use crate::answer::select::admit;
-    use crate::diag::Diagnostics;
-    use crate::geo::db::GeoDb;
     use crate::health::{HealthSources, OverrideKey};
-    use std::sync::Arc;
 
     const ZONE: &str = r#"
-origin = "example.com"
-[soa]
-primary = "ns1"
-contact = "hostmaster"
-serial = 1
-[names."@"]
-ns = "ns1"
-[names.ns1]
-a = "192.0.2.53"
 [datacenters.a]
 addresses = ["192.0.2.10"]
 location = [0.0, 0.0]
@@ -356,12 +340,7 @@ datacenters = ["a", "b"]
     #[test]
     fn explain_and_the_answer_agree_for_every_address_state() {
         let health = HealthSources::new(None).unwrap();
-        let mut diags = Diagnostics::new();
-        let zone = crate::zone::validate_zone(std::path::Path::new("z.toml"), ZONE, &mut diags)
-            .unwrap_or_else(|| panic!("{}", diags.render()));
-        let geo = GeoDb::empty(Vec::new());
-        let base = geo.base_partition().unwrap();
-        let snap = Snapshot::compile(&[zone], Arc::new(geo), &base, &health, 1).unwrap();
+        let snap = crate::compile::test_zone::snapshot(ZONE, &health);
         let g = snap.zones()[0].gslb_nodes().next().unwrap();
         let a = &g.candidates[0];
         let addr_slot = a.a.slots[0];

@@ -272,22 +272,10 @@ fn referral_or_ds<'s>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diag::Diagnostics;
-    use crate::geo::db::GeoDb;
     use crate::health::{Admin, HealthSources, OverrideKey};
     use std::str::FromStr;
-    use std::sync::Arc;
 
     const ZONE: &str = r#"
-origin = "example.com"
-[soa]
-primary = "ns1"
-contact = "hostmaster"
-serial = 1
-[names."@"]
-ns = "ns1"
-[names.ns1]
-a = "192.0.2.53"
 [names.sorry]
 a = "192.0.2.99"
 [datacenters.a]
@@ -300,12 +288,7 @@ all_down = { cname = "sorry" }
 "#;
 
     fn snapshot(health: &HealthSources) -> Snapshot {
-        let mut diags = Diagnostics::new();
-        let zone = crate::zone::validate_zone(std::path::Path::new("z.toml"), ZONE, &mut diags)
-            .unwrap_or_else(|| panic!("{}", diags.render()));
-        let geo = GeoDb::empty(Vec::new());
-        let base = geo.base_partition().unwrap();
-        Snapshot::compile(&[zone], Arc::new(geo), &base, health, 1).unwrap()
+        crate::compile::test_zone::snapshot(ZONE, health)
     }
 
     fn answer(snap: &Snapshot) -> Vec<String> {

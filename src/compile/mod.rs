@@ -630,3 +630,34 @@ fn address_record(name: &Name, ip: IpAddr, ttl: u32) -> Record {
 fn negative_ttl(soa: &SOA, soa_ttl: u32) -> u32 {
     soa.minimum.min(soa_ttl)
 }
+
+/// In-crate tests of the layers above: a snapshot compiled from zone text, no GeoIP data.
+#[cfg(test)]
+pub(crate) mod test_zone {
+    use super::*;
+    use crate::diag::Diagnostics;
+
+    /// The apex every test zone needs: origin, SOA, NS and the name server's address.
+    const HEAD: &str = r#"
+origin = "example.com"
+[soa]
+primary = "ns1"
+contact = "hostmaster"
+serial = 1
+[names."@"]
+ns = "ns1"
+[names.ns1]
+a = "192.0.2.53"
+"#;
+
+    /// `example.com` with `body` after [`HEAD`], compiled with `health`.
+    pub(crate) fn snapshot(body: &str, health: &HealthSources) -> Snapshot {
+        let mut diags = Diagnostics::new();
+        let text = format!("{HEAD}{body}");
+        let zone = crate::zone::validate_zone(std::path::Path::new("z.toml"), &text, &mut diags)
+            .unwrap_or_else(|| panic!("{}", diags.render()));
+        let geo = GeoDb::empty(Vec::new());
+        let base = geo.base_partition().unwrap();
+        Snapshot::compile(&[zone], Arc::new(geo), &base, health, 1).unwrap()
+    }
+}

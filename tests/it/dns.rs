@@ -225,18 +225,7 @@ fn random_garbage_is_answered_and_never_stops_the_server() {
     // `respond` answers every message of 12 bytes or more whose QR bit is clear (FORMERR
     // when it does not parse), so no reply at all is a failure.
     let s = malformed_server();
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for round in 0..40 {
-        let len = 12 + (round * 7) % 200;
-        let mut packet: Vec<u8> = (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
-        packet[2] &= 0x7f; // a query, so the server must answer
+    for packet in garbage_queries(40) {
         let reply = s
             .udp_raw_then_probe(&packet)
             .unwrap_or_else(|| panic!("no reply to {packet:02x?}\nlog:\n{}", s.log()));

@@ -994,19 +994,8 @@ fn every_message_of_a_header_or_more_with_qr_clear_is_answered() {
         )],
         "",
     );
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut out = Vec::new();
-    for round in 0..2000 {
-        let len = 12 + (round * 7) % 200;
-        let mut packet: Vec<u8> = (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
-        packet[2] &= 0x7f;
+    for packet in garbage_queries(2000) {
         for transport in [Transport::Udp, Transport::Tcp] {
             let src = SocketAddr::new([127, 0, 0, 1].into(), 53_535);
             let outcome = loaded.responder.respond(&packet, src, transport, &mut out);
