@@ -21,6 +21,7 @@ use crate::geo::db::GeoAnswer;
 use crate::geo::decision::{Reason, Rule};
 use crate::health::{Admin, TargetHealth};
 use crate::name_key::NameKey;
+use crate::zone::model::Select;
 
 /// The client of an explained query: an address, and the ECS prefix when it came as a subnet.
 #[derive(Clone, Copy, Debug)]
@@ -113,11 +114,15 @@ pub fn explain(snap: &Snapshot, name: &Name, qtype: RecordType, client: Client) 
     let gslb = node
         .and_then(|n| n.gslb.as_deref())
         .filter(|_| matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY));
+    let asked = crate::answer::Client {
+        addr,
+        ecs_source: client.prefix,
+    };
     if let Some(g) = gslb {
-        geo_section(w, snap, g, addr, qtype);
+        geo_section(w, snap, g, asked, qtype);
     }
 
-    let answer = resolve(snap, name, &key, qtype, addr);
+    let answer = resolve(snap, name, &key, qtype, asked);
     answer_section(w, &answer);
     let _ = match (answer.scope, client.prefix) {
         (None, _) => writeln!(w, "ecs scope  /0: the answer does not depend on the client"),
@@ -134,7 +139,14 @@ pub fn explain(snap: &Snapshot, name: &Name, qtype: RecordType, client: Client) 
     out
 }
 
-fn geo_section(w: &mut String, snap: &Snapshot, g: &GslbNode, addr: IpAddr, qtype: RecordType) {
+fn geo_section(
+    w: &mut String,
+    snap: &Snapshot,
+    g: &GslbNode,
+    client: crate::answer::Client,
+    qtype: RecordType,
+) {
+    let addr = client.addr;
     let geo: GeoAnswer = snap.geo.lookup(addr);
     match (&geo.override_network, &geo.network) {
         (Some(n), _) => {
@@ -222,8 +234,12 @@ fn geo_section(w: &mut String, snap: &Snapshot, g: &GslbNode, addr: IpAddr, qtyp
             );
         }
     }
-    // Failing open is the name's all-down policy too, answered by selection.
-    let (all_down, degraded) = match select::choose(g, &snap.health, decision.list, family) {
+    share_section(w, snap, g, &decision, family, client);
+    // Failing open is the name's all-down policy too, answered by selection. Explain only
+    // reads: the rotation state of this thread is not advanced for this.
+    let key = select::client_key(g, client);
+    let (all_down, degraded) = match select::choose_quietly(g, &snap.health, &decision, family, key)
+    {
         Choice::AllDown(policy) => (Some(policy), false),
         Choice::Addresses(p) => (p.failed_open.then_some(&g.all_down), p.degraded),
         Choice::NoFamily => (None, false),
@@ -249,6 +265,80 @@ fn geo_section(w: &mut String, snap: &Snapshot, g: &GslbNode, addr: IpAddr, qtyp
             "  note: a direct database lookup orders these differently from the compiled \
              table, which is what the server answers from"
         );
+    }
+}
+
+/// Who shares the client's traffic and how: the head by weight, a down head's share
+/// spilling, and for a sticky name the data center its network hashes to.
+fn share_section(
+    w: &mut String,
+    snap: &Snapshot,
+    g: &GslbNode,
+    decision: &crate::geo::table::Decision<'_>,
+    family: Family,
+    client: crate::answer::Client,
+) {
+    let s = select::shares(g, &snap.health, decision, family);
+    if s.members.is_empty() {
+        return;
+    }
+    let how = match g.select {
+        Select::Rotate => "rotate (weighted round-robin per query)".to_owned(),
+        Select::Sticky { .. } => {
+            let key = select::client_key(g, client);
+            format!("sticky (by client network /{})", key.net.prefix)
+        }
+    };
+    let _ = writeln!(
+        w,
+        "select     {how}; spread {}, spill {}{}",
+        g.spread,
+        g.spill,
+        if decision.near > 1 {
+            format!("; {} equally near within the band", decision.near)
+        } else {
+            String::new()
+        }
+    );
+    let totals = g.answers.totals(g.candidates.len());
+    let all: u64 = totals.iter().sum();
+    for (pos, share) in s.fractions() {
+        let c = &g.candidates[pos as usize];
+        let m = s.members.iter().find(|m| m.pos == pos);
+        let role = match m {
+            Some(m) if m.head && m.mask == 0 => "head, down: its share spills",
+            Some(m) if m.head => "head",
+            Some(_) if share > 0.0 => "takes spilled share",
+            _ => "after the head",
+        };
+        let recent = if all > 0 {
+            format!(
+                "; {:.1}% of {all} answers since load",
+                100.0 * totals[pos as usize] as f64 / all as f64
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            w,
+            "  share    {:<10} weight {:<4} {:>5.1}%  {role}{recent}",
+            c.datacenter,
+            c.weight,
+            100.0 * share
+        );
+    }
+    if let Select::Sticky { .. } = g.select {
+        let key = select::client_key(g, client);
+        if let Choice::Addresses(p) = select::choose_quietly(g, &snap.health, decision, family, key)
+        {
+            if let Some(&(pos, _)) = p.chosen.first() {
+                let _ = writeln!(
+                    w,
+                    "  sticky   this client network hashes to {}",
+                    g.candidates[pos as usize].datacenter
+                );
+            }
+        }
     }
 }
 

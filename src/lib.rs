@@ -60,4 +60,5 @@ pub mod reload;
 pub mod serve;
 pub mod server;
 pub mod spec_values;
+pub mod weigh;
 pub mod zone;

@@ -16,6 +16,8 @@ pub mod all_down;
 pub mod resolve;
 pub mod select;
 
+use std::net::IpAddr;
+
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::Record;
 use smallvec::SmallVec;
@@ -40,6 +42,25 @@ impl Rec<'_> {
         match self {
             Rec::Shared(r) => r,
             Rec::Owned(r) => r,
+        }
+    }
+}
+
+/// Who asked, as answers are chosen for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Client {
+    /// The ECS address, or the packet's source address.
+    pub addr: IpAddr,
+    /// The ECS source prefix length, when `addr` came from ECS: a sticky name hashes no more
+    /// of the address than the client disclosed.
+    pub ecs_source: Option<u8>,
+}
+
+impl From<IpAddr> for Client {
+    fn from(addr: IpAddr) -> Self {
+        Self {
+            addr,
+            ecs_source: None,
         }
     }
 }

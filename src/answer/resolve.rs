@@ -3,8 +3,6 @@
 //! RFC 1034 §4.3.2 in the order it is written: find the zone, then the node (exact, wildcard,
 //! or the delegation above it), then the record set, following CNAMEs inside the zone.
 
-use std::net::IpAddr;
-
 use hickory_proto::op::ResponseCode;
 use std::sync::atomic::Ordering;
 
@@ -12,7 +10,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use smallvec::SmallVec;
 
 use super::select::{self, Choice};
-use super::{Answer, Rec};
+use super::{Answer, Client, Rec};
 use crate::compile::{
     AllDownAnswer, CompiledNode, CompiledRrset, CompiledZone, Found, GslbNode, Snapshot,
 };
@@ -22,15 +20,16 @@ use crate::name_key::NameKey;
 /// Most CNAMEs followed for one answer; longer chains are answered as far as they go.
 pub const MAX_CHAIN: usize = 8;
 
-/// Answers `qname`/`qtype` from `snap` for a client at `client` (the ECS address or the
-/// packet's source). `key` is `qname`'s lowercase wire key.
+/// Answers `qname`/`qtype` from `snap` for `client` (the ECS address or the packet's
+/// source). `key` is `qname`'s lowercase wire key.
 pub fn resolve<'s>(
     snap: &'s Snapshot,
     qname: &Name,
     key: &NameKey,
     qtype: RecordType,
-    client: IpAddr,
+    client: impl Into<Client>,
 ) -> Answer<'s> {
+    let client = client.into();
     let Some(mut zone) = snap.find_zone(key) else {
         return Answer::refused();
     };
@@ -148,16 +147,17 @@ fn gslb_answer<'s>(
     zone: &'s CompiledZone,
     gslb: &'s GslbNode,
     family: Family,
-    client: IpAddr,
+    client: Client,
     owner: &dyn Fn(&'s Record) -> Rec<'s>,
 ) -> Option<&'s CompiledRrset> {
-    let decision = gslb.table.lookup(client);
+    let decision = gslb.table.lookup(client.addr);
     ans.scope = Some(if gslb.table.is_uniform() {
         0
     } else {
         decision.scope
     });
-    let pick = match select::choose(gslb, &snap.health, decision.list, family) {
+    let key = select::client_key(gslb, client);
+    let pick = match select::choose(gslb, &snap.health, &decision, family, key) {
         Choice::Addresses(pick) => pick,
         Choice::NoFamily => {
             // NODATA. When no candidate of the name has the family, that holds for every
@@ -177,6 +177,15 @@ fn gslb_answer<'s>(
     };
     if pick.failed_open {
         gslb.all_down_total.fetch_add(1, Ordering::Relaxed);
+    }
+    if let (Some(hashed), Some(scope)) = (pick.hashed, ans.scope.as_mut()) {
+        // The choice hashed the client's network: it holds for that prefix, no wider.
+        let hashed = if client.addr.is_ipv6() && client.addr.to_canonical().is_ipv4() {
+            hashed + 96
+        } else {
+            hashed
+        };
+        *scope = (*scope).max(hashed);
     }
     for &(pos, mask) in &pick.chosen {
         let f = gslb.candidates[pos as usize].family(family);
@@ -299,7 +308,7 @@ all_down = { cname = "sorry" }
             &name,
             &key,
             RecordType::A,
-            "192.0.2.1".parse().unwrap(),
+            "192.0.2.1".parse::<std::net::IpAddr>().unwrap(),
         );
         a.answer.iter().map(|r| r.get().to_string()).collect()
     }

@@ -11,9 +11,13 @@
 
 use smallvec::SmallVec;
 
+use super::Client;
 use crate::compile::{AllDownAnswer, Candidate, GslbNode};
 use crate::family::Family;
+use crate::geo::table::Decision;
 use crate::health::{Admin, HealthTable, Word};
+use crate::weigh::{self, ClientNet};
+use crate::zone::model::Select;
 
 /// Most addresses per data center and family: one bit each in a `u64` mask. The zone
 /// validator enforces it.
@@ -66,12 +70,15 @@ pub fn admit(datacenter: Word, address: Word) -> Verdict {
 /// The candidates (position, bit mask of addresses) that answer.
 #[derive(Debug, Default)]
 pub struct Pick {
-    /// Chosen candidates, best first, each with its addresses to answer.
+    /// Chosen candidates, the weighted choice first, each with its addresses to answer.
     pub chosen: SmallVec<[(u8, u64); 4]>,
     /// Some candidate considered was down, partly down or flapping: answer at the short TTL.
     pub degraded: bool,
     /// Every candidate was down and the name fails open: these are answered as if up.
     pub failed_open: bool,
+    /// The choice hashed the client network: the answer holds for that prefix only, so the
+    /// ECS scope must not be wider.
+    pub hashed: Option<u8>,
 }
 
 /// What a GSLB name answers a client of one family.
@@ -86,41 +93,341 @@ pub enum Choice<'s> {
     AllDown(&'s AllDownAnswer),
 }
 
-/// Walks the client's ordered `list`, skipping data centers with no address admitted,
-/// keeping the admitted addresses (at most `max_addresses`), until `max_datacenters` are
-/// chosen. When every candidate of the family is out, fails open or returns the policy.
-pub fn choose<'s>(
-    gslb: &'s GslbNode,
+/// One candidate of a client's list considered for sharing its traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Position among the name's candidates.
+    pub pos: u8,
+    /// Its weight (0 is never a member: drained).
+    pub weight: u64,
+    /// Its admitted addresses; 0 when it is down.
+    pub mask: u64,
+    /// At the head of the list (`spread`, `band`): its share is its own. Others only take
+    /// the share of a down head, `spill` of them.
+    pub head: bool,
+}
+
+/// The candidates of a client's list walked for one answer, in list order: the head that
+/// shares the client's traffic, then as many more as spill and `max_datacenters` need.
+#[derive(Debug, Default)]
+pub struct Shares {
+    /// Candidates with an address of the family and a weight, in list order.
+    pub members: SmallVec<[Member; 8]>,
+    /// Some member is down, partly down or flapping.
+    pub degraded: bool,
+    /// Some candidate of the list has an address of the family.
+    pub had_family: bool,
+    /// How many admitted candidates after the head take a down head's share.
+    spill: usize,
+}
+
+impl Shares {
+    /// The head members.
+    pub fn head(&self) -> impl Iterator<Item = &Member> {
+        self.members.iter().filter(|m| m.head)
+    }
+
+    /// The members that take a down head's share: the first `spill` admitted after the
+    /// head, or, when there are none, the head's admitted members.
+    pub fn spill_targets(&self) -> impl Iterator<Item = &Member> {
+        let after = self.members.iter().filter(|m| !m.head && m.mask != 0);
+        let any_after = after.clone().next().is_some();
+        let (after, head) = if any_after {
+            (Some(after.take(self.spill)), None)
+        } else {
+            (None, Some(self.head().filter(|m| m.mask != 0)))
+        };
+        after
+            .into_iter()
+            .flatten()
+            .chain(head.into_iter().flatten())
+    }
+
+    /// The long-run share of answers each member gets, by position: the head by weight,
+    /// a down head's share split over the spill targets by theirs.
+    pub fn fractions(&self) -> SmallVec<[(u8, f64); 8]> {
+        let total: u64 = self.head().map(|m| m.weight).sum();
+        let lost: u64 = self.head().filter(|m| m.mask == 0).map(|m| m.weight).sum();
+        let spill_total: u64 = self.spill_targets().map(|m| m.weight).sum();
+        let mut out: SmallVec<[(u8, f64); 8]> = SmallVec::new();
+        if total == 0 {
+            return out;
+        }
+        for m in &self.members {
+            let mut f = 0.0;
+            if m.head && m.mask != 0 {
+                f += m.weight as f64 / total as f64;
+            }
+            if spill_total > 0 && self.spill_targets().any(|t| t.pos == m.pos) {
+                f += lost as f64 / total as f64 * m.weight as f64 / spill_total as f64;
+            }
+            out.push((m.pos, f));
+        }
+        out
+    }
+}
+
+/// The client as selection sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientKey {
+    /// The network a sticky name hashes.
+    pub net: ClientNet,
+    /// False for `explain`: rotation does not advance.
+    answering: bool,
+}
+
+/// The network of `client` that `gslb` hashes when sticky: the configured prefix, cut to
+/// the ECS source prefix when the client disclosed less.
+pub fn client_key(gslb: &GslbNode, client: Client) -> ClientKey {
+    let prefix = match gslb.select {
+        Select::Sticky {
+            v4_prefix,
+            v6_prefix,
+        } => {
+            let p = if client.addr.to_canonical().is_ipv4() {
+                v4_prefix
+            } else {
+                v6_prefix
+            };
+            client.ecs_source.map_or(p, |s| s.min(p))
+        }
+        Select::Rotate => 0,
+    };
+    ClientKey {
+        answering: true,
+        net: match gslb.select {
+            Select::Sticky { .. } => ClientNet::new(client.addr, prefix),
+            Select::Rotate => ClientNet::new(client.addr, 0),
+        },
+    }
+}
+
+/// Walks the client's list: the head (the first `spread` candidates, or all within the
+/// band), each with its admitted addresses, then candidates after it while a down head's
+/// share needs `spill` admitted ones or the answer needs `max_datacenters`.
+pub fn shares(
+    gslb: &GslbNode,
     health: &HealthTable,
-    list: &[u8],
+    decision: &Decision<'_>,
     family: Family,
-) -> Choice<'s> {
-    let mut p = Pick::default();
-    let mut had_family = false;
-    for &pos in list {
+) -> Shares {
+    let mut s = Shares {
+        spill: gslb.spill,
+        ..Shares::default()
+    };
+    let (mut heads, mut heads_down, mut after_up, mut up) = (0usize, 0usize, 0usize, 0usize);
+    for (idx, &pos) in decision.list.iter().enumerate() {
         let c = &gslb.candidates[pos as usize];
         if c.family(family).records.is_empty() {
             continue;
         }
-        had_family = true;
-        let mask = admitted(c, health, family, &mut p.degraded);
-        if mask == 0 {
+        s.had_family = true;
+        if c.weight == 0 {
             continue;
         }
-        p.chosen.push((pos, first_bits(mask, gslb.max_addresses)));
-        if p.chosen.len() == gslb.max_datacenters {
+        let head = heads < gslb.spread || idx < usize::from(decision.near);
+        if !head && (heads_down == 0 || after_up >= gslb.spill) && up >= gslb.max_datacenters {
             break;
         }
+        let mask = admitted(c, health, family, &mut s.degraded);
+        if head {
+            heads += 1;
+            heads_down += usize::from(mask == 0);
+        } else if mask != 0 {
+            after_up += 1;
+        }
+        up += usize::from(mask != 0);
+        s.members.push(Member {
+            pos,
+            weight: u64::from(c.weight),
+            mask,
+            head,
+        });
     }
-    if !had_family {
-        Choice::NoFamily
-    } else if !p.chosen.is_empty() {
+    s
+}
+
+/// Walks the client's ordered list (see [`shares`]), chooses one data center by weight
+/// (rotating or by the client network's hash), a down head's share going to the spill
+/// targets, then fills the answer up to `max_datacenters` in list order, each with at most
+/// `max_addresses` addresses chosen by weight. When every candidate of the family is out,
+/// fails open or returns the policy.
+pub fn choose<'s>(
+    gslb: &'s GslbNode,
+    health: &HealthTable,
+    decision: &Decision<'_>,
+    family: Family,
+    client: ClientKey,
+) -> Choice<'s> {
+    choose_in(gslb, health, decision, family, client, true)
+}
+
+/// [`choose`] for `explain`: the same walk and verdicts, but nothing is counted and the
+/// rotation does not advance (a rotating choice is the heaviest member instead).
+pub fn choose_quietly<'s>(
+    gslb: &'s GslbNode,
+    health: &HealthTable,
+    decision: &Decision<'_>,
+    family: Family,
+    client: ClientKey,
+) -> Choice<'s> {
+    choose_in(gslb, health, decision, family, client, false)
+}
+
+fn choose_in<'s>(
+    gslb: &'s GslbNode,
+    health: &HealthTable,
+    decision: &Decision<'_>,
+    family: Family,
+    mut client: ClientKey,
+    answering: bool,
+) -> Choice<'s> {
+    client.answering = answering;
+    let s = shares(gslb, health, decision, family);
+    if !s.had_family {
+        return Choice::NoFamily;
+    }
+    let mut p = Pick {
+        degraded: s.degraded,
+        ..Pick::default()
+    };
+    if let Some(first) = pick_first(gslb, &s, client, &mut p.hashed) {
+        let m = s.members[first];
+        p.chosen
+            .push((m.pos, addresses(gslb, m, family, client, &mut p.hashed)));
+        for m in s
+            .members
+            .iter()
+            .filter(|m| m.mask != 0 && m.pos != s.members[first].pos)
+        {
+            if p.chosen.len() >= gslb.max_datacenters {
+                break;
+            }
+            p.chosen
+                .push((m.pos, addresses(gslb, *m, family, client, &mut p.hashed)));
+        }
+        if answering {
+            gslb.answers.add(m.pos as usize);
+        }
+        return Choice::Addresses(p);
+    }
+    if matches!(gslb.all_down, AllDownAnswer::FailOpen) {
+        let p = fail_open(gslb, health, decision.list, family);
+        if let (true, Some(&(pos, _))) = (answering, p.chosen.first()) {
+            gslb.answers.add(pos as usize);
+        }
         Choice::Addresses(p)
-    } else if matches!(gslb.all_down, AllDownAnswer::FailOpen) {
-        Choice::Addresses(fail_open(gslb, health, list, family))
     } else {
         Choice::AllDown(&gslb.all_down)
     }
+}
+
+/// The member answered first: one of the head by weight; when it is down, one of the
+/// spill targets by weight. Two steps rather than one draw over combined shares, so that a
+/// sticky client of a healthy head keeps it when another head fails.
+fn pick_first(
+    gslb: &GslbNode,
+    s: &Shares,
+    client: ClientKey,
+    hashed: &mut Option<u8>,
+) -> Option<usize> {
+    let head: SmallVec<[usize; 8]> = (0..s.members.len())
+        .filter(|&i| s.members[i].head)
+        .collect();
+    let h = weighted(gslb, s, &head, client, hashed)?;
+    if s.members[h].mask != 0 {
+        return Some(h);
+    }
+    let targets: SmallVec<[usize; 8]> = s
+        .spill_targets()
+        .map(|t| s.members.iter().position(|m| m.pos == t.pos).unwrap_or(0))
+        .collect();
+    weighted(gslb, s, &targets, client, hashed)
+}
+
+/// One of `among` (indices into the members) by weight, as the name selects.
+fn weighted(
+    gslb: &GslbNode,
+    s: &Shares,
+    among: &[usize],
+    client: ClientKey,
+    hashed: &mut Option<u8>,
+) -> Option<usize> {
+    match among {
+        [] => None,
+        [only] => Some(*only),
+        _ => match gslb.select {
+            Select::Rotate if !client.answering => {
+                heaviest(among.iter().map(|&i| s.members[i].weight)).map(|k| among[k])
+            }
+            Select::Rotate => {
+                let members: SmallVec<[(u32, u64); 8]> = among
+                    .iter()
+                    .map(|&i| {
+                        (
+                            gslb.rotor + u32::from(s.members[i].pos),
+                            s.members[i].weight,
+                        )
+                    })
+                    .collect();
+                weigh::rotate(&members).map(|k| among[k])
+            }
+            Select::Sticky { .. } => {
+                *hashed = Some(client.net.prefix);
+                let members = among.iter().map(|&i| {
+                    let m = &s.members[i];
+                    (gslb.candidates[m.pos as usize].key, m.weight)
+                });
+                weigh::rendezvous(client.net, members).map(|k| among[k])
+            }
+        },
+    }
+}
+
+/// The addresses of `m` to answer: all admitted ones, or `max_addresses` of them chosen by
+/// address weight.
+fn addresses(
+    gslb: &GslbNode,
+    m: Member,
+    family: Family,
+    client: ClientKey,
+    hashed: &mut Option<u8>,
+) -> u64 {
+    let n = gslb.max_addresses;
+    if (m.mask.count_ones() as usize) <= n {
+        return m.mask;
+    }
+    let f = gslb.candidates[m.pos as usize].family(family);
+    let mut left = m.mask;
+    let mut out = 0u64;
+    for _ in 0..n {
+        let idx: SmallVec<[usize; 16]> = (0..f.weights.len().min(MAX_ADDRESSES))
+            .filter(|&i| left & (1 << i) != 0)
+            .collect();
+        let pick = match gslb.select {
+            Select::Rotate if !client.answering => {
+                heaviest(idx.iter().map(|&i| u64::from(f.weights[i])))
+            }
+            Select::Rotate => {
+                let members: SmallVec<[(u32, u64); 16]> = idx
+                    .iter()
+                    .map(|&i| (f.rotor + i as u32, u64::from(f.weights[i])))
+                    .collect();
+                weigh::rotate(&members)
+            }
+            Select::Sticky { .. } => {
+                *hashed = Some(client.net.prefix);
+                weigh::rendezvous(
+                    client.net,
+                    idx.iter().map(|&i| (f.keys[i], u64::from(f.weights[i]))),
+                )
+            }
+        };
+        let Some(k) = pick else { break };
+        out |= 1 << idx[k];
+        left &= !(1 << idx[k]);
+    }
+    out
 }
 
 /// True when every candidate of the name that has the family is out: the state the
@@ -188,6 +495,9 @@ fn fail_open(gslb: &GslbNode, health: &HealthTable, list: &[u8], family: Family)
     for honour_operators in [true, false] {
         for &pos in list {
             let c = &gslb.candidates[pos as usize];
+            if honour_operators && c.weight == 0 {
+                continue;
+            }
             let mut mask = 0u64;
             for (i, v) in verdicts(c, health, family).enumerate() {
                 if !honour_operators || !v.operator_out() {
@@ -207,6 +517,17 @@ fn fail_open(gslb: &GslbNode, health: &HealthTable, list: &[u8], family: Family)
         }
     }
     p
+}
+
+/// The index of the first largest weight.
+fn heaviest(weights: impl Iterator<Item = u64>) -> Option<usize> {
+    let mut best: Option<(usize, u64)> = None;
+    for (i, w) in weights.enumerate() {
+        if best.is_none_or(|(_, b)| w > b) {
+            best = Some((i, w));
+        }
+    }
+    best.map(|(i, _)| i)
 }
 
 /// Keeps the lowest `n` set bits of `mask`: the first `n` admitted addresses, in file order.

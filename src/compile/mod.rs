@@ -24,7 +24,8 @@ use crate::geo::decision::{CompiledPolicy, Rule, build_table};
 use crate::geo::table::GeoTable;
 use crate::health::{HealthId, HealthSources, HealthTable, Key, TableFull, TargetHealth};
 use crate::name_key::{NameKey, key_of, wildcard_of};
-use crate::zone::model::{AllDown, Datacenter, DcAddress, Fallback, Gslb, Policy};
+use crate::weigh::{self, AnswerCounts};
+use crate::zone::model::{AllDown, Datacenter, DcAddress, Fallback, Gslb, Policy, Select};
 use crate::zone::{Node, Zone};
 
 /// Index of a node within its zone.
@@ -100,6 +101,16 @@ pub struct GslbNode {
     pub max_addresses: usize,
     /// Answers given with every candidate in the client's list down (for metrics).
     pub all_down_total: AtomicU64,
+    /// How one data center is chosen among those sharing a client.
+    pub select: Select,
+    /// Data centers at the head of a client's list that share its traffic.
+    pub spread: usize,
+    /// Healthy candidates after the head that take a down data center's share.
+    pub spill: usize,
+    /// First index of this name's data centers in the per-thread rotation state.
+    pub rotor: u32,
+    /// Answers per data center, counted per thread (see [`AnswerCounts`]).
+    pub answers: AnswerCounts,
 }
 
 /// The all-down policy of a name, with its records ready.
@@ -127,6 +138,11 @@ pub enum AllDownAnswer {
 pub struct Candidate {
     /// Data center id.
     pub datacenter: String,
+    /// Relative capacity among the data centers sharing a client; 0 is drained.
+    pub weight: u32,
+    /// A hash of the data center id: its identity in rendezvous hashing, the same across
+    /// restarts and reloads.
+    pub key: u64,
     /// The data center's slot in the health table (its override).
     pub slot: HealthId,
     /// IPv4 answers.
@@ -147,6 +163,12 @@ pub struct FamilyAnswers {
     pub slots: Box<[HealthId]>,
     /// Each address's probe, for `explain`'s detail; `None` when it has no check.
     pub checks: Box<[Option<Arc<TargetHealth>>]>,
+    /// Each address's weight within the data center.
+    pub weights: Box<[u32]>,
+    /// A hash of each address: its identity in rendezvous hashing.
+    pub keys: Box<[u64]>,
+    /// First index of these addresses in the per-thread rotation state.
+    pub rotor: u32,
 }
 
 impl Candidate {
@@ -199,6 +221,7 @@ impl Snapshot {
             tables: TableCache::default(),
             health,
             keys: HashSet::new(),
+            rotors: 0,
         };
         let compiled: Vec<CompiledZone> = zones
             .iter()
@@ -472,6 +495,8 @@ struct Ctx<'h> {
     tables: TableCache,
     health: &'h HealthSources,
     keys: HashSet<Key>,
+    /// Next free index of the per-thread rotation state (see [`crate::weigh`]).
+    rotors: u32,
 }
 
 fn compile_gslb(
@@ -526,6 +551,7 @@ fn compile_gslb(
             .collect(),
         rule,
         networks,
+        band_km: g.band_km,
     };
     let (policy, table) = match tables.0.iter().find(|(p, _)| **p == policy) {
         Some((p, t)) => (p.clone(), t.clone()),
@@ -538,12 +564,16 @@ fn compile_gslb(
     };
     let (ttl, short_ttl) = (g.ttl.secs(), g.min_ttl.secs());
     let zone_name = zone.origin.to_string();
+    let rotor = ctx.rotors;
+    ctx.rotors += g.candidates.len() as u32;
     let mut family = |dc: &Datacenter, v6: bool| -> Result<FamilyAnswers, TableFull> {
         let addrs: Vec<&DcAddress> = dc
             .addresses
             .iter()
             .filter(|a| a.ip.is_ipv6() == v6)
             .collect();
+        let rotor = ctx.rotors;
+        ctx.rotors += addrs.len() as u32;
         let mut slots = Vec::with_capacity(addrs.len());
         let mut checks = Vec::with_capacity(addrs.len());
         for a in &addrs {
@@ -571,6 +601,17 @@ fn compile_gslb(
                 .collect(),
             slots: slots.into(),
             checks: checks.into(),
+            weights: addrs.iter().map(|a| a.weight).collect(),
+            keys: addrs
+                .iter()
+                .map(|a| {
+                    weigh::stable_hash(&match a.ip {
+                        IpAddr::V4(ip) => ip.to_ipv6_mapped().octets(),
+                        IpAddr::V6(ip) => ip.octets(),
+                    })
+                })
+                .collect(),
+            rotor,
         })
     };
     let mut candidates = Vec::with_capacity(g.candidates.len());
@@ -578,6 +619,8 @@ fn compile_gslb(
         let dc = &zone.datacenters[c];
         candidates.push(Candidate {
             datacenter: dc.id.clone(),
+            weight: dc.weight,
+            key: weigh::stable_hash(dc.id.as_bytes()),
             slot: ctx.health.table().datacenter_slot(&zone_name, &dc.id)?,
             a: family(dc, false)?,
             aaaa: family(dc, true)?,
@@ -614,6 +657,11 @@ fn compile_gslb(
         max_addresses: g.max_addresses.unwrap_or(usize::MAX),
         all_down,
         all_down_total: AtomicU64::new(0),
+        select: g.select,
+        spread: g.spread,
+        spill: g.spill,
+        rotor,
+        answers: AnswerCounts::new(g.candidates.len()),
     })
 }
 

@@ -12,7 +12,7 @@ use ipnet::IpNet;
 
 use super::db::BasePartition;
 use super::partition::Partition;
-use super::table::{GeoTable, ListId};
+use super::table::{GeoTable, ListId, Ranked};
 use super::{Code, Coord, Location};
 
 /// A policy with its lists as candidate positions, ready to decide.
@@ -24,6 +24,8 @@ pub struct CompiledPolicy {
     pub rule: Rule,
     /// Network rules (zone overrides first, then the name's own; later wins on a tie).
     pub networks: Vec<(IpNet, Vec<u8>)>,
+    /// Candidates within this many km of the nearest count as equally near (`band`).
+    pub band_km: Option<f64>,
 }
 
 /// The ordering rule.
@@ -146,6 +148,29 @@ impl CompiledPolicy {
         (order, Reason::Nearest(client))
     }
 
+    /// How many candidates at the head of `order` are as near as the first, by `band`: 1
+    /// without a band, for an unknown location, and for lists not ordered by distance.
+    pub fn near(&self, loc: &Location, order: &[u8], reason: &Reason) -> u8 {
+        let (Some(band), Some(client), Reason::Nearest(_)) = (self.band_km, loc.coord, reason)
+        else {
+            return 1;
+        };
+        let dist = |i: u8| {
+            self.coords[i as usize]
+                .map(|c| client.distance_km(&c))
+                .unwrap_or(f64::INFINITY)
+        };
+        let Some(&first) = order.first() else {
+            return 1;
+        };
+        let limit = dist(first) + band;
+        order
+            .iter()
+            .take_while(|&&i| dist(i) <= limit)
+            .count()
+            .max(1) as u8
+    }
+
     /// The network rule covering `ip`, if any (longest prefix, later entry on a tie).
     pub fn network_rule(&self, ip: std::net::IpAddr) -> Option<&(IpNet, Vec<u8>)> {
         let ip = ip.to_canonical();
@@ -161,18 +186,21 @@ impl CompiledPolicy {
 /// Compiles `policy` over every address: each range of `base` gets the list its location
 /// decides, network rules are laid over by address, and neighbours with one list merge.
 pub fn build_table(base: &BasePartition, policy: &CompiledPolicy) -> GeoTable {
-    let mut lists: Vec<Box<[u8]>> = Vec::new();
-    let mut interned: HashMap<Vec<u8>, ListId> = HashMap::new();
-    let mut intern = |l: Vec<u8>, lists: &mut Vec<Box<[u8]>>| -> ListId {
-        *interned.entry(l).or_insert_with_key(|l| {
-            lists.push(l.clone().into_boxed_slice());
+    let mut lists: Vec<Ranked> = Vec::new();
+    let mut interned: HashMap<(Vec<u8>, u8), ListId> = HashMap::new();
+    let mut intern = |l: Vec<u8>, near: u8, lists: &mut Vec<Ranked>| -> ListId {
+        *interned.entry((l, near)).or_insert_with_key(|(l, near)| {
+            lists.push(Ranked {
+                order: l.clone().into_boxed_slice(),
+                near: *near,
+            });
             (lists.len() - 1) as ListId
         })
     };
     let nets: Vec<(IpNet, ListId)> = policy
         .networks
         .iter()
-        .map(|(n, l)| (*n, intern(l.clone(), &mut lists)))
+        .map(|(n, l)| (*n, intern(l.clone(), 1, &mut lists)))
         .collect();
     let (n4, n6) = Partition::from_networks(&nets);
     let mut memo: HashMap<(u32, u32), ListId> = HashMap::new();
@@ -181,8 +209,10 @@ pub fn build_table(base: &BasePartition, policy: &CompiledPolicy) -> GeoTable {
             return id;
         }
         *memo.entry((loc, asn)).or_insert_with(|| {
-            let (list, _) = policy.decide(&base.locations[loc as usize], asn);
-            intern(list, &mut lists)
+            let location = &base.locations[loc as usize];
+            let (list, reason) = policy.decide(location, asn);
+            let near = policy.near(location, &list, &reason);
+            intern(list, near, &mut lists)
         })
     };
     let mut v4 = base.v4.zip(&n4, &mut decide);
@@ -221,6 +251,7 @@ mod tests {
                 default: Some(vec![0]),
             },
             networks: vec![],
+            band_km: None,
         }
     }
 
@@ -269,6 +300,7 @@ mod tests {
             coords: vec![Some(ams), Some(nyc), Some(sin)],
             rule: Rule::Nearest,
             networks: vec![],
+            band_km: None,
         };
         let sao_paulo = Location {
             coord: Some(Coord {

@@ -20,6 +20,8 @@ pub type ListId = u32;
 pub struct Decision<'t> {
     /// Candidate positions, best first.
     pub list: &'t [u8],
+    /// How many candidates at the head of `list` are equally near (the `band`); at least 1.
+    pub near: u8,
     /// ECS scope prefix length.
     pub scope: u8,
 }
@@ -29,7 +31,16 @@ pub struct Decision<'t> {
 pub struct GeoTable {
     pub(super) v4: Partition<ListId>,
     pub(super) v6: Partition<ListId>,
-    pub(super) lists: Vec<Box<[u8]>>,
+    pub(super) lists: Vec<Ranked>,
+}
+
+/// One interned list: the candidate order and how many at its head are equally near.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ranked {
+    /// Candidate positions, best first.
+    pub order: Box<[u8]>,
+    /// Candidates at the head of `order` within the band of the nearest; at least 1.
+    pub near: u8,
 }
 
 impl GeoTable {
@@ -47,8 +58,10 @@ impl GeoTable {
             // Asked as ::ffff:a.b.c.d: the scope is in IPv6 terms, below the mapped /96.
             scope += 96;
         }
+        let ranked = &self.lists[list_id as usize];
         Decision {
-            list: &self.lists[list_id as usize],
+            list: &ranked.order,
+            near: ranked.near,
             scope,
         }
     }

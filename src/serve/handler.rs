@@ -18,7 +18,7 @@ use hickory_server::server::Request;
 use hickory_server::zone_handler::MessageResponseBuilder;
 
 use super::ecs;
-use crate::answer::{Answer, Rec, resolve};
+use crate::answer::{Answer, Client, Rec, resolve};
 use crate::compile::Snapshot;
 use crate::name_key::NameKey;
 
@@ -152,8 +152,11 @@ impl Responder {
                     let name = q.original().name();
                     // RFC 7871 §7.1.2: SOURCE PREFIX-LENGTH 0 means "use the resolver's address".
                     let client = match ecs {
-                        Some(cs) if cs.source > 0 => cs.addr,
-                        _ => request.src().ip().to_canonical(),
+                        Some(cs) if cs.source > 0 => Client {
+                            addr: cs.addr,
+                            ecs_source: Some(cs.source),
+                        },
+                        _ => Client::from(request.src().ip().to_canonical()),
                     };
                     match NameKey::new(name) {
                         Some(key) => resolve(snap, name, &key, qtype, client),

@@ -36,6 +36,10 @@ impl Ttl {
     }
 }
 
+/// Largest weight of a data center or an address. Shares are computed as products of two
+/// weights in 64 bits, which this bound keeps far from overflow.
+pub const MAX_WEIGHT: u32 = 1_000_000;
+
 /// One zone, ready to compile.
 #[derive(Debug)]
 pub struct Zone {
@@ -68,6 +72,8 @@ pub struct Datacenter {
     pub country: Option<Code>,
     /// Continent code.
     pub continent: Option<Code>,
+    /// Relative capacity among the data centers sharing a client; 0 drains it.
+    pub weight: u32,
 }
 
 /// One address of a data center.
@@ -98,6 +104,29 @@ pub struct Gslb {
     pub min_ttl: Ttl,
     /// What to answer when every candidate is down.
     pub all_down: AllDown,
+    /// How one data center is chosen among those sharing a client.
+    pub select: Select,
+    /// Data centers at the head of a client's list that share its traffic by weight.
+    pub spread: usize,
+    /// Candidates within this many km of the nearest share like the head of the list.
+    pub band_km: Option<f64>,
+    /// Healthy candidates after the shared head that take a down data center's share.
+    pub spill: usize,
+}
+
+/// How a GSLB name chooses among the data centers that share a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Select {
+    /// Smooth weighted round-robin per query: shares hold over any run of answers.
+    Rotate,
+    /// Rendezvous hashing of the client network: a network keeps its data center, and a
+    /// change moves only the networks it must.
+    Sticky {
+        /// Prefix length hashed for IPv4 clients.
+        v4_prefix: u8,
+        /// Prefix length hashed for IPv6 clients.
+        v6_prefix: u8,
+    },
 }
 
 /// The answer of a GSLB name whose candidates are all down. Operators disagree on what is

@@ -76,6 +76,9 @@ pub struct DatacenterSpec {
     pub continent: Option<Spanned<String>>,
     /// Name of a `[checks.NAME]` table probing each address (an address may override it).
     pub check: Option<Spanned<String>>,
+    /// Relative capacity of the site among the data centers sharing a client (default 1);
+    /// 0 drains it.
+    pub weight: Option<Spanned<i64>>,
 }
 
 /// One `[checks.NAME]` table: a health check data centers and addresses refer to by name.
@@ -218,6 +221,19 @@ pub struct GslbSpec {
     pub min_ttl: Option<Spanned<Seconds>>,
     /// What to answer when every candidate is down (default `"fail_open"`).
     pub all_down: Option<Spanned<AllDownSpec>>,
+    /// `"rotate"` (default): weighted round-robin per query; `"sticky"`: by a hash of the
+    /// client network.
+    pub select: Option<Spanned<String>>,
+    /// How many data centers at the head of a client's list share its traffic (default 1).
+    pub spread: Option<Spanned<i64>>,
+    /// Distance (`"500km"`) within which candidates count as equally near as the nearest.
+    pub band: Option<Spanned<String>>,
+    /// How many further healthy candidates take the share of a down data center (default 1).
+    pub spill: Option<Spanned<i64>>,
+    /// Prefix length of the IPv4 client network hashed by `select = "sticky"` (default 24).
+    pub sticky_ipv4_prefix: Option<Spanned<i64>>,
+    /// Prefix length of the IPv6 client network hashed by `select = "sticky"` (default 56).
+    pub sticky_ipv6_prefix: Option<Spanned<i64>>,
 }
 
 /// `[names.X.gslb.map]`: client geography → ordered data center lists.

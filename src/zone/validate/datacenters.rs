@@ -84,12 +84,12 @@ impl Validator<'_, '_> {
             };
             let weight = match a.get_ref().weight {
                 None => 1,
-                Some(w) if (1..=1_000_000).contains(&w) => w as u32,
+                Some(w) if (1..=i64::from(MAX_WEIGHT)).contains(&w) => w as u32,
                 Some(w) => {
                     self.d.error(
                         Some(a.span()),
                         format!("{akey}.weight"),
-                        format!("{w} is outside 1..=1000000"),
+                        format!("{w} is outside 1..={MAX_WEIGHT}"),
                         Some(
                             "weights are relative shares; use small positive numbers like 1, 2, 10"
                                 .into(),
@@ -164,6 +164,22 @@ impl Validator<'_, '_> {
                 .ok(),
             None => country.and_then(centroid_of),
         };
+        let weight = match &spec.weight {
+            None => 1,
+            Some(w) if (0..=i64::from(MAX_WEIGHT)).contains(w.get_ref()) => *w.get_ref() as u32,
+            Some(w) => {
+                self.d.error(
+                    Some(w.span()),
+                    format!("{key}.weight"),
+                    format!("{} is outside 0..={MAX_WEIGHT}", w.get_ref()),
+                    Some(
+                        "the site's relative capacity: small whole numbers like 1, 3, 10; 0 drains it"
+                            .into(),
+                    ),
+                );
+                1
+            }
+        };
         if self.d.error_count() > errors {
             return None;
         }
@@ -173,6 +189,7 @@ impl Validator<'_, '_> {
             location,
             country,
             continent,
+            weight,
         })
     }
 

@@ -150,9 +150,11 @@ impl Validator<'_, '_> {
             None => Some(AllDown::FailOpen),
             Some(a) => self.all_down(origin, &format!("{key}.all_down"), a),
         };
+        let share = self.sharing(key, spec, candidates.len(), needs_location);
         if self.d.error_count() > errors {
             return None;
         }
+        let (select, spread, band_km, spill) = share?;
         Some(Gslb {
             candidates,
             policy: policy?,
@@ -161,7 +163,139 @@ impl Validator<'_, '_> {
             ttl: ttl?,
             min_ttl: min_ttl?,
             all_down: all_down?,
+            select,
+            spread,
+            band_km,
+            spill,
         })
+    }
+
+    /// `select`, `spread`, `band`, `spill` and the sticky prefixes: how the head of a
+    /// client's list shares its traffic.
+    fn sharing(
+        &mut self,
+        key: &str,
+        spec: &GslbSpec,
+        candidates: usize,
+        ordered_by_distance: bool,
+    ) -> Option<(Select, usize, Option<f64>, usize)> {
+        let errors = self.d.error_count();
+        let count = |d: &mut FileDiags<'_>, v: &Option<Spanned<i64>>, field: &str, help: &str| {
+            let Some(x) = v else { return 1 };
+            let n = *x.get_ref();
+            if n >= 1 && (n as u64) <= candidates.max(1) as u64 {
+                return n as usize;
+            }
+            d.error(
+                Some(x.span()),
+                format!("{key}.{field}"),
+                format!(
+                    "{n} is outside 1..={} (the number of candidates)",
+                    candidates.max(1)
+                ),
+                Some(help.into()),
+            );
+            1
+        };
+        let spread = count(
+            self.d,
+            &spec.spread,
+            "spread",
+            "how many data centers at the head of each client's list share its traffic; 1 sends it to the first",
+        );
+        let spill = count(
+            self.d,
+            &spec.spill,
+            "spill",
+            "how many further healthy data centers take a down data center's share; 1 gives it to the next",
+        );
+        let band_km = spec.band.as_ref().and_then(|b| {
+            let text = b.get_ref().trim();
+            let value = text
+                .strip_suffix("km")
+                .map(str::trim_end)
+                .and_then(|n| n.parse::<f64>().ok())
+                .filter(|km| km.is_finite() && *km >= 0.0 && *km <= 20_040.0);
+            if value.is_none() {
+                self.d.error(
+                    Some(b.span()),
+                    format!("{key}.band"),
+                    format!("{text:?} is not a distance"),
+                    Some("write kilometres from 0 to 20040 with the unit, e.g. \"500km\"".into()),
+                );
+            } else if !ordered_by_distance {
+                self.d.error(
+                    Some(b.span()),
+                    format!("{key}.band"),
+                    "band needs lists ordered by distance",
+                    Some("use it with policy = \"nearest\" (or a map whose default is \"nearest\"), or remove it".into()),
+                );
+            }
+            value
+        });
+        let prefix = |d: &mut FileDiags<'_>,
+                      v: &Option<Spanned<i64>>,
+                      field: &str,
+                      max: i64,
+                      default: u8| {
+            let Some(x) = v else { return default };
+            if (1..=max).contains(x.get_ref()) {
+                return *x.get_ref() as u8;
+            }
+            d.error(
+                Some(x.span()),
+                format!("{key}.{field}"),
+                format!("{} is outside 1..={max}", x.get_ref()),
+                Some(format!("the prefix length of the client network that keeps its data center; the default is {default}")),
+            );
+            default
+        };
+        let v4_prefix = prefix(
+            self.d,
+            &spec.sticky_ipv4_prefix,
+            "sticky_ipv4_prefix",
+            32,
+            24,
+        );
+        let v6_prefix = prefix(
+            self.d,
+            &spec.sticky_ipv6_prefix,
+            "sticky_ipv6_prefix",
+            128,
+            56,
+        );
+        let select = match spec.select.as_ref().map(|s| (s, s.get_ref().as_str())) {
+            None | Some((_, "rotate")) => {
+                for (field, v) in [
+                    ("sticky_ipv4_prefix", &spec.sticky_ipv4_prefix),
+                    ("sticky_ipv6_prefix", &spec.sticky_ipv6_prefix),
+                ] {
+                    if let Some(x) = v {
+                        self.d.error(
+                            Some(x.span()),
+                            format!("{key}.{field}"),
+                            "a sticky prefix is given but select is \"rotate\"",
+                            Some("set select = \"sticky\", or remove it".into()),
+                        );
+                    }
+                }
+                Select::Rotate
+            }
+            Some((_, "sticky")) => Select::Sticky {
+                v4_prefix,
+                v6_prefix,
+            },
+            Some((s, other)) => {
+                self.d.error(
+                    Some(s.span()),
+                    format!("{key}.select"),
+                    format!("unknown select {other:?}"),
+                    Some("use \"rotate\" (weighted round-robin per query) or \"sticky\" (by client network)".into()),
+                );
+                Select::Rotate
+            }
+        };
+        (self.d.error_count() == errors).then_some((select, spread, band_km, spill))
     }
 
     pub(super) fn all_down(

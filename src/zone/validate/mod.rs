@@ -19,7 +19,8 @@ use toml::de::{DeTable, DeValue};
 use ipnet::IpNet;
 
 use super::model::{
-    AllDown, Datacenter, DcAddress, Fallback, GeoMap, Gslb, Node, Policy, RrSet, Ttl, Zone,
+    AllDown, Datacenter, DcAddress, Fallback, GeoMap, Gslb, MAX_WEIGHT, Node, Policy, RrSet,
+    Select, Ttl, Zone,
 };
 use super::spec::{
     AllDownSpec, DatacenterSpec, FallbackSpec, GslbSpec, HealthCheckSpec, Item, MapSpec, NAME_KEYS,

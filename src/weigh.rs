@@ -1,0 +1,282 @@
+//! Weighted choice on the query path without locks or shared writes: smooth weighted
+//! round-robin over per-thread state, weighted rendezvous hashing of client networks, and
+//! per-thread answer counters summed when read.
+//!
+//! Why per thread: a counter or rotation state shared by every UDP thread would be one cache
+//! line written by every core on every query. Each thread rotates on its own, so each
+//! thread's answers hold the weights exactly and so does their sum.
+
+use std::cell::RefCell;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// A 64-bit hash that is the same on every machine, build and release (FNV-1a, then a
+/// finalizer): sticky choices must survive restarts and upgrades, so no seeded hasher.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    mix(h)
+}
+
+/// The splitmix64 finalizer: spreads every input bit over the output.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The client network a sticky choice hashes: the address cut to a prefix, as a hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientNet {
+    hash: u64,
+    /// The prefix length hashed: the answer holds for this network, which bounds the ECS
+    /// scope of a reply that depended on it.
+    pub prefix: u8,
+}
+
+impl ClientNet {
+    /// The network of `addr` (IPv4-mapped IPv6 counts as IPv4) cut to `prefix` bits.
+    pub fn new(addr: IpAddr, prefix: u8) -> Self {
+        let (bits, family): (u128, u8) = match addr.to_canonical() {
+            IpAddr::V4(a) => (u128::from(u32::from(a)) << 96, 4),
+            IpAddr::V6(a) => (u128::from(a), 6),
+        };
+        let max = if family == 4 { 32 } else { 128 };
+        let prefix = prefix.min(max);
+        let net = if prefix == 0 {
+            0
+        } else {
+            bits & (!0u128 << (128 - u32::from(prefix)))
+        };
+        let mut bytes = [0u8; 18];
+        bytes[..16].copy_from_slice(&net.to_be_bytes());
+        bytes[16] = family;
+        bytes[17] = prefix;
+        Self {
+            hash: stable_hash(&bytes),
+            prefix,
+        }
+    }
+}
+
+/// Weighted rendezvous (highest random weight) score of one member for `net`: the member
+/// with the highest score wins. With `-w / ln(u)`, a member wins in proportion to its weight,
+/// and removing one moves only the networks it had.
+pub fn score(net: ClientNet, member: u64, weight: u64) -> f64 {
+    if weight == 0 {
+        return f64::NEG_INFINITY;
+    }
+    let h = mix(net.hash ^ member.rotate_left(23));
+    // 53 random bits into (0, 1): never 0, so the logarithm is finite.
+    let u = ((h >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64);
+    -(weight as f64) / u.ln()
+}
+
+/// The index in `members` (`(key, weight)`) with the highest rendezvous score for `net`.
+pub fn rendezvous(net: ClientNet, members: impl Iterator<Item = (u64, u64)>) -> Option<usize> {
+    let mut best: Option<(usize, f64)> = None;
+    for (i, (key, w)) in members.enumerate() {
+        let s = score(net, key, w);
+        if w > 0 && best.is_none_or(|(_, b)| s > b) {
+            best = Some((i, s));
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
+thread_local! {
+    /// Smooth round-robin "current weights", by rotor index (assigned at compile time).
+    /// Grows to the largest index used; a reload that renumbers only perturbs a few picks.
+    static ROTOR: RefCell<Vec<i64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Smooth weighted round-robin (the nginx scheme): each member's current weight grows by
+/// its weight, the largest wins and gives back the total. Picks interleave (5:1:1 gives
+/// a a b a c a a) and every run of `total` picks holds the weights exactly.
+///
+/// `members` are `(rotor index, weight)`; returns the index of the winner in `members`.
+pub fn rotate(members: &[(u32, u64)]) -> Option<usize> {
+    let total: u64 = members.iter().map(|m| m.1).sum();
+    if total == 0 {
+        return None;
+    }
+    let need = members.iter().map(|m| m.0 as usize + 1).max().unwrap_or(0);
+    ROTOR.with(|r| {
+        let mut cur = r.borrow_mut();
+        if cur.len() < need {
+            cur.resize(need, 0);
+        }
+        let mut best: Option<(usize, i64)> = None;
+        for (i, &(slot, w)) in members.iter().enumerate() {
+            if w == 0 {
+                continue;
+            }
+            let c = &mut cur[slot as usize];
+            *c += w as i64;
+            if best.is_none_or(|(_, b)| *c > b) {
+                best = Some((i, *c));
+            }
+        }
+        let (i, _) = best?;
+        cur[members[i].0 as usize] -= total as i64;
+        Some(i)
+    })
+}
+
+/// Per-thread rows of counters: most threads running at once that get a row of their own.
+/// More threads share rows, which stays correct (the adds are atomic), just less private.
+const ROWS: usize = 16;
+
+/// One cache line of counters, so that two threads' rows never share a line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Line([AtomicU64; 8]);
+
+/// Answers per data center of one GSLB name. Each thread adds to its own row; reading sums
+/// the rows, so counting writes no line that another core writes.
+#[derive(Debug)]
+pub struct AnswerCounts {
+    lines_per_row: usize,
+    lines: Box<[Line]>,
+}
+
+impl AnswerCounts {
+    /// Counters for `n` data centers.
+    pub fn new(n: usize) -> Self {
+        let lines_per_row = n.div_ceil(8).max(1);
+        Self {
+            lines_per_row,
+            lines: (0..ROWS * lines_per_row).map(|_| Line::default()).collect(),
+        }
+    }
+
+    /// Counts one answer for data center `i`.
+    #[inline]
+    pub fn add(&self, i: usize) {
+        let line = thread_row() * self.lines_per_row + i / 8;
+        if let Some(l) = self.lines.get(line) {
+            l.0[i % 8].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Answers so far for each of the first `n` data centers, summed over threads.
+    pub fn totals(&self, n: usize) -> Vec<u64> {
+        (0..n)
+            .map(|i| {
+                (0..ROWS)
+                    .map(|row| {
+                        self.lines[row * self.lines_per_row + i / 8].0[i % 8]
+                            .load(Ordering::Relaxed)
+                    })
+                    .sum()
+            })
+            .collect()
+    }
+}
+
+/// This thread's row of counters, given out in turn as threads first count.
+fn thread_row() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static ROW: usize = NEXT.fetch_add(1, Ordering::Relaxed) % ROWS;
+    }
+    ROW.with(|r| *r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_interleaves_and_holds_the_weights_exactly() {
+        let members = [(1_000_000, 5), (1_000_001, 1), (1_000_002, 1)];
+        let picks: Vec<usize> = (0..7).map(|_| rotate(&members).unwrap()).collect();
+        // The nginx sequence for 5:1:1: no burst of five.
+        assert_eq!(picks, [0, 0, 1, 0, 2, 0, 0]);
+        let mut counts = [0u32; 3];
+        for _ in 0..7000 {
+            counts[rotate(&members).unwrap()] += 1;
+        }
+        assert_eq!(counts, [5000, 1000, 1000]);
+    }
+
+    #[test]
+    fn rotation_skips_zero_weights_and_answers_none_when_all_are_zero() {
+        let members = [(2_000_000, 0), (2_000_001, 2)];
+        assert!((0..10).all(|_| rotate(&members) == Some(1)));
+        assert_eq!(rotate(&[(2_000_002, 0)]), None);
+    }
+
+    #[test]
+    fn client_networks_hash_by_their_prefix() {
+        let a = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            ClientNet::new(a("192.0.2.1"), 24),
+            ClientNet::new(a("192.0.2.200"), 24)
+        );
+        assert_ne!(
+            ClientNet::new(a("192.0.2.1"), 24),
+            ClientNet::new(a("192.0.3.1"), 24)
+        );
+        assert_eq!(
+            ClientNet::new(a("::ffff:192.0.2.1"), 24),
+            ClientNet::new(a("192.0.2.9"), 24)
+        );
+        assert_eq!(ClientNet::new(a("192.0.2.1"), 40).prefix, 32);
+    }
+
+    #[test]
+    fn rendezvous_follows_weights_and_moves_only_the_removed_members_networks() {
+        let members: Vec<(u64, u64)> = (0..10u64)
+            .map(|i| (stable_hash(format!("dc{i}").as_bytes()), 1 + i % 3))
+            .collect();
+        let total: u64 = members.iter().map(|m| m.1).sum();
+        let nets: Vec<ClientNet> = (0..20_000u32)
+            .map(|i| ClientNet::new(IpAddr::V4((i << 8).into()), 24))
+            .collect();
+        let before: Vec<usize> = nets
+            .iter()
+            .map(|n| rendezvous(*n, members.iter().copied()).unwrap())
+            .collect();
+        for (i, m) in members.iter().enumerate() {
+            let share = before.iter().filter(|&&b| b == i).count() as f64 / nets.len() as f64;
+            let want = m.1 as f64 / total as f64;
+            assert!((share - want).abs() < 0.015, "dc{i}: {share} vs {want}");
+        }
+        // Remove dc4: only its networks move.
+        let mut fewer = members.clone();
+        fewer[4].1 = 0;
+        let mut moved = 0;
+        for (n, &b) in nets.iter().zip(&before) {
+            let after = rendezvous(*n, fewer.iter().copied()).unwrap();
+            if after != b {
+                assert_eq!(b, 4, "a network of another data center moved");
+                moved += 1;
+            }
+        }
+        let had = before.iter().filter(|&&b| b == 4).count();
+        assert_eq!(moved, had);
+    }
+
+    #[test]
+    fn counters_sum_over_threads() {
+        let c = std::sync::Arc::new(AnswerCounts::new(10));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let c = c.clone();
+                std::thread::spawn(move || {
+                    for i in 0..1000 {
+                        c.add(i % 10);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(c.totals(10), vec![400; 10]);
+    }
+}
