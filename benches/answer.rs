@@ -87,6 +87,23 @@ fn bench(c: &mut Criterion) {
         })
     });
 
+    // The same with weights: spread 2 over the nearest two, sticky by client network.
+    let video = Name::from_str("video.example.com.").unwrap();
+    let video_key = NameKey::new(&video).unwrap();
+    c.bench_function(
+        "resolve/gslb video A, spread 2 sticky (no parse, no encode)",
+        |b| {
+            b.iter(|| {
+                i = (i + 1) % clients.len();
+                black_box(
+                    resolve(&snap, &video, &video_key, RecordType::A, clients[i])
+                        .answer
+                        .len(),
+                )
+            })
+        },
+    );
+
     let zone = snap.find_zone(&key).unwrap();
     let Found::Node(id) = zone.find(&key) else {
         panic!("cdn.example.com is not a node")

@@ -314,10 +314,13 @@ all_down = { cname = "sorry" }
     }
 
     #[test]
-    fn max_addresses_takes_the_first_healthy_ones() {
+    fn max_addresses_rotates_over_the_healthy_ones() {
         let health = HealthSources::new(None).unwrap();
         let overrides = &health.overrides;
         let snap = snapshot(&health);
+        // Equal weights: a fresh rotation starts with the first address written, then turns.
+        assert_eq!(answer(&snap), ["cdn.example.com. 30 IN A 192.0.2.10"]);
+        assert_eq!(answer(&snap), ["cdn.example.com. 30 IN A 192.0.2.11"]);
         assert_eq!(answer(&snap), ["cdn.example.com. 30 IN A 192.0.2.10"]);
         let first = OverrideKey::Address {
             address: "192.0.2.10".parse().unwrap(),

@@ -577,6 +577,153 @@ mod tests {
         }
     }
 
+    use crate::compile::{Snapshot, test_zone};
+    use crate::health::{HealthSources, OverrideKey};
+    use std::collections::BTreeMap;
+
+    /// Four data centers, weights 3, 1, 2, 2, no GeoIP data: every client gets them as
+    /// written, so the head is `a` and `b`.
+    fn weighted(extra: &str) -> (HealthSources, Snapshot) {
+        let health = HealthSources::new(None).unwrap();
+        let mut body = String::new();
+        for (dc, w) in [("a", 3), ("b", 1), ("c", 2), ("d", 2)] {
+            let last = match dc {
+                "a" => 10,
+                "b" => 20,
+                "c" => 30,
+                _ => 40,
+            };
+            body += &format!(
+                "[datacenters.{dc}]\naddresses = [\"192.0.2.{last}\"]\nlocation = [0.0, 0.0]\nweight = {w}\n"
+            );
+        }
+        body += &format!(
+            "[names.cdn.gslb]\ndatacenters = [\"a\", \"b\", \"c\", \"d\"]\nspread = 2\nspill = 2\n{extra}\n"
+        );
+        let snap = test_zone::snapshot(&body, &health);
+        (health, snap)
+    }
+
+    /// Data center of each of `n` answers, counted, for clients `client(i)`.
+    fn tally(
+        snap: &Snapshot,
+        n: usize,
+        client: impl Fn(usize) -> Client,
+    ) -> BTreeMap<String, usize> {
+        let g = snap.zones()[0].gslb_nodes().next().unwrap();
+        let mut out = BTreeMap::new();
+        for i in 0..n {
+            let c = client(i);
+            let d = g.table.lookup(c.addr);
+            let Choice::Addresses(p) = choose(g, &snap.health, &d, Family::V4, client_key(g, c))
+            else {
+                panic!("no addresses")
+            };
+            *out.entry(g.candidates[p.chosen[0].0 as usize].datacenter.clone())
+                .or_default() += 1;
+        }
+        out
+    }
+
+    fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
+        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+
+    fn one_client(_: usize) -> Client {
+        Client::from("192.0.2.1".parse::<std::net::IpAddr>().unwrap())
+    }
+
+    #[test]
+    fn rotation_shares_the_head_by_weight_exactly() {
+        let (_h, snap) = weighted("");
+        assert_eq!(
+            tally(&snap, 400, one_client),
+            counts(&[("a", 300), ("b", 100)])
+        );
+    }
+
+    #[test]
+    fn a_down_heads_share_spills_over_the_next_by_weight() {
+        let (health, snap) = weighted("");
+        let b = OverrideKey::Datacenter {
+            zone: "example.com.".into(),
+            datacenter: "b".into(),
+        };
+        health.overrides.set(&b, Admin::Down).unwrap();
+        assert_eq!(
+            tally(&snap, 800, one_client),
+            counts(&[("a", 600), ("c", 100), ("d", 100)])
+        );
+        let g = snap.zones()[0].gslb_nodes().next().unwrap();
+        let d = g.table.lookup(one_client(0).addr);
+        let f: Vec<(u8, f64)> = shares(g, &snap.health, &d, Family::V4).fractions().to_vec();
+        assert_eq!(f, [(0, 0.75), (1, 0.0), (2, 0.125), (3, 0.125)]);
+        // Drained heads spill the same way; a drained spill target takes nothing.
+        health.overrides.set(&b, Admin::Drain).unwrap();
+        let c = OverrideKey::Datacenter {
+            zone: "example.com.".into(),
+            datacenter: "c".into(),
+        };
+        health.overrides.set(&c, Admin::Drain).unwrap();
+        assert_eq!(
+            tally(&snap, 400, one_client),
+            counts(&[("a", 300), ("d", 100)])
+        );
+    }
+
+    #[test]
+    fn weight_zero_is_never_answered_while_others_are_up() {
+        let (_h, drained) = {
+            let health = HealthSources::new(None).unwrap();
+            let body = "[datacenters.a]\naddresses = [\"192.0.2.10\"]\nlocation = [0.0, 0.0]\nweight = 0\n\
+                        [datacenters.b]\naddresses = [\"192.0.2.20\"]\nlocation = [0.0, 0.0]\n\
+                        [names.cdn.gslb]\ndatacenters = [\"a\", \"b\"]\n";
+            let snap = test_zone::snapshot(body, &health);
+            (health, snap)
+        };
+        assert_eq!(tally(&drained, 50, one_client), counts(&[("b", 50)]));
+    }
+
+    #[test]
+    fn sticky_keeps_a_network_and_spreads_networks_by_weight() {
+        let (health, snap) = weighted("select = \"sticky\"");
+        let net = |i: usize| Client::from(std::net::IpAddr::V4(((i as u32) << 8).into()));
+        let t = tally(&snap, 8000, net);
+        // 3:1 within a few percent over 8000 networks.
+        let a = t["a"] as f64 / 8000.0;
+        assert!((a - 0.75).abs() < 0.03, "{t:?}");
+        // Every address of a /24 gets what its network gets; so does the next query.
+        let g = snap.zones()[0].gslb_nodes().next().unwrap();
+        let first = |c: Client| {
+            let d = g.table.lookup(c.addr);
+            match choose(g, &snap.health, &d, Family::V4, client_key(g, c)) {
+                Choice::Addresses(p) => p.chosen[0].0,
+                _ => panic!(),
+            }
+        };
+        for i in 0..200 {
+            let base = first(net(i));
+            let same_net = Client::from(std::net::IpAddr::V4((((i as u32) << 8) | 77).into()));
+            assert_eq!(first(same_net), base);
+            assert_eq!(first(net(i)), base);
+        }
+        // b down: only b's networks move (to c and d), a keeps all of its own.
+        let before: Vec<u8> = (0..2000).map(|i| first(net(i))).collect();
+        let b = OverrideKey::Datacenter {
+            zone: "example.com.".into(),
+            datacenter: "b".into(),
+        };
+        health.overrides.set(&b, Admin::Down).unwrap();
+        for (i, was) in before.iter().enumerate() {
+            let now = first(net(i));
+            if *was == 0 {
+                assert_eq!(now, 0, "a network of a moved");
+            } else {
+                assert!(now == 2 || now == 3, "b's network went to {now}");
+            }
+        }
+    }
+
     #[test]
     fn first_bits_keeps_the_lowest() {
         assert_eq!(first_bits(0b1011_0110, 2), 0b0000_0110);

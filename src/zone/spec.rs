@@ -77,8 +77,8 @@ pub struct DatacenterSpec {
     /// Name of a `[checks.NAME]` table probing each address (an address may override it).
     pub check: Option<Spanned<String>>,
     /// Relative capacity of the site among the data centers sharing a client (default 1);
-    /// 0 drains it.
-    pub weight: Option<Spanned<i64>>,
+    /// 0 drains it. Read as a number so that `1.5` is judged by the validator, with its key.
+    pub weight: Option<Spanned<f64>>,
 }
 
 /// One `[checks.NAME]` table: a health check data centers and addresses refer to by name.

@@ -166,12 +166,22 @@ impl Validator<'_, '_> {
         };
         let weight = match &spec.weight {
             None => 1,
-            Some(w) if (0..=i64::from(MAX_WEIGHT)).contains(w.get_ref()) => *w.get_ref() as u32,
+            Some(w)
+                if w.get_ref().fract() == 0.0
+                    && (0.0..=f64::from(MAX_WEIGHT)).contains(w.get_ref()) =>
+            {
+                *w.get_ref() as u32
+            }
             Some(w) => {
+                let why = if w.get_ref().fract() != 0.0 {
+                    "is not a whole number".to_owned()
+                } else {
+                    format!("is outside 0..={MAX_WEIGHT}")
+                };
                 self.d.error(
                     Some(w.span()),
                     format!("{key}.weight"),
-                    format!("{} is outside 0..={MAX_WEIGHT}", w.get_ref()),
+                    format!("{} {why}", w.get_ref()),
                     Some(
                         "the site's relative capacity: small whole numbers like 1, 3, 10; 0 drains it"
                             .into(),

@@ -519,6 +519,110 @@ country = "US"
     }
 
     #[test]
+    fn weights_and_sharing_keys_reach_the_model() {
+        let (zone, out) = check(&format!(
+            "{DCS}[datacenters.sin]\naddresses = [\"203.0.113.10\"]\nlocation = [1.35, 103.82]\nweight = 0\n\
+             [names.cdn.gslb]\ndatacenters = [\"ams\", \"nyc\", \"sin\"]\nselect = \"sticky\"\n\
+             spread = 2\nspill = 3\nband = \"500km\"\nsticky_ipv4_prefix = 20\n"
+        ));
+        assert_eq!(out, "");
+        let zone = zone.unwrap();
+        assert_eq!(
+            zone.datacenters
+                .iter()
+                .map(|d| d.weight)
+                .collect::<Vec<_>>(),
+            [1, 1, 0]
+        );
+        let g = zone.nodes.iter().find_map(|n| n.gslb.as_ref()).unwrap();
+        assert_eq!(
+            g.select,
+            Select::Sticky {
+                v4_prefix: 20,
+                v6_prefix: 56
+            }
+        );
+        assert_eq!((g.spread, g.spill, g.band_km), (2, 3, Some(500.0)));
+
+        let (zone, out) = check(&format!(
+            "{DCS}[names.cdn.gslb]\ndatacenters = [\"ams\", \"nyc\"]\n"
+        ));
+        assert_eq!(out, "");
+        let g = zone
+            .unwrap()
+            .nodes
+            .into_iter()
+            .find_map(|n| n.gslb)
+            .unwrap();
+        assert_eq!(
+            (g.select, g.spread, g.spill, g.band_km),
+            (Select::Rotate, 1, 1, None)
+        );
+    }
+
+    #[test]
+    fn bad_weights_and_sharing_keys_are_reported_with_their_key_and_a_fix() {
+        let dc = |extra: &str| {
+            format!(
+                "[datacenters.ams]\naddresses = [\"192.0.2.10\"]\nlocation = [52.37, 4.90]\n{extra}\n\
+                 [datacenters.nyc]\naddresses = [\"198.51.100.10\"]\ncountry = \"US\"\n"
+            )
+        };
+        let gslb = |extra: &str| {
+            format!(
+                "{}[names.cdn.gslb]\ndatacenters = [\"ams\", \"nyc\"]\n{extra}\n",
+                dc("")
+            )
+        };
+        for (text, want) in [
+            (
+                format!("{}[names.x]\na = \"192.0.2.1\"\n", dc("weight = -1")),
+                "datacenters.ams.weight: -1 is outside 0..=1000000",
+            ),
+            (
+                format!("{}[names.x]\na = \"192.0.2.1\"\n", dc("weight = 1.5")),
+                "datacenters.ams",
+            ),
+            (
+                gslb("spread = 0"),
+                "names.cdn.gslb.spread: 0 is outside 1..=2 (the number of candidates)",
+            ),
+            (
+                gslb("spill = 3"),
+                "names.cdn.gslb.spill: 3 is outside 1..=2 (the number of candidates)",
+            ),
+            (
+                gslb("band = \"fast\""),
+                "names.cdn.gslb.band: \"fast\" is not a distance",
+            ),
+            (
+                gslb("select = \"random\""),
+                "names.cdn.gslb.select: unknown select \"random\"",
+            ),
+            (
+                gslb("select = \"sticky\"\nsticky_ipv4_prefix = 40"),
+                "names.cdn.gslb.sticky_ipv4_prefix: 40 is outside 1..=32",
+            ),
+            (
+                gslb("sticky_ipv6_prefix = 48"),
+                "names.cdn.gslb.sticky_ipv6_prefix: a sticky prefix is given but select is \"rotate\"",
+            ),
+            (
+                gslb(
+                    "policy = \"map\"\nband = \"100km\"\n[names.cdn.gslb.map]\ndefault = [\"nyc\"]",
+                ),
+                "names.cdn.gslb.band: band needs lists ordered by distance",
+            ),
+        ] {
+            let (zone, out) = check(&text);
+            assert!(zone.is_none(), "accepted: {text}");
+            assert!(out.contains(want), "{want:?} not in:\n{out}");
+            assert!(out.contains("error: z.toml:"), "no position:\n{out}");
+            assert!(out.contains("help:"), "no help:\n{out}");
+        }
+    }
+
+    #[test]
     fn gslb_errors_name_the_data_center_and_the_fix() {
         let (_, out) = check(&format!(
             "{DCS}[names.cdn.gslb]\ndatacenters = [\"ams\", \"nyk\"]\n"
