@@ -631,6 +631,9 @@ fn negative_ttl(soa: &SOA, soa_ttl: u32) -> u32 {
     soa.minimum.min(soa_ttl)
 }
 
+#[cfg(test)]
+mod tests;
+
 /// In-crate tests of the layers above: a snapshot compiled from zone text, no GeoIP data.
 #[cfg(test)]
 pub(crate) mod test_zone {
@@ -652,12 +655,21 @@ a = "192.0.2.53"
 
     /// `example.com` with `body` after [`HEAD`], compiled with `health`.
     pub(crate) fn snapshot(body: &str, health: &HealthSources) -> Snapshot {
+        zones(&[&format!("{HEAD}{body}")], health)
+    }
+
+    /// Whole zone files (each with its own origin and SOA), compiled together with `health`.
+    pub(crate) fn zones(texts: &[&str], health: &HealthSources) -> Snapshot {
         let mut diags = Diagnostics::new();
-        let text = format!("{HEAD}{body}");
-        let zone = crate::zone::validate_zone(std::path::Path::new("z.toml"), &text, &mut diags)
-            .unwrap_or_else(|| panic!("{}", diags.render()));
+        let zones: Vec<Zone> = texts
+            .iter()
+            .map(|text| {
+                crate::zone::validate_zone(std::path::Path::new("z.toml"), text, &mut diags)
+                    .unwrap_or_else(|| panic!("{}", diags.render()))
+            })
+            .collect();
         let geo = GeoDb::empty(Vec::new());
         let base = geo.base_partition().unwrap();
-        Snapshot::compile(&[zone], Arc::new(geo), &base, health, 1).unwrap()
+        Snapshot::compile(&zones, Arc::new(geo), &base, health, 1).unwrap()
     }
 }
