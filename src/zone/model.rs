@@ -55,12 +55,16 @@ pub struct Zone {
     pub network_overrides: Vec<(IpNet, Vec<usize>)>,
 }
 
+/// Most addresses of one family in a [`Datacenter`]: selection keeps the ones it answers
+/// as the bits of a `u64` mask ([`crate::answer::select`]). The validator enforces it.
+pub const MAX_ADDRESSES: usize = 64;
+
 /// A site that serves traffic: its addresses and where it is.
 #[derive(Debug, Clone)]
 pub struct Datacenter {
     /// The id operators use (`ams`).
     pub id: String,
-    /// Addresses, IPv4 and IPv6 mixed, in file order.
+    /// Addresses, IPv4 and IPv6 mixed, in file order; at most [`MAX_ADDRESSES`] of each family.
     pub addresses: Vec<DcAddress>,
     /// Where it is; from `location`, else the centroid of `country`.
     pub location: Option<Coord>,
@@ -81,10 +85,15 @@ pub struct DcAddress {
     pub check: Option<CheckSpec>,
 }
 
+/// Most candidate data centers of one [`Gslb`] name: a candidate's position in a client's
+/// list is a `u8` ([`crate::geo::decision`]), counted from 0. The validator enforces it.
+pub const MAX_CANDIDATES: usize = u8::MAX as usize;
+
 /// How a GSLB name answers.
 #[derive(Debug, Clone)]
 pub struct Gslb {
-    /// Candidate data centers (indices into [`Zone::datacenters`]), in the order written.
+    /// Candidate data centers (indices into [`Zone::datacenters`]), in the order written;
+    /// at most [`MAX_CANDIDATES`].
     pub candidates: Vec<usize>,
     /// How candidates are ordered for a client.
     pub policy: Policy,

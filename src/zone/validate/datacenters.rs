@@ -120,12 +120,12 @@ impl Validator<'_, '_> {
                 .iter()
                 .filter(|x: &&DcAddress| x.ip.is_ipv6() == ip.is_ipv6())
                 .count()
-                >= 64
+                >= MAX_ADDRESSES
             {
                 self.d.error(
                     Some(a.span()),
                     &akey,
-                    "more than 64 addresses of one family in a data center",
+                    format!("more than {MAX_ADDRESSES} addresses of one family in a data center"),
                     Some("split it into several data centers".into()),
                 );
                 continue;
