@@ -548,9 +548,9 @@ fn compile_gslb(
         let mut checks = Vec::with_capacity(addrs.len());
         for a in &addrs {
             let check = match &a.check {
-                Some(spec) => {
-                    ctx.keys.insert((spec.clone(), a.ip));
-                    Some(ctx.health.registry.target(spec, a.ip)?)
+                Some(check) => {
+                    ctx.keys.insert((check.clone(), a.ip));
+                    Some(ctx.health.registry.target(check, a.ip)?)
                 }
                 None => None,
             };

@@ -9,7 +9,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use ipnet::IpNet;
 
 use crate::geo::{Code, Coord};
-use crate::health::CheckSpec;
+use crate::health::Check;
 
 /// A record TTL in seconds.
 ///
@@ -82,7 +82,7 @@ pub struct DcAddress {
     /// Relative weight within the data center (default 1); used by weighted spreading.
     pub weight: u32,
     /// The health check probing this address, if any.
-    pub check: Option<CheckSpec>,
+    pub check: Option<Check>,
 }
 
 /// Most candidate data centers of one [`Gslb`] name: a candidate's position in a client's

@@ -6,7 +6,7 @@ impl Validator<'_, '_> {
     pub(super) fn datacenters(
         &mut self,
         v: &Spanned<DeValue<'_>>,
-        checks: &HashMap<String, Option<CheckSpec>>,
+        checks: &HashMap<String, Option<Check>>,
     ) -> Vec<Datacenter> {
         let Some(table) = v.get_ref().as_table() else {
             self.d.error(
@@ -49,7 +49,7 @@ impl Validator<'_, '_> {
         key: &str,
         id: String,
         spec: DatacenterSpec,
-        checks: &HashMap<String, Option<CheckSpec>>,
+        checks: &HashMap<String, Option<Check>>,
     ) -> Option<Datacenter> {
         let errors = self.d.error_count();
         let dc_check = match &spec.check {

@@ -23,7 +23,7 @@ use super::model::{
     Policy, RrSet, Ttl, Zone,
 };
 use super::spec::{
-    AllDownSpec, DatacenterSpec, FallbackSpec, GslbSpec, HealthCheckSpec, Item, MapSpec, NAME_KEYS,
+    AllDownSpec, CheckSpec, DatacenterSpec, FallbackSpec, GslbSpec, Item, MapSpec, NAME_KEYS,
     NameSpec, ProbeDuration, Seconds, SoaSpec, Values, ZONE_KEYS,
 };
 use crate::diag::{
@@ -33,7 +33,7 @@ use crate::geo::{
     Code, Invalid, centroid_of, continent_of, country, parse_asn, parse_continent, parse_coord,
     parse_country, parse_network,
 };
-use crate::health::{CheckKind, CheckSpec, InitialState};
+use crate::health::{Check, CheckKind, InitialState};
 
 mod checks;
 mod datacenters;
