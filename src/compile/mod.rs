@@ -24,7 +24,7 @@ use crate::geo::decision::{CompiledPolicy, Rule, build_table};
 use crate::geo::table::GeoTable;
 use crate::health::{HealthId, HealthSources, HealthTable, Key, TableFull, TargetHealth};
 use crate::name_key::{NameKey, key_of, wildcard_of};
-use crate::zone::model::{AllDown, Datacenter, DcAddress, Fallback, Gslb, Policy};
+use crate::zone::model::{AllDown, Datacenter, DcAddress, DcIdx, Fallback, Gslb, Policy};
 use crate::zone::{Node, Zone};
 
 /// Index of a node within its zone.
@@ -482,7 +482,9 @@ fn compile_gslb(
     ctx: &mut Ctx<'_>,
 ) -> Result<GslbNode, TableFull> {
     let tables = &mut ctx.tables;
-    let positions = |list: &[usize]| -> Vec<u8> {
+    let datacenters: &[Datacenter] = &zone.datacenters;
+    // Data center indices → positions among the candidates (at most MAX_CANDIDATES).
+    let positions = |list: &[DcIdx]| -> Vec<u8> {
         list.iter()
             .filter_map(|dc| g.candidates.iter().position(|c| c == dc))
             .map(|p| p as u8)
@@ -522,7 +524,7 @@ fn compile_gslb(
         coords: g
             .candidates
             .iter()
-            .map(|&c| zone.datacenters[c].location)
+            .map(|&c| datacenters[c].location)
             .collect(),
         rule,
         networks,
@@ -575,7 +577,7 @@ fn compile_gslb(
     };
     let mut candidates = Vec::with_capacity(g.candidates.len());
     for &c in &g.candidates {
-        let dc = &zone.datacenters[c];
+        let dc = &datacenters[c];
         candidates.push(Candidate {
             datacenter: dc.id.clone(),
             slot: ctx.health.table().datacenter_slot(&zone_name, &dc.id)?,

@@ -182,8 +182,8 @@ impl Validator<'_, '_> {
         key: &str,
         values: &Spanned<Values>,
         all_ids: &[&str],
-        allowed: Option<&[usize]>,
-    ) -> Option<Vec<usize>> {
+        allowed: Option<&[DcIdx]>,
+    ) -> Option<Vec<DcIdx>> {
         let mut out = Vec::new();
         let mut ok = true;
         for (i, item) in values.get_ref().0.iter().enumerate() {
@@ -193,7 +193,11 @@ impl Validator<'_, '_> {
             } else {
                 key.to_owned()
             };
-            match all_ids.iter().position(|d| *d == item.value) {
+            match all_ids
+                .iter()
+                .position(|d| *d == item.value)
+                .map(DcIdx::new)
+            {
                 Some(idx) if allowed.is_none_or(|a| a.contains(&idx)) => {
                     if !out.contains(&idx) {
                         out.push(idx);
@@ -251,7 +255,7 @@ impl Validator<'_, '_> {
         &mut self,
         v: &Spanned<DeValue<'_>>,
         dc_ids: &[&str],
-    ) -> Vec<(IpNet, Vec<usize>)> {
+    ) -> Vec<(IpNet, Vec<DcIdx>)> {
         let Some(map) =
             deserialize::<BTreeMap<String, Spanned<Values>>>(self.d, "network_overrides", v)
         else {

@@ -219,7 +219,7 @@ impl Validator<'_, '_> {
         key: &str,
         m: &MapSpec,
         dc_ids: &[&str],
-        candidates: &[usize],
+        candidates: &[DcIdx],
     ) -> Option<GeoMap> {
         let errors = self.d.error_count();
         let mut map = GeoMap::default();

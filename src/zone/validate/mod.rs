@@ -19,8 +19,8 @@ use toml::de::{DeTable, DeValue};
 use ipnet::IpNet;
 
 use super::model::{
-    AllDown, Datacenter, DcAddress, Fallback, GeoMap, Gslb, MAX_ADDRESSES, MAX_CANDIDATES, Node,
-    Policy, RrSet, Ttl, Zone,
+    AllDown, Datacenter, DcAddress, DcIdx, Fallback, GeoMap, Gslb, MAX_ADDRESSES, MAX_CANDIDATES,
+    Node, Policy, RrSet, Ttl, Zone,
 };
 use super::spec::{
     AllDownSpec, CheckSpec, DatacenterSpec, FallbackSpec, GslbSpec, Item, MapSpec, NAME_KEYS,
@@ -513,7 +513,7 @@ country = "US"
         assert!(nyc.location.is_some(), "country centroid stands in");
         let cdn = zone.nodes.iter().find(|n| n.gslb.is_some()).unwrap();
         let g = cdn.gslb.as_ref().unwrap();
-        assert_eq!(g.candidates, vec![0, 1]);
+        assert_eq!(g.candidates, [DcIdx::new(0), DcIdx::new(1)]);
         assert_eq!(g.ttl.secs(), 20);
         assert_eq!(g.policy, Policy::Nearest);
     }
