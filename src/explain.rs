@@ -367,11 +367,11 @@ fn address_state(verdict: Verdict, check: Option<&TargetHealth>) -> String {
 }
 
 /// What the probes say of an address.
-fn probe_state(check: Option<&TargetHealth>) -> String {
-    let Some(check) = check else {
+fn probe_state(target: Option<&TargetHealth>) -> String {
+    let Some(target) = target else {
         return "up (no health check)".to_owned();
     };
-    let d = check.detail();
+    let d = target.detail();
     let ago = |t: SystemTime| {
         SystemTime::now()
             .duration_since(t)
@@ -390,7 +390,7 @@ fn probe_state(check: Option<&TargetHealth>) -> String {
     format!(
         "{state} since {} ({}: {last}{flapping})",
         ago(d.since),
-        check.spec().kind
+        target.check().kind
     )
 }
 

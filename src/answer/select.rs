@@ -19,9 +19,10 @@ use crate::health::{Admin, HealthTable, Word};
 use crate::weigh::{self, ClientNet};
 use crate::zone::model::Select;
 
-/// Most addresses per data center and family: one bit each in a `u64` mask. The zone
-/// validator enforces it.
-pub const MAX_ADDRESSES: usize = 64;
+pub use crate::zone::model::MAX_ADDRESSES;
+
+// One bit per address in the `u64` masks below.
+const _: () = assert!(MAX_ADDRESSES <= u64::BITS as usize);
 
 /// Whether an address is in answers, and why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -25,7 +25,7 @@ use crate::geo::table::GeoTable;
 use crate::health::{HealthId, HealthSources, HealthTable, Key, TableFull, TargetHealth};
 use crate::name_key::{NameKey, key_of, wildcard_of};
 use crate::weigh::{self, AnswerCounts};
-use crate::zone::model::{AllDown, Datacenter, DcAddress, Fallback, Gslb, Policy, Select};
+use crate::zone::model::{AllDown, Datacenter, DcAddress, DcIdx, Fallback, Gslb, Policy, Select};
 use crate::zone::{Node, Zone};
 
 /// Index of a node within its zone.
@@ -507,7 +507,9 @@ fn compile_gslb(
     ctx: &mut Ctx<'_>,
 ) -> Result<GslbNode, TableFull> {
     let tables = &mut ctx.tables;
-    let positions = |list: &[usize]| -> Vec<u8> {
+    let datacenters: &[Datacenter] = &zone.datacenters;
+    // Data center indices → positions among the candidates (at most MAX_CANDIDATES).
+    let positions = |list: &[DcIdx]| -> Vec<u8> {
         list.iter()
             .filter_map(|dc| g.candidates.iter().position(|c| c == dc))
             .map(|p| p as u8)
@@ -547,7 +549,7 @@ fn compile_gslb(
         coords: g
             .candidates
             .iter()
-            .map(|&c| zone.datacenters[c].location)
+            .map(|&c| datacenters[c].location)
             .collect(),
         rule,
         networks,
@@ -578,9 +580,9 @@ fn compile_gslb(
         let mut checks = Vec::with_capacity(addrs.len());
         for a in &addrs {
             let check = match &a.check {
-                Some(spec) => {
-                    ctx.keys.insert((spec.clone(), a.ip));
-                    Some(ctx.health.registry.target(spec, a.ip)?)
+                Some(check) => {
+                    ctx.keys.insert((check.clone(), a.ip));
+                    Some(ctx.health.registry.target(check, a.ip)?)
                 }
                 None => None,
             };
@@ -616,7 +618,7 @@ fn compile_gslb(
     };
     let mut candidates = Vec::with_capacity(g.candidates.len());
     for &c in &g.candidates {
-        let dc = &zone.datacenters[c];
+        let dc = &datacenters[c];
         candidates.push(Candidate {
             datacenter: dc.id.clone(),
             weight: dc.weight,
@@ -679,6 +681,9 @@ fn negative_ttl(soa: &SOA, soa_ttl: u32) -> u32 {
     soa.minimum.min(soa_ttl)
 }
 
+#[cfg(test)]
+mod tests;
+
 /// In-crate tests of the layers above: a snapshot compiled from zone text, no GeoIP data.
 #[cfg(test)]
 pub(crate) mod test_zone {
@@ -700,12 +705,21 @@ a = "192.0.2.53"
 
     /// `example.com` with `body` after [`HEAD`], compiled with `health`.
     pub(crate) fn snapshot(body: &str, health: &HealthSources) -> Snapshot {
+        zones(&[&format!("{HEAD}{body}")], health)
+    }
+
+    /// Whole zone files (each with its own origin and SOA), compiled together with `health`.
+    pub(crate) fn zones(texts: &[&str], health: &HealthSources) -> Snapshot {
         let mut diags = Diagnostics::new();
-        let text = format!("{HEAD}{body}");
-        let zone = crate::zone::validate_zone(std::path::Path::new("z.toml"), &text, &mut diags)
-            .unwrap_or_else(|| panic!("{}", diags.render()));
+        let zones: Vec<Zone> = texts
+            .iter()
+            .map(|text| {
+                crate::zone::validate_zone(std::path::Path::new("z.toml"), text, &mut diags)
+                    .unwrap_or_else(|| panic!("{}", diags.render()))
+            })
+            .collect();
         let geo = GeoDb::empty(Vec::new());
         let base = geo.base_partition().unwrap();
-        Snapshot::compile(&[zone], Arc::new(geo), &base, health, 1).unwrap()
+        Snapshot::compile(&zones, Arc::new(geo), &base, health, 1).unwrap()
     }
 }

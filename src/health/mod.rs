@@ -1,19 +1,19 @@
 //! Health checks: which GSLB addresses are fit to be answered.
 //!
 //! A zone declares checks per data center (applied to each of its addresses) or per address;
-//! the validator turns them into [`CheckSpec`]s. The compiler asks the [`Registry`] for one
-//! [`TargetHealth`] per (spec, address) and keeps the `Arc` in the snapshot; the query path
+//! the validator turns them into [`Check`]s. The compiler asks the [`Registry`] for one
+//! [`TargetHealth`] per (check, address) and keeps the `Arc` in the snapshot; the query path
 //! calls [`TargetHealth::is_up`], two relaxed atomic loads, no lock.
 //!
 //! ```text
-//! zone::validate ─▶ CheckSpec ─▶ Registry::target(spec, addr) ─▶ Arc<TargetHealth> in Snapshot
+//! zone::validate ─▶ Check ─▶ Registry::target(check, addr) ─▶ Arc<TargetHealth> in Snapshot
 //!                                  │                                   ▲ is_up() (lock-free)
 //!                                  └─ one task per distinct key: probe ─▶ hysteresis ─┘
 //! ```
 //!
-//! Identical checks (same address, port and spec) used by several names or zones share one
-//! `TargetHealth` and one probe task. After a reload, [`Registry::retain`] with the new
-//! snapshot's keys cancels the probes nothing uses any more.
+//! Identical checks (same address, every field of the [`Check`] equal) used by several
+//! names or zones share one `TargetHealth` and one probe task. After a reload,
+//! [`Registry::retain`] with the new snapshot's keys cancels the probes nothing uses any more.
 //!
 //! - [`hysteresis`]: rise/fall thresholds, pure.
 //! - [`probe`]: one TCP connect or HTTP(S) GET, every failure a [`ProbeError`].
@@ -72,7 +72,7 @@ impl HealthSources {
 /// Part of the deduplication key, so every field matters: two checks that differ only in
 /// `rise` are different checks with different states.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct CheckSpec {
+pub struct Check {
     /// What one probe does.
     pub kind: CheckKind,
     /// Time between the starts of two probes (before jitter).

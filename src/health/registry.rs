@@ -25,16 +25,16 @@ use tokio::time::Instant;
 
 use super::probe::{Clients, Probe, client_key};
 use super::table::{HealthTable, TableFull};
-use super::{CheckSpec, ProbeError, TargetHealth};
+use super::{Check, ProbeError, TargetHealth};
 
 /// What identifies a target: identical keys share one health and one probe loop.
-pub type Key = (CheckSpec, IpAddr);
+pub type Key = (Check, IpAddr);
 
-/// Loops never spin faster than this, whatever the spec says (the validator should
+/// Loops never spin faster than this, whatever the check says (the validator should
 /// enforce a saner minimum).
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
-/// Hands out one [`TargetHealth`] per (spec, address) and runs one probe loop per key.
+/// Hands out one [`TargetHealth`] per (check, address) and runs one probe loop per key.
 pub struct Registry {
     table: Arc<HealthTable>,
     inner: Mutex<Inner>,
@@ -81,15 +81,15 @@ impl Registry {
 
     /// Gets or creates the shared health of a target. A new target starts in its initial
     /// state and, once [`Self::start`] was called, is probed at once.
-    pub fn target(&self, spec: &CheckSpec, addr: IpAddr) -> Result<Arc<TargetHealth>, TableFull> {
+    pub fn target(&self, check: &Check, addr: IpAddr) -> Result<Arc<TargetHealth>, TableFull> {
         let mut inner = self.lock();
-        let key = (spec.clone(), addr);
+        let key = (check.clone(), addr);
         if let Some(entry) = inner.targets.get(&key) {
             return Ok(entry.health.clone());
         }
-        let id = self.table.address_slot(Some(spec), addr)?;
+        let id = self.table.address_slot(Some(check), addr)?;
         let health = Arc::new(TargetHealth::in_table(
-            spec.clone(),
+            check.clone(),
             addr,
             self.table.clone(),
             id,
@@ -114,10 +114,10 @@ impl Registry {
     }
 
     /// The health of a target if it is registered (for `explain` and admin commands).
-    pub fn get(&self, spec: &CheckSpec, addr: IpAddr) -> Option<Arc<TargetHealth>> {
+    pub fn get(&self, check: &Check, addr: IpAddr) -> Option<Arc<TargetHealth>> {
         self.lock()
             .targets
-            .get(&(spec.clone(), addr))
+            .get(&(check.clone(), addr))
             .map(|e| e.health.clone())
     }
 
@@ -177,7 +177,7 @@ impl Registry {
         let used: HashSet<_> = inner
             .targets
             .keys()
-            .filter_map(|(spec, addr)| client_key(&spec.kind, *addr))
+            .filter_map(|(check, addr)| client_key(&check.kind, *addr))
             .collect();
         self.shared.clients.retain(|k| used.contains(k));
         drop(inner);
@@ -239,7 +239,7 @@ impl std::fmt::Debug for Registry {
 
 fn spawn_loop(rt: &Handle, health: &Arc<TargetHealth>, shared: &Arc<Shared>) -> AbortHandle {
     let probe = Arc::new(Probe::new(
-        &health.spec().kind,
+        &health.check().kind,
         health.addr(),
         &shared.clients,
     ));
@@ -248,9 +248,9 @@ fn spawn_loop(rt: &Handle, health: &Arc<TargetHealth>, shared: &Arc<Shared>) -> 
 }
 
 async fn probe_loop(health: Arc<TargetHealth>, probe: Arc<Probe>, shared: Arc<Shared>) {
-    let interval = health.spec().interval.max(MIN_INTERVAL);
-    let timeout = health.spec().timeout;
-    let jitter = health.spec().jitter;
+    let interval = health.check().interval.max(MIN_INTERVAL);
+    let timeout = health.check().timeout;
+    let jitter = health.check().jitter;
     let mut slot = Instant::now();
     loop {
         tokio::time::sleep_until(slot + random_delay(jitter)).await;
@@ -309,8 +309,8 @@ mod tests {
 
     const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
-    fn spec(kind: CheckKind, rise: u32, fall: u32, initial: InitialState) -> CheckSpec {
-        CheckSpec {
+    fn check(kind: CheckKind, rise: u32, fall: u32, initial: InitialState) -> Check {
+        Check {
             kind,
             interval: Duration::from_millis(100),
             timeout: Duration::from_millis(300),
@@ -329,7 +329,7 @@ mod tests {
         let registry = Registry::new();
         registry.start();
         let t = registry
-            .target(&spec(http(server.port()), 2, 3, InitialState::Up), LOCAL)
+            .target(&check(http(server.port()), 2, 3, InitialState::Up), LOCAL)
             .unwrap();
         assert!(registry.first_round(WAIT).await == 0);
         assert!(t.is_up());
@@ -370,7 +370,7 @@ mod tests {
         let server = HttpServer::start().await;
         let registry = Registry::new();
         let t = registry
-            .target(&spec(http(server.port()), 3, 1, InitialState::Down), LOCAL)
+            .target(&check(http(server.port()), 3, 1, InitialState::Down), LOCAL)
             .unwrap();
         registry.start();
         assert!(!t.is_up());
@@ -385,7 +385,7 @@ mod tests {
         registry.start();
         let t = registry
             .target(
-                &spec(CheckKind::Tcp { port }, 2, 5, InitialState::FirstResult),
+                &check(CheckKind::Tcp { port }, 2, 5, InitialState::FirstResult),
                 LOCAL,
             )
             .unwrap();
@@ -403,7 +403,7 @@ mod tests {
         let server = HttpServer::start().await;
         let registry = Registry::new();
         registry.start();
-        let s = spec(http(server.port()), 1, 1, InitialState::Up);
+        let s = check(http(server.port()), 1, 1, InitialState::Up);
         let a = registry.target(&s, LOCAL).unwrap();
         let b = registry.target(&s.clone(), LOCAL).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
@@ -439,15 +439,15 @@ mod tests {
         let gone_server = HttpServer::start().await;
         let registry = Registry::new();
         registry.start();
-        let kept_spec = spec(http(kept_server.port()), 1, 1, InitialState::Up);
-        let gone_spec = spec(http(gone_server.port()), 1, 1, InitialState::Up);
-        let kept = registry.target(&kept_spec, LOCAL).unwrap();
-        let gone = registry.target(&gone_spec, LOCAL).unwrap();
+        let kept_check = check(http(kept_server.port()), 1, 1, InitialState::Up);
+        let gone_check = check(http(gone_server.port()), 1, 1, InitialState::Up);
+        let kept = registry.target(&kept_check, LOCAL).unwrap();
+        let gone = registry.target(&gone_check, LOCAL).unwrap();
         assert_eq!(registry.first_round(WAIT).await, 0);
 
-        registry.retain(&HashSet::from([(kept_spec.clone(), LOCAL)]));
+        registry.retain(&HashSet::from([(kept_check.clone(), LOCAL)]));
         assert_eq!(registry.len(), 1);
-        assert!(registry.get(&gone_spec, LOCAL).is_none());
+        assert!(registry.get(&gone_check, LOCAL).is_none());
         // At most the probe in flight may still land.
         tokio::time::sleep(Duration::from_millis(50)).await;
         let gone_hits = gone_server.hits();
@@ -458,7 +458,7 @@ mod tests {
         // The retired health keeps its last state for whoever still holds it.
         assert!(gone.is_up() && kept.is_up());
         // Asking again creates a fresh target.
-        let again = registry.target(&gone_spec, LOCAL).unwrap();
+        let again = registry.target(&gone_check, LOCAL).unwrap();
         assert!(!Arc::ptr_eq(&again, &gone));
     }
 
@@ -468,7 +468,7 @@ mod tests {
         let registry = Registry::new();
         registry.start();
         registry
-            .target(&spec(http(server.port()), 1, 1, InitialState::Up), LOCAL)
+            .target(&check(http(server.port()), 1, 1, InitialState::Up), LOCAL)
             .unwrap();
         assert_eq!(registry.first_round(WAIT).await, 0);
         drop(registry);
@@ -483,7 +483,7 @@ mod tests {
         let server = HttpServer::start().await;
         let registry = Registry::new();
         let early = registry
-            .target(&spec(http(server.port()), 1, 1, InitialState::Down), LOCAL)
+            .target(&check(http(server.port()), 1, 1, InitialState::Down), LOCAL)
             .unwrap();
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert!(!early.has_result(), "probed before start");
@@ -492,7 +492,7 @@ mod tests {
         registry.start();
         let late = registry
             .target(
-                &spec(
+                &check(
                     CheckKind::Tcp {
                         port: server.port(),
                     },
@@ -517,17 +517,17 @@ mod tests {
         let registry = Registry::new();
         registry.start();
         registry
-            .target(&spec(http(ok.port()), 1, 1, InitialState::Up), LOCAL)
+            .target(&check(http(ok.port()), 1, 1, InitialState::Up), LOCAL)
             .unwrap();
         registry
             .target(
-                &spec(CheckKind::Tcp { port: refused }, 1, 1, InitialState::Up),
+                &check(CheckKind::Tcp { port: refused }, 1, 1, InitialState::Up),
                 LOCAL,
             )
             .unwrap();
-        let mut slow_spec = spec(http(slow.port()), 1, 1, InitialState::Up);
-        slow_spec.timeout = Duration::from_secs(5);
-        registry.target(&slow_spec, LOCAL).unwrap();
+        let mut slow_check = check(http(slow.port()), 1, 1, InitialState::Up);
+        slow_check.timeout = Duration::from_secs(5);
+        registry.target(&slow_check, LOCAL).unwrap();
 
         let started = Instant::now();
         assert_eq!(registry.first_round(Duration::from_millis(400)).await, 1);
@@ -537,13 +537,13 @@ mod tests {
             &registry
                 .targets()
                 .iter()
-                .filter(|t| t.spec() != &slow_spec)
-                .map(|t| (t.spec().clone(), t.addr()))
+                .filter(|t| t.check() != &slow_check)
+                .map(|t| (t.check().clone(), t.addr()))
                 .collect(),
         );
         assert_eq!(registry.first_round(Duration::from_millis(100)).await, 0);
         // With the timeout shorter than the wait, every target reports.
-        let slow_short = spec(http(slow.port()), 1, 1, InitialState::Up);
+        let slow_short = check(http(slow.port()), 1, 1, InitialState::Up);
         let t = registry.target(&slow_short, LOCAL).unwrap();
         assert_eq!(registry.first_round(WAIT).await, 0);
         assert_eq!(
@@ -560,7 +560,7 @@ mod tests {
         registry.start();
         let t = registry
             .target(
-                &spec(CheckKind::Tcp { port }, 1, 1, InitialState::Up),
+                &check(CheckKind::Tcp { port }, 1, 1, InitialState::Up),
                 LOCAL,
             )
             .unwrap();

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use thiserror::Error;
 
-use super::CheckSpec;
+use super::Check;
 use super::admin::{Admin, OverrideKey};
 
 /// Index of one slot of the [`HealthTable`].
@@ -98,7 +98,7 @@ pub struct HealthTable {
 #[derive(Default)]
 struct Index {
     used: u32,
-    addresses: HashMap<(Option<CheckSpec>, IpAddr), HealthId>,
+    addresses: HashMap<(Option<Check>, IpAddr), HealthId>,
     by_ip: HashMap<IpAddr, Vec<HealthId>>,
     datacenters: HashMap<(String, String), HealthId>,
     /// The overrides in force (never [`Admin::None`]), so new slots start with them.
@@ -128,11 +128,7 @@ impl HealthTable {
 
     /// The slot of an address as checked by `check` (`None`: not probed), created with the
     /// address's override on first use.
-    pub fn address_slot(
-        &self,
-        check: Option<&CheckSpec>,
-        ip: IpAddr,
-    ) -> Result<HealthId, TableFull> {
+    pub fn address_slot(&self, check: Option<&Check>, ip: IpAddr) -> Result<HealthId, TableFull> {
         let mut index = self.lock();
         let key = (check.cloned(), ip);
         if let Some(&id) = index.addresses.get(&key) {
@@ -304,7 +300,7 @@ mod tests {
         let other = t.address_slot(None, ip("192.0.2.2")).unwrap();
         t.set_admin(&key, Admin::Down);
         let dc = t.datacenter_slot("example.com.", "ams").unwrap();
-        let spec = CheckSpec {
+        let check = Check {
             kind: crate::health::CheckKind::Tcp { port: 80 },
             interval: std::time::Duration::from_secs(1),
             timeout: std::time::Duration::from_millis(500),
@@ -313,7 +309,7 @@ mod tests {
             jitter: std::time::Duration::ZERO,
             initial: crate::health::InitialState::Up,
         };
-        let after = t.address_slot(Some(&spec), ip("192.0.2.1")).unwrap();
+        let after = t.address_slot(Some(&check), ip("192.0.2.1")).unwrap();
         assert_ne!(before, after);
         assert_eq!(t.word(before).admin(), Admin::Down);
         assert_eq!(t.word(after).admin(), Admin::Down);

@@ -1,4 +1,4 @@
-//! The shared health of one target (check spec + address).
+//! The shared health of one target (check + address).
 //!
 //! The query path reads the probe state from the target's slot of the [`HealthTable`], which
 //! every result updates; the target keeps its own copy for `explain` and the probe loop.
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::hysteresis::{State, Transition};
 use super::table::{HealthId, HealthTable};
-use super::{CheckSpec, ProbeError, describe};
+use super::{Check, ProbeError, describe};
 
 /// A target is flapping when its state changed more than this many times within the last
 /// [`FLAP_WINDOW_INTERVALS`] intervals.
@@ -66,7 +66,7 @@ pub struct Detail {
 
 /// Health of one (check, address), shared by every snapshot that uses it.
 pub struct TargetHealth {
-    spec: CheckSpec,
+    check: Check,
     addr: IpAddr,
     label: String,
     up: AtomicBool,
@@ -93,26 +93,22 @@ struct Inner {
 impl TargetHealth {
     /// A target in its initial state, with no result. The [`super::Registry`] creates the
     /// probed ones; a standalone one is never probed unless fed with [`Self::record`].
-    pub fn new(spec: CheckSpec, addr: IpAddr) -> Self {
-        Self::with_slot(spec, addr, None)
+    pub fn new(check: Check, addr: IpAddr) -> Self {
+        Self::with_slot(check, addr, None)
     }
 
     /// A target whose state is also kept in `slot` of a health table, for the query path.
-    pub fn in_table(spec: CheckSpec, addr: IpAddr, table: Arc<HealthTable>, id: HealthId) -> Self {
-        Self::with_slot(spec, addr, Some((table, id)))
+    pub fn in_table(check: Check, addr: IpAddr, table: Arc<HealthTable>, id: HealthId) -> Self {
+        Self::with_slot(check, addr, Some((table, id)))
     }
 
-    fn with_slot(
-        spec: CheckSpec,
-        addr: IpAddr,
-        slot: Option<(Arc<HealthTable>, HealthId)>,
-    ) -> Self {
-        let state = State::new(spec.initial);
+    fn with_slot(check: Check, addr: IpAddr, slot: Option<(Arc<HealthTable>, HealthId)>) -> Self {
+        let state = State::new(check.initial);
         if let Some((table, id)) = &slot {
             table.set_probe(*id, state.up, false);
         }
         Self {
-            label: describe(&spec.kind, addr),
+            label: describe(&check.kind, addr),
             up: AtomicBool::new(state.up),
             has_result: AtomicBool::new(false),
             flapping: AtomicBool::new(false),
@@ -124,7 +120,7 @@ impl TargetHealth {
                 changes: VecDeque::new(),
                 flapping: false,
             }),
-            spec,
+            check,
             addr,
             slot,
         }
@@ -148,8 +144,8 @@ impl TargetHealth {
     }
 
     /// The check this target runs.
-    pub fn spec(&self) -> &CheckSpec {
-        &self.spec
+    pub fn check(&self) -> &Check {
+        &self.check
     }
 
     /// The address probed.
@@ -216,7 +212,7 @@ impl TargetHealth {
         inner.last = Some(observation);
         let transition = inner
             .state
-            .observe(result.is_ok(), self.spec.rise, self.spec.fall);
+            .observe(result.is_ok(), self.check.rise, self.check.fall);
         self.up.store(inner.state.up, Ordering::Relaxed);
         self.has_result.store(true, Ordering::Relaxed);
 
@@ -271,7 +267,7 @@ impl TargetHealth {
     }
 
     fn flap_window(&self) -> Duration {
-        self.spec.interval.saturating_mul(FLAP_WINDOW_INTERVALS)
+        self.check.interval.saturating_mul(FLAP_WINDOW_INTERVALS)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -330,8 +326,8 @@ mod tests {
     use super::*;
     use crate::health::{CheckKind, InitialState};
 
-    fn spec(rise: u32, fall: u32, initial: InitialState) -> CheckSpec {
-        CheckSpec {
+    fn check(rise: u32, fall: u32, initial: InitialState) -> Check {
+        Check {
             kind: CheckKind::Tcp { port: 80 },
             interval: Duration::from_secs(1),
             timeout: Duration::from_millis(500),
@@ -343,16 +339,16 @@ mod tests {
     }
 
     fn target(rise: u32, fall: u32, initial: InitialState) -> TargetHealth {
-        TargetHealth::new(spec(rise, fall, initial), "192.0.2.1".parse().unwrap())
+        TargetHealth::new(check(rise, fall, initial), "192.0.2.1".parse().unwrap())
     }
 
     #[test]
     fn a_target_in_a_table_keeps_its_slot_current() {
         let table = HealthTable::new(4);
         let addr = "192.0.2.1".parse().unwrap();
-        let spec = spec(1, 1, InitialState::Down);
-        let id = table.address_slot(Some(&spec), addr).unwrap();
-        let t = TargetHealth::in_table(spec, addr, table.clone(), id);
+        let check = check(1, 1, InitialState::Down);
+        let id = table.address_slot(Some(&check), addr).unwrap();
+        let t = TargetHealth::in_table(check, addr, table.clone(), id);
         assert_eq!(t.slot(), Some(id));
         assert!(
             !table.word(id).probe_up(),

@@ -9,7 +9,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use ipnet::IpNet;
 
 use crate::geo::{Code, Coord};
-use crate::health::CheckSpec;
+use crate::health::Check;
 
 /// A record TTL in seconds.
 ///
@@ -56,15 +56,41 @@ pub struct Zone {
     /// Data centers, in file order; GSLB policies refer to them by index.
     pub datacenters: Vec<Datacenter>,
     /// Networks sent to given data centers by every GSLB name of the zone, before any policy.
-    pub network_overrides: Vec<(IpNet, Vec<usize>)>,
+    pub network_overrides: Vec<(IpNet, Vec<DcIdx>)>,
 }
+
+/// Index of a data center in [`Zone::datacenters`]; GSLB lists are lists of these.
+///
+/// Why not `usize`: the compiler turns these lists into candidate positions (`u8`), and
+/// the two must not be mixed up; indexing a data center slice takes this type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DcIdx(usize);
+
+impl DcIdx {
+    /// The index of the `i`th data center (file order).
+    pub(crate) fn new(i: usize) -> Self {
+        Self(i)
+    }
+}
+
+impl std::ops::Index<DcIdx> for [Datacenter] {
+    type Output = Datacenter;
+
+    fn index(&self, i: DcIdx) -> &Datacenter {
+        &self[i.0]
+    }
+}
+
+/// Most addresses of one family in a [`Datacenter`]: selection keeps the ones it answers
+/// as the bits of a `u64` mask ([`crate::answer::select`]). The validator enforces it.
+pub const MAX_ADDRESSES: usize = 64;
 
 /// A site that serves traffic: its addresses and where it is.
 #[derive(Debug, Clone)]
 pub struct Datacenter {
     /// The id operators use (`ams`).
     pub id: String,
-    /// Addresses, IPv4 and IPv6 mixed, in file order.
+    /// Addresses, IPv4 and IPv6 mixed, in file order; at most [`MAX_ADDRESSES`] of each family.
     pub addresses: Vec<DcAddress>,
     /// Where it is; from `location`, else the centroid of `country`.
     pub location: Option<Coord>,
@@ -84,14 +110,19 @@ pub struct DcAddress {
     /// Relative weight within the data center (default 1); used by weighted spreading.
     pub weight: u32,
     /// The health check probing this address, if any.
-    pub check: Option<CheckSpec>,
+    pub check: Option<Check>,
 }
+
+/// Most candidate data centers of one [`Gslb`] name: a candidate's position in a client's
+/// list is a `u8` ([`crate::geo::decision`]), counted from 0. The validator enforces it.
+pub const MAX_CANDIDATES: usize = u8::MAX as usize;
 
 /// How a GSLB name answers.
 #[derive(Debug, Clone)]
 pub struct Gslb {
-    /// Candidate data centers (indices into [`Zone::datacenters`]), in the order written.
-    pub candidates: Vec<usize>,
+    /// Candidate data centers (indices into [`Zone::datacenters`]), in the order written;
+    /// at most [`MAX_CANDIDATES`].
+    pub candidates: Vec<DcIdx>,
     /// How candidates are ordered for a client.
     pub policy: Policy,
     /// Data centers per answer.
@@ -161,15 +192,15 @@ pub enum Policy {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GeoMap {
     /// CIDR rules (longest prefix wins).
-    pub network: Vec<(IpNet, Vec<usize>)>,
+    pub network: Vec<(IpNet, Vec<DcIdx>)>,
     /// AS number rules.
-    pub asn: Vec<(u32, Vec<usize>)>,
+    pub asn: Vec<(u32, Vec<DcIdx>)>,
     /// ISO 3166-2 subdivision rules, as `CC-SUB` uppercase.
-    pub subdivision: Vec<(String, Vec<usize>)>,
+    pub subdivision: Vec<(String, Vec<DcIdx>)>,
     /// Country rules.
-    pub country: Vec<(Code, Vec<usize>)>,
+    pub country: Vec<(Code, Vec<DcIdx>)>,
     /// Continent rules.
-    pub continent: Vec<(Code, Vec<usize>)>,
+    pub continent: Vec<(Code, Vec<DcIdx>)>,
     /// For clients no rule covers.
     pub default: Fallback,
 }
@@ -181,7 +212,7 @@ pub enum Fallback {
     #[default]
     Nearest,
     /// A fixed list.
-    List(Vec<usize>),
+    List(Vec<DcIdx>),
 }
 
 /// An owner name and its record sets.

@@ -84,7 +84,7 @@ pub struct DatacenterSpec {
 /// One `[checks.NAME]` table: a health check data centers and addresses refer to by name.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HealthCheckSpec {
+pub struct CheckSpec {
     /// `"tcp"`, `"http"` or `"https"`.
     #[serde(rename = "type")]
     pub kind: Spanned<String>,

@@ -1,12 +1,9 @@
-//! Health checks: `[checks]` and the references to them, validated into `CheckSpec`s.
+//! Health checks: `[checks]` and the references to them, validated into `Check`s.
 
 use super::*;
 
 impl Validator<'_, '_> {
-    pub(super) fn checks(
-        &mut self,
-        v: &Spanned<DeValue<'_>>,
-    ) -> HashMap<String, Option<CheckSpec>> {
+    pub(super) fn checks(&mut self, v: &Spanned<DeValue<'_>>) -> HashMap<String, Option<Check>> {
         let Some(table) = v.get_ref().as_table() else {
             self.d.error(
                 Some(v.span()),
@@ -22,14 +19,14 @@ impl Validator<'_, '_> {
             let key = format!("checks.{}", key_segment(&name));
             // A check that fails to validate is remembered as None, so references to it do
             // not add a second, misleading "no such check" error.
-            let check = deserialize::<HealthCheckSpec>(self.d, &key, v)
-                .and_then(|spec| self.check(&key, &spec));
+            let check =
+                deserialize::<CheckSpec>(self.d, &key, v).and_then(|spec| self.check(&key, &spec));
             out.insert(name, check);
         }
         out
     }
 
-    pub(super) fn check(&mut self, key: &str, c: &HealthCheckSpec) -> Option<CheckSpec> {
+    pub(super) fn check(&mut self, key: &str, c: &CheckSpec) -> Option<Check> {
         let errors = self.d.error_count();
         let kind_word = c.kind.get_ref().as_str();
         let port = match &c.port {
@@ -256,7 +253,7 @@ impl Validator<'_, '_> {
         if self.d.error_count() > errors {
             return None;
         }
-        Some(CheckSpec {
+        Some(Check {
             kind: kind?,
             interval,
             timeout,
@@ -273,8 +270,8 @@ impl Validator<'_, '_> {
         key: &str,
         name: &str,
         span: Range<usize>,
-        checks: &HashMap<String, Option<CheckSpec>>,
-    ) -> Result<Option<CheckSpec>, ()> {
+        checks: &HashMap<String, Option<Check>>,
+    ) -> Result<Option<Check>, ()> {
         if name == "none" {
             return Ok(None);
         }

@@ -6,7 +6,7 @@ impl Validator<'_, '_> {
     pub(super) fn datacenters(
         &mut self,
         v: &Spanned<DeValue<'_>>,
-        checks: &HashMap<String, Option<CheckSpec>>,
+        checks: &HashMap<String, Option<Check>>,
     ) -> Vec<Datacenter> {
         let Some(table) = v.get_ref().as_table() else {
             self.d.error(
@@ -49,7 +49,7 @@ impl Validator<'_, '_> {
         key: &str,
         id: String,
         spec: DatacenterSpec,
-        checks: &HashMap<String, Option<CheckSpec>>,
+        checks: &HashMap<String, Option<Check>>,
     ) -> Option<Datacenter> {
         let errors = self.d.error_count();
         let dc_check = match &spec.check {
@@ -120,12 +120,12 @@ impl Validator<'_, '_> {
                 .iter()
                 .filter(|x: &&DcAddress| x.ip.is_ipv6() == ip.is_ipv6())
                 .count()
-                >= 64
+                >= MAX_ADDRESSES
             {
                 self.d.error(
                     Some(a.span()),
                     &akey,
-                    "more than 64 addresses of one family in a data center",
+                    format!("more than {MAX_ADDRESSES} addresses of one family in a data center"),
                     Some("split it into several data centers".into()),
                 );
                 continue;
@@ -209,8 +209,8 @@ impl Validator<'_, '_> {
         key: &str,
         values: &Spanned<Values>,
         all_ids: &[&str],
-        allowed: Option<&[usize]>,
-    ) -> Option<Vec<usize>> {
+        allowed: Option<&[DcIdx]>,
+    ) -> Option<Vec<DcIdx>> {
         let mut out = Vec::new();
         let mut ok = true;
         for (i, item) in values.get_ref().0.iter().enumerate() {
@@ -220,7 +220,11 @@ impl Validator<'_, '_> {
             } else {
                 key.to_owned()
             };
-            match all_ids.iter().position(|d| *d == item.value) {
+            match all_ids
+                .iter()
+                .position(|d| *d == item.value)
+                .map(DcIdx::new)
+            {
                 Some(idx) if allowed.is_none_or(|a| a.contains(&idx)) => {
                     if !out.contains(&idx) {
                         out.push(idx);
@@ -278,7 +282,7 @@ impl Validator<'_, '_> {
         &mut self,
         v: &Spanned<DeValue<'_>>,
         dc_ids: &[&str],
-    ) -> Vec<(IpNet, Vec<usize>)> {
+    ) -> Vec<(IpNet, Vec<DcIdx>)> {
         let Some(map) =
             deserialize::<BTreeMap<String, Spanned<Values>>>(self.d, "network_overrides", v)
         else {

@@ -31,11 +31,14 @@ impl Validator<'_, '_> {
                 None,
             )
             .unwrap_or_default();
-        if candidates.len() > 255 {
+        if candidates.len() > MAX_CANDIDATES {
             self.d.error(
                 Some(spec.datacenters.span()),
                 format!("{key}.datacenters"),
-                format!("{} candidates; at most 255 are supported", candidates.len()),
+                format!(
+                    "{} candidates; at most {MAX_CANDIDATES} are supported",
+                    candidates.len()
+                ),
                 Some("split the name, or group addresses into fewer data centers".into()),
             );
         }
@@ -119,7 +122,13 @@ impl Validator<'_, '_> {
                 }
             }
         };
-        let max_datacenters = small(self.d, &spec.max_datacenters, "max_datacenters", 255);
+        // No more data centers per answer than a name can have candidates.
+        let max_datacenters = small(
+            self.d,
+            &spec.max_datacenters,
+            "max_datacenters",
+            MAX_CANDIDATES as i64,
+        );
         let max_addresses = small(self.d, &spec.max_addresses, "max_addresses", 255);
         let ttl = match &spec.ttl {
             Some(t) => self.ttl(*t.get_ref(), t.span(), &format!("{key}.ttl")),
@@ -344,7 +353,7 @@ impl Validator<'_, '_> {
         key: &str,
         m: &MapSpec,
         dc_ids: &[&str],
-        candidates: &[usize],
+        candidates: &[DcIdx],
     ) -> Option<GeoMap> {
         let errors = self.d.error_count();
         let mut map = GeoMap::default();

@@ -19,11 +19,11 @@ use toml::de::{DeTable, DeValue};
 use ipnet::IpNet;
 
 use super::model::{
-    AllDown, Datacenter, DcAddress, Fallback, GeoMap, Gslb, MAX_WEIGHT, Node, Policy, RrSet,
-    Select, Ttl, Zone,
+    AllDown, Datacenter, DcAddress, DcIdx, Fallback, GeoMap, Gslb, MAX_ADDRESSES, MAX_CANDIDATES,
+    MAX_WEIGHT, Node, Policy, RrSet, Select, Ttl, Zone,
 };
 use super::spec::{
-    AllDownSpec, DatacenterSpec, FallbackSpec, GslbSpec, HealthCheckSpec, Item, MapSpec, NAME_KEYS,
+    AllDownSpec, CheckSpec, DatacenterSpec, FallbackSpec, GslbSpec, Item, MapSpec, NAME_KEYS,
     NameSpec, ProbeDuration, Seconds, SoaSpec, Values, ZONE_KEYS,
 };
 use crate::diag::{
@@ -33,7 +33,7 @@ use crate::geo::{
     Code, Invalid, centroid_of, continent_of, country, parse_asn, parse_continent, parse_coord,
     parse_country, parse_network,
 };
-use crate::health::{CheckKind, CheckSpec, InitialState};
+use crate::health::{Check, CheckKind, InitialState};
 
 mod checks;
 mod datacenters;
@@ -513,7 +513,7 @@ country = "US"
         assert!(nyc.location.is_some(), "country centroid stands in");
         let cdn = zone.nodes.iter().find(|n| n.gslb.is_some()).unwrap();
         let g = cdn.gslb.as_ref().unwrap();
-        assert_eq!(g.candidates, vec![0, 1]);
+        assert_eq!(g.candidates, [DcIdx::new(0), DcIdx::new(1)]);
         assert_eq!(g.ttl.secs(), 20);
         assert_eq!(g.policy, Policy::Nearest);
     }
@@ -722,6 +722,78 @@ country = "US"
         assert_eq!(spec.kind.port(), 443);
         assert_eq!(spec.timeout, std::time::Duration::from_millis(500));
         assert!(dc.addresses[1].check.is_none());
+    }
+
+    /// `[datacenters.x]` with `v4` IPv4 and `v6` IPv6 addresses.
+    fn datacenter_with(v4: usize, v6: usize) -> String {
+        let addresses: Vec<String> = (0..v4)
+            .map(|i| format!("\"10.0.{}.{}\"", i / 256, i % 256))
+            .chain((0..v6).map(|i| format!("\"2001:db8::{i:x}\"")))
+            .collect();
+        format!(
+            "[datacenters.x]\naddresses = [{}]\nlocation = [0.0, 0.0]\n",
+            addresses.join(", ")
+        )
+    }
+
+    #[test]
+    fn a_data_center_holds_at_most_64_addresses_of_each_family() {
+        let (zone, out) = check(&datacenter_with(64, 64));
+        assert_eq!(out, "");
+        let dc = &zone.unwrap().datacenters[0];
+        assert_eq!(dc.addresses.len(), 128);
+
+        for (v4, v6) in [(65, 0), (0, 65)] {
+            let (zone, out) = check(&datacenter_with(v4, v6));
+            assert!(zone.is_none());
+            assert_eq!(out.matches("error:").count(), 1, "{out}");
+            assert!(
+                out.contains(
+                    "datacenters.x.addresses[64]: more than 64 addresses of one family in a data center\n  help: split it into several data centers"
+                ),
+                "{out}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_gslb_name_has_at_most_255_candidates() {
+        let gslb = |count: usize, extra: &str| {
+            let mut text = String::new();
+            for i in 0..count {
+                text += &format!(
+                    "[datacenters.d{i}]\naddresses = [\"10.1.{}.{}\"]\nlocation = [0.0, 0.0]\n",
+                    i / 256,
+                    i % 256
+                );
+            }
+            let ids: Vec<String> = (0..count).map(|i| format!("\"d{i}\"")).collect();
+            text + &format!(
+                "[names.cdn.gslb]\ndatacenters = [{}]\n{extra}",
+                ids.join(", ")
+            )
+        };
+        let (zone, out) = check(&gslb(255, "max_datacenters = 255\n"));
+        assert_eq!(out, "");
+        let zone = zone.unwrap();
+        let g = zone.nodes.iter().find_map(|n| n.gslb.as_ref()).unwrap();
+        assert_eq!(g.candidates.len(), 255);
+        assert_eq!(g.max_datacenters, 255);
+
+        let (zone, out) = check(&gslb(256, ""));
+        assert!(zone.is_none());
+        assert!(
+            out.contains(
+                "names.cdn.gslb.datacenters: 256 candidates; at most 255 are supported\n  help: split the name, or group addresses into fewer data centers"
+            ),
+            "{out}"
+        );
+
+        let (_, out) = check(&gslb(1, "max_datacenters = 256\n"));
+        assert!(
+            out.contains("names.cdn.gslb.max_datacenters: 256 is outside 1..=255"),
+            "{out}"
+        );
     }
 
     #[test]
