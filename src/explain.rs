@@ -319,13 +319,26 @@ fn share_section(
         } else {
             String::new()
         };
+        let keep = m.map_or(100, |m| m.keep);
+        let weight = if keep < 100 {
+            format!(
+                "{} (effective {:.2})",
+                c.weight,
+                f64::from(c.weight) * f64::from(keep) / 100.0
+            )
+        } else {
+            c.weight.to_string()
+        };
         let _ = writeln!(
             w,
             "  share    {:<10} weight {:<4} {:>5.1}%  {role}{recent}",
             c.datacenter,
-            c.weight,
+            weight,
             100.0 * share
         );
+        if let Some(load) = &c.load_state {
+            let _ = writeln!(w, "           load: {}", load_text(load));
+        }
     }
     if let Select::Sticky { .. } = g.select {
         let key = select::client_key(g, client);
@@ -340,6 +353,39 @@ fn share_section(
             }
         }
     }
+}
+
+/// `0.91 > high 0.85: shedding, keeps 50% of its weight (read 2 s ago)`.
+fn load_text(load: &crate::health::LoadState) -> String {
+    let d = load.detail();
+    let s = &load.signal;
+    let (high, low) = (s.high_milli as f64 / 1000.0, s.low_milli as f64 / 1000.0);
+    let keep = load.keep();
+    let ago = |t: SystemTime| {
+        SystemTime::now()
+            .duration_since(t)
+            .map(|d| format!("{} s ago", d.as_secs()))
+            .unwrap_or_else(|_| "just now".to_owned())
+    };
+    let value = match d.value {
+        Some((v, at)) if v > high => format!("{v} > high {high} (read {})", ago(at)),
+        Some((v, at)) if v < low => format!("{v} < low {low} (read {})", ago(at)),
+        Some((v, at)) => format!("{v} between low {low} and high {high} (read {})", ago(at)),
+        None => "no reading yet".to_owned(),
+    };
+    let state = if keep < 100 {
+        format!("shedding, keeps {keep}% of its weight")
+    } else {
+        "not shedding".to_owned()
+    };
+    let error = match d.error {
+        Some((e, at)) => format!(
+            "; last read failed {}: {e} (weight left as it was)",
+            ago(at)
+        ),
+        None => String::new(),
+    };
+    format!("{value}: {state}{error}")
 }
 
 fn rdata_text(r: &hickory_proto::rr::Record) -> String {

@@ -106,6 +106,7 @@ impl Reloader {
                     warn!("config: `{setting}` changed; it takes effect at the next restart");
                 }
                 let keys = snap.health_keys.clone();
+                let load_keys = snap.load_keys.clone();
                 self.snapshot.store(Arc::new(snap));
                 *self
                     .loaded_from
@@ -114,6 +115,7 @@ impl Reloader {
                 *self.config.lock().unwrap_or_else(PoisonError::into_inner) = cfg;
                 // Probes no name uses any more stop; new ones started when compiled.
                 self.health.registry.retain(&keys);
+                self.health.loads.retain(&load_keys);
                 info!("reloaded: now serving generation {next}");
                 Ok(next)
             }

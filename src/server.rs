@@ -151,6 +151,7 @@ impl Server {
         };
 
         health.registry.start();
+        health.loads.start();
         if !health.registry.is_empty() {
             let targets = health.registry.len();
             let pending = health

@@ -75,6 +75,12 @@ pub fn score(net: ClientNet, member: u64, weight: u64) -> f64 {
     -(weight as f64) / u.ln()
 }
 
+/// A number in `0..100` drawn from `net` and `key`, the same every time: the networks
+/// below a threshold are a stable set that grows with it.
+pub fn percentile(net: ClientNet, key: u64) -> u64 {
+    mix(net.hash ^ key.rotate_left(41)) % 100
+}
+
 /// The index in `members` (`(key, weight)`) with the highest rendezvous score for `net`.
 pub fn rendezvous(net: ClientNet, members: impl Iterator<Item = (u64, u64)>) -> Option<usize> {
     let mut best: Option<(usize, f64)> = None;
@@ -124,6 +130,60 @@ pub fn rotate(members: &[(u32, u64)]) -> Option<usize> {
         cur[members[i].0 as usize] -= total as i64;
         Some(i)
     })
+}
+
+/// Chooses `n` distinct members at once (a bit per index of `members`, at most 64), each
+/// included in proportion to its weight: the n-way form of [`rotate`]. Members whose share
+/// of `n` picks would be one or more are always included; the rest rotate, each growing by
+/// `n` times its weight and the `n` largest giving back the total.
+pub fn rotate_many(members: &[(u32, u64)], n: usize) -> u64 {
+    let mut chosen = 0u64;
+    let mut n = n.min(members.len()).min(64);
+    // Members that would be picked more than once per round are always in.
+    loop {
+        let total: u64 = (0..members.len())
+            .filter(|&i| chosen & (1 << i) == 0)
+            .map(|i| members[i].1)
+            .sum();
+        let always = (0..members.len()).find(|&i| {
+            chosen & (1 << i) == 0 && members[i].1 > 0 && (n as u64) * members[i].1 >= total
+        });
+        match always {
+            Some(i) if n > 0 => {
+                chosen |= 1 << i;
+                n -= 1;
+            }
+            _ => break,
+        }
+    }
+    if n == 0 {
+        return chosen;
+    }
+    let rest: smallvec::SmallVec<[usize; 16]> = (0..members.len())
+        .filter(|&i| chosen & (1 << i) == 0 && members[i].1 > 0)
+        .collect();
+    let total: u64 = rest.iter().map(|&i| members[i].1).sum();
+    let need = members.iter().map(|m| m.0 as usize + 1).max().unwrap_or(0);
+    ROTOR.with(|r| {
+        let mut cur = r.borrow_mut();
+        if cur.len() < need {
+            cur.resize(need, 0);
+        }
+        for &i in &rest {
+            cur[members[i].0 as usize] += (n as u64 * members[i].1) as i64;
+        }
+        for _ in 0..n.min(rest.len()) {
+            let best = rest
+                .iter()
+                .copied()
+                .filter(|&i| chosen & (1 << i) == 0)
+                .max_by_key(|&i| (cur[members[i].0 as usize], std::cmp::Reverse(i)));
+            let Some(i) = best else { break };
+            chosen |= 1 << i;
+            cur[members[i].0 as usize] -= total as i64;
+        }
+    });
+    chosen
 }
 
 /// Per-thread rows of counters: most threads running at once that get a row of their own.
@@ -201,6 +261,38 @@ mod tests {
             counts[rotate(&members).unwrap()] += 1;
         }
         assert_eq!(counts, [5000, 1000, 1000]);
+    }
+
+    #[test]
+    fn rotating_several_includes_each_in_proportion_to_its_weight() {
+        // 2:1:1, two per answer: the heavy one always, the light ones every other time.
+        let members = [(3_000_000, 2), (3_000_001, 1), (3_000_002, 1)];
+        let mut seen = [0u32; 3];
+        for _ in 0..400 {
+            let m = rotate_many(&members, 2);
+            assert_eq!(m.count_ones(), 2);
+            for (i, s) in seen.iter_mut().enumerate() {
+                *s += u32::from(m & (1 << i) != 0);
+            }
+        }
+        assert_eq!(seen, [400, 200, 200]);
+        // 3:2:1:1:1, two per answer: each in 2/8 of its weight's worth of answers.
+        let members = [
+            (3_000_010, 3),
+            (3_000_011, 2),
+            (3_000_012, 1),
+            (3_000_013, 1),
+            (3_000_014, 1),
+        ];
+        let mut seen = [0u32; 5];
+        for _ in 0..800 {
+            let m = rotate_many(&members, 2);
+            assert_eq!(m.count_ones(), 2);
+            for (i, s) in seen.iter_mut().enumerate() {
+                *s += u32::from(m & (1 << i) != 0);
+            }
+        }
+        assert_eq!(seen, [600, 400, 200, 200, 200]);
     }
 
     #[test]

@@ -103,6 +103,9 @@ pub struct Member {
     pub weight: u64,
     /// Its admitted addresses; 0 when it is down.
     pub mask: u64,
+    /// Percent of its weight it keeps while its load signal says it is overloaded (100
+    /// without a signal or below the threshold).
+    pub keep: u8,
     /// At the head of the list (`spread`, `band`): its share is its own. Others only take
     /// the share of a down head, `spill` of them.
     pub head: bool,
@@ -144,25 +147,57 @@ impl Shares {
             .chain(head.into_iter().flatten())
     }
 
-    /// The long-run share of answers each member gets, by position: the head by weight,
-    /// a down head's share split over the spill targets by theirs.
+    /// The members that take `h`'s share when it is down or shedding: the spill targets
+    /// other than `h` itself.
+    fn targets_of(&self, h: &Member) -> impl Iterator<Item = &Member> {
+        let pos = h.pos;
+        self.spill_targets().filter(move |t| t.pos != pos)
+    }
+
+    /// The weights spill targets take shares by: their weight as reduced by shedding, or
+    /// their whole weight when every one of them sheds all.
+    fn spill_weight(targets: &[&Member], m: &Member) -> u64 {
+        if targets.iter().all(|t| t.keep == 0) {
+            m.weight
+        } else {
+            m.weight * u64::from(m.keep)
+        }
+    }
+
+    /// The long-run share of answers each member gets, by position: the head by weight;
+    /// a down head's share, and the part an overloaded head sheds, split over the spill
+    /// targets by theirs. A head with nobody to take its load sheds nothing.
     pub fn fractions(&self) -> SmallVec<[(u8, f64); 8]> {
+        let mut out: SmallVec<[(u8, f64); 8]> = self.members.iter().map(|m| (m.pos, 0.0)).collect();
         let total: u64 = self.head().map(|m| m.weight).sum();
-        let lost: u64 = self.head().filter(|m| m.mask == 0).map(|m| m.weight).sum();
-        let spill_total: u64 = self.spill_targets().map(|m| m.weight).sum();
-        let mut out: SmallVec<[(u8, f64); 8]> = SmallVec::new();
         if total == 0 {
             return out;
         }
-        for m in &self.members {
-            let mut f = 0.0;
-            if m.head && m.mask != 0 {
-                f += m.weight as f64 / total as f64;
+        for h in self.head() {
+            let share = h.weight as f64 / total as f64;
+            let targets: SmallVec<[&Member; 8]> = self.targets_of(h).collect();
+            let kept = match (h.mask, targets.is_empty()) {
+                (0, _) => 0.0,
+                (_, true) => share,
+                _ => share * f64::from(h.keep) / 100.0,
+            };
+            let given = if h.mask == 0 && targets.is_empty() {
+                0.0
+            } else {
+                share - kept
+            };
+            let tw: u64 = targets
+                .iter()
+                .map(|t| Self::spill_weight(&targets, t))
+                .sum();
+            for (i, m) in self.members.iter().enumerate() {
+                if m.pos == h.pos {
+                    out[i].1 += kept;
+                }
+                if tw > 0 && targets.iter().any(|t| t.pos == m.pos) {
+                    out[i].1 += given * Self::spill_weight(&targets, m) as f64 / tw as f64;
+                }
             }
-            if spill_total > 0 && self.spill_targets().any(|t| t.pos == m.pos) {
-                f += lost as f64 / total as f64 * m.weight as f64 / spill_total as f64;
-            }
-            out.push((m.pos, f));
         }
         out
     }
@@ -231,9 +266,11 @@ pub fn shares(
             break;
         }
         let mask = admitted(c, health, family, &mut s.degraded);
+        let keep = c.load.map_or(100, |id| health.keep(id));
         if head {
             heads += 1;
-            heads_down += usize::from(mask == 0);
+            // A shedding head needs somewhere to send its share, as a down one does.
+            heads_down += usize::from(mask == 0 || keep < 100);
         } else if mask != 0 {
             after_up += 1;
         }
@@ -242,6 +279,7 @@ pub fn shares(
             pos,
             weight: u64::from(c.weight),
             mask,
+            keep,
             head,
         });
     }
@@ -323,9 +361,10 @@ fn choose_in<'s>(
     }
 }
 
-/// The member answered first: one of the head by weight; when it is down, one of the
-/// spill targets by weight. Two steps rather than one draw over combined shares, so that a
-/// sticky client of a healthy head keeps it when another head fails.
+/// The member answered first: one of the head by weight; when it is down, or it sheds
+/// this answer, one of the spill targets by weight. Two steps rather than one draw over
+/// combined shares, so that a sticky client of a healthy head keeps it when another head
+/// fails, and only the clients shed move when a site sheds.
 fn pick_first(
     gslb: &GslbNode,
     s: &Shares,
@@ -335,15 +374,48 @@ fn pick_first(
     let head: SmallVec<[usize; 8]> = (0..s.members.len())
         .filter(|&i| s.members[i].head)
         .collect();
-    let h = weighted(gslb, s, &head, client, hashed)?;
-    if s.members[h].mask != 0 {
+    let h = weighted(gslb, s, &head, client, hashed, Weigh::Whole)?;
+    let m = s.members[h];
+    let targets: SmallVec<[usize; 8]> = s
+        .targets_of(&m)
+        .map(|t| s.members.iter().position(|x| x.pos == t.pos).unwrap_or(0))
+        .collect();
+    if m.mask != 0 && (m.keep >= 100 || targets.is_empty() || !sheds(gslb, &m, client, hashed)) {
         return Some(h);
     }
-    let targets: SmallVec<[usize; 8]> = s
-        .spill_targets()
-        .map(|t| s.members.iter().position(|m| m.pos == t.pos).unwrap_or(0))
-        .collect();
-    weighted(gslb, s, &targets, client, hashed)
+    weighted(gslb, s, &targets, client, hashed, Weigh::Kept).or(Some(h).filter(|_| m.mask != 0))
+}
+
+/// Whether the overloaded head `m` passes this answer on: in turn by its own rotation (it
+/// keeps `keep` of every 100), or for a sticky name by the client network's hash, so that
+/// the networks shed grow as the kept share falls and the others stay.
+fn sheds(gslb: &GslbNode, m: &Member, client: ClientKey, hashed: &mut Option<u8>) -> bool {
+    let keep = u64::from(m.keep);
+    match gslb.select {
+        Select::Rotate if !client.answering => keep == 0,
+        Select::Rotate => {
+            let slot = gslb.rotor + gslb.candidates.len() as u32 + 2 * u32::from(m.pos);
+            weigh::rotate(&[(slot, keep), (slot + 1, 100 - keep)]) == Some(1)
+        }
+        Select::Sticky { .. } => {
+            *hashed = Some(client.net.prefix);
+            let key = gslb.candidates[m.pos as usize].key ^ SHED_SALT;
+            weigh::percentile(client.net, key) >= keep
+        }
+    }
+}
+
+/// Mixed into a data center's key for the shedding draw, so that it is independent of the
+/// rendezvous draw that chose the data center.
+const SHED_SALT: u64 = 0x5bd1_e995_0f0f_3c3c;
+
+/// Which weight a draw uses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Weigh {
+    /// The configured weight: the head shares by capacity, overload aside.
+    Whole,
+    /// The weight as reduced by shedding: spill prefers the sites with room.
+    Kept,
 }
 
 /// One of `among` (indices into the members) by weight, as the name selects.
@@ -353,32 +425,35 @@ fn weighted(
     among: &[usize],
     client: ClientKey,
     hashed: &mut Option<u8>,
+    weigh: Weigh,
 ) -> Option<usize> {
+    let all_shed = among.iter().all(|&i| s.members[i].keep == 0);
+    let weight = |i: usize| {
+        let m = &s.members[i];
+        match weigh {
+            Weigh::Kept if !all_shed => m.weight * u64::from(m.keep),
+            _ => m.weight,
+        }
+    };
     match among {
         [] => None,
         [only] => Some(*only),
         _ => match gslb.select {
             Select::Rotate if !client.answering => {
-                heaviest(among.iter().map(|&i| s.members[i].weight)).map(|k| among[k])
+                heaviest(among.iter().map(|&i| weight(i))).map(|k| among[k])
             }
             Select::Rotate => {
                 let members: SmallVec<[(u32, u64); 8]> = among
                     .iter()
-                    .map(|&i| {
-                        (
-                            gslb.rotor + u32::from(s.members[i].pos),
-                            s.members[i].weight,
-                        )
-                    })
+                    .map(|&i| (gslb.rotor + u32::from(s.members[i].pos), weight(i)))
                     .collect();
                 weigh::rotate(&members).map(|k| among[k])
             }
             Select::Sticky { .. } => {
                 *hashed = Some(client.net.prefix);
-                let members = among.iter().map(|&i| {
-                    let m = &s.members[i];
-                    (gslb.candidates[m.pos as usize].key, m.weight)
-                });
+                let members = among
+                    .iter()
+                    .map(|&i| (gslb.candidates[s.members[i].pos as usize].key, weight(i)));
                 weigh::rendezvous(client.net, members).map(|k| among[k])
             }
         },
@@ -399,34 +474,49 @@ fn addresses(
         return m.mask;
     }
     let f = gslb.candidates[m.pos as usize].family(family);
-    let mut left = m.mask;
+    let idx: SmallVec<[usize; 16]> = (0..f.weights.len().min(MAX_ADDRESSES))
+        .filter(|&i| m.mask & (1 << i) != 0)
+        .collect();
     let mut out = 0u64;
-    for _ in 0..n {
-        let idx: SmallVec<[usize; 16]> = (0..f.weights.len().min(MAX_ADDRESSES))
-            .filter(|&i| left & (1 << i) != 0)
-            .collect();
-        let pick = match gslb.select {
-            Select::Rotate if !client.answering => {
-                heaviest(idx.iter().map(|&i| u64::from(f.weights[i])))
+    match gslb.select {
+        Select::Rotate if !client.answering => {
+            let mut left: SmallVec<[usize; 16]> = idx.clone();
+            for _ in 0..n {
+                let Some(k) = heaviest(left.iter().map(|&i| u64::from(f.weights[i]))) else {
+                    break;
+                };
+                out |= 1 << left.remove(k);
             }
-            Select::Rotate => {
-                let members: SmallVec<[(u32, u64); 16]> = idx
-                    .iter()
-                    .map(|&i| (f.rotor + i as u32, u64::from(f.weights[i])))
-                    .collect();
-                weigh::rotate(&members)
+        }
+        Select::Rotate => {
+            let members: SmallVec<[(u32, u64); 16]> = idx
+                .iter()
+                .map(|&i| (f.rotor + i as u32, u64::from(f.weights[i])))
+                .collect();
+            let picked = weigh::rotate_many(&members, n);
+            for (k, &i) in idx.iter().enumerate() {
+                if picked & (1 << k) != 0 {
+                    out |= 1 << i;
+                }
             }
-            Select::Sticky { .. } => {
-                *hashed = Some(client.net.prefix);
-                weigh::rendezvous(
-                    client.net,
-                    idx.iter().map(|&i| (f.keys[i], u64::from(f.weights[i]))),
-                )
+        }
+        Select::Sticky { .. } => {
+            *hashed = Some(client.net.prefix);
+            // The n highest rendezvous scores: a network keeps its addresses.
+            let mut scored: SmallVec<[(f64, usize); 16]> = idx
+                .iter()
+                .map(|&i| {
+                    (
+                        weigh::score(client.net, f.keys[i], u64::from(f.weights[i])),
+                        i,
+                    )
+                })
+                .collect();
+            scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+            for &(_, i) in scored.iter().take(n) {
+                out |= 1 << i;
             }
-        };
-        let Some(k) = pick else { break };
-        out |= 1 << idx[k];
-        left &= !(1 << idx[k]);
+        }
     }
     out
 }
@@ -585,6 +675,12 @@ mod tests {
     /// Four data centers, weights 3, 1, 2, 2, no GeoIP data: every client gets them as
     /// written, so the head is `a` and `b`.
     fn weighted(extra: &str) -> (HealthSources, Snapshot) {
+        weighted_with("", extra)
+    }
+
+    /// [`weighted`] with `dc_extra` after the last data center's table and `extra` in the
+    /// GSLB table.
+    fn weighted_with(dc_a_extra: &str, extra: &str) -> (HealthSources, Snapshot) {
         let health = HealthSources::new(None).unwrap();
         let mut body = String::new();
         for (dc, w) in [("a", 3), ("b", 1), ("c", 2), ("d", 2)] {
@@ -598,6 +694,7 @@ mod tests {
                 "[datacenters.{dc}]\naddresses = [\"192.0.2.{last}\"]\nlocation = [0.0, 0.0]\nweight = {w}\n"
             );
         }
+        body += dc_a_extra;
         body += &format!(
             "[names.cdn.gslb]\ndatacenters = [\"a\", \"b\", \"c\", \"d\"]\nspread = 2\nspill = 2\n{extra}\n"
         );
@@ -723,6 +820,88 @@ mod tests {
                 assert!(now == 2 || now == 3, "b's network went to {now}");
             }
         }
+    }
+
+    /// [`weighted`] with a load signal on `a` (never read here: the test sets the share).
+    fn shedding(extra: &str) -> (HealthSources, Snapshot) {
+        weighted_with(
+            "[datacenters.a.load]\nurl = \"http://127.0.0.1:9/load\"\nhigh = 0.85\nlow = 0.7\n",
+            extra,
+        )
+    }
+
+    fn keep_a(snap: &Snapshot, percent: u8) {
+        let g = snap.zones()[0].gslb_nodes().next().unwrap();
+        snap.health.set_keep(g.candidates[0].load.unwrap(), percent);
+    }
+
+    #[test]
+    fn an_overloaded_head_sheds_its_kept_share_to_the_spill_targets() {
+        let (_h, snap) = shedding("");
+        keep_a(&snap, 50);
+        // a: 3/4 of answers, half of them shed over c and d (2:2); b keeps its quarter.
+        assert_eq!(
+            tally(&snap, 1600, one_client),
+            counts(&[("a", 600), ("b", 400), ("c", 300), ("d", 300)])
+        );
+        let g = snap.zones()[0].gslb_nodes().next().unwrap();
+        let d = g.table.lookup(one_client(0).addr);
+        let f: Vec<(u8, f64)> = shares(g, &snap.health, &d, Family::V4).fractions().to_vec();
+        assert_eq!(f, [(0, 0.375), (1, 0.25), (2, 0.1875), (3, 0.1875)]);
+        keep_a(&snap, 100);
+        assert_eq!(
+            tally(&snap, 400, one_client),
+            counts(&[("a", 300), ("b", 100)])
+        );
+    }
+
+    #[test]
+    fn the_last_healthy_data_center_is_never_shed() {
+        let (health, snap) = shedding("");
+        keep_a(&snap, 0);
+        for dc in ["b", "c", "d"] {
+            let key = OverrideKey::Datacenter {
+                zone: "example.com.".into(),
+                datacenter: dc.into(),
+            };
+            health.overrides.set(&key, Admin::Down).unwrap();
+        }
+        assert_eq!(tally(&snap, 50, one_client), counts(&[("a", 50)]));
+    }
+
+    #[test]
+    fn sticky_shedding_moves_a_growing_stable_set_of_networks() {
+        let (_h, snap) = shedding("select = \"sticky\"");
+        let net = |i: usize| Client::from(std::net::IpAddr::V4(((i as u32) << 8).into()));
+        let g = snap.zones()[0].gslb_nodes().next().unwrap();
+        let on_a = |snap: &Snapshot| -> Vec<bool> {
+            (0..4000)
+                .map(|i| {
+                    let c = net(i);
+                    let d = g.table.lookup(c.addr);
+                    match choose(g, &snap.health, &d, Family::V4, client_key(g, c)) {
+                        Choice::Addresses(p) => p.chosen[0].0 == 0,
+                        _ => panic!(),
+                    }
+                })
+                .collect()
+        };
+        let full = on_a(&snap);
+        keep_a(&snap, 75);
+        let three_quarters = on_a(&snap);
+        keep_a(&snap, 50);
+        let half = on_a(&snap);
+        // Shedding only moves networks away from a, and a network shed at 75% stays shed at 50%.
+        for i in 0..full.len() {
+            assert!(full[i] || !three_quarters[i], "network {i} came to a");
+            assert!(
+                three_quarters[i] || !half[i],
+                "network {i} came back at 50%"
+            );
+        }
+        let count = |v: &[bool]| v.iter().filter(|x| **x).count() as f64;
+        let ratio = count(&half) / count(&full);
+        assert!((ratio - 0.5).abs() < 0.05, "kept {ratio}");
     }
 
     #[test]

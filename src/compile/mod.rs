@@ -22,7 +22,10 @@ use crate::family::Family;
 use crate::geo::db::{BasePartition, GeoDb};
 use crate::geo::decision::{CompiledPolicy, Rule, build_table};
 use crate::geo::table::GeoTable;
-use crate::health::{HealthId, HealthSources, HealthTable, Key, TableFull, TargetHealth};
+use crate::health::load::LoadKey;
+use crate::health::{
+    HealthId, HealthSources, HealthTable, Key, LoadId, LoadState, TableFull, TargetHealth,
+};
 use crate::name_key::{NameKey, key_of, wildcard_of};
 use crate::weigh::{self, AnswerCounts};
 use crate::zone::model::{AllDown, Datacenter, DcAddress, DcIdx, Fallback, Gslb, Policy, Select};
@@ -50,6 +53,8 @@ pub struct Snapshot {
     pub health: Arc<HealthTable>,
     /// Every (check, address) this snapshot reads, so probes nothing uses can stop.
     pub health_keys: HashSet<Key>,
+    /// Every data center with a load signal, so signals nothing uses can stop.
+    pub load_keys: HashSet<LoadKey>,
 }
 
 /// One zone, compiled.
@@ -107,7 +112,8 @@ pub struct GslbNode {
     pub spread: usize,
     /// Healthy candidates after the head that take a down data center's share.
     pub spill: usize,
-    /// First index of this name's data centers in the per-thread rotation state.
+    /// First index of this name's data centers in the per-thread rotation state: one slot
+    /// per candidate for choosing it, then two per candidate for its shedding turn.
     pub rotor: u32,
     /// Answers per data center, counted per thread (see [`AnswerCounts`]).
     pub answers: AnswerCounts,
@@ -143,6 +149,10 @@ pub struct Candidate {
     /// A hash of the data center id: its identity in rendezvous hashing, the same across
     /// restarts and reloads.
     pub key: u64,
+    /// Its slot in the table's load column, when it reports load: the share it keeps.
+    pub load: Option<LoadId>,
+    /// Its load signal's last read, for `explain`.
+    pub load_state: Option<Arc<LoadState>>,
     /// The data center's slot in the health table (its override).
     pub slot: HealthId,
     /// IPv4 answers.
@@ -221,6 +231,7 @@ impl Snapshot {
             tables: TableCache::default(),
             health,
             keys: HashSet::new(),
+            load_keys: HashSet::new(),
             rotors: 0,
         };
         let compiled: Vec<CompiledZone> = zones
@@ -239,6 +250,7 @@ impl Snapshot {
             geo,
             health: health.table().clone(),
             health_keys: ctx.keys,
+            load_keys: ctx.load_keys,
         })
     }
 
@@ -495,6 +507,8 @@ struct Ctx<'h> {
     tables: TableCache,
     health: &'h HealthSources,
     keys: HashSet<Key>,
+    /// Every (zone, data center) with a load signal.
+    load_keys: HashSet<LoadKey>,
     /// Next free index of the per-thread rotation state (see [`crate::weigh`]).
     rotors: u32,
 }
@@ -566,8 +580,9 @@ fn compile_gslb(
     };
     let (ttl, short_ttl) = (g.ttl.secs(), g.min_ttl.secs());
     let zone_name = zone.origin.to_string();
+    // Per data center: one slot for choosing it, two for its shedding turn.
     let rotor = ctx.rotors;
-    ctx.rotors += g.candidates.len() as u32;
+    ctx.rotors += 3 * g.candidates.len() as u32;
     let mut family = |dc: &Datacenter, v6: bool| -> Result<FamilyAnswers, TableFull> {
         let addrs: Vec<&DcAddress> = dc
             .addresses
@@ -619,10 +634,19 @@ fn compile_gslb(
     let mut candidates = Vec::with_capacity(g.candidates.len());
     for &c in &g.candidates {
         let dc = &datacenters[c];
+        let load_state = match &dc.load {
+            Some(signal) => {
+                ctx.load_keys.insert((zone_name.clone(), dc.id.clone()));
+                Some(ctx.health.loads.signal(&zone_name, &dc.id, signal)?)
+            }
+            None => None,
+        };
         candidates.push(Candidate {
             datacenter: dc.id.clone(),
             weight: dc.weight,
             key: weigh::stable_hash(dc.id.as_bytes()),
+            load: load_state.as_ref().map(|l| l.id),
+            load_state,
             slot: ctx.health.table().datacenter_slot(&zone_name, &dc.id)?,
             a: family(dc, false)?,
             aaaa: family(dc, true)?,

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 pub mod admin;
 pub mod hysteresis;
+pub mod load;
 pub mod probe;
 pub mod registry;
 pub mod table;
@@ -35,9 +36,10 @@ pub mod target;
 mod test_support;
 
 pub use admin::{Admin, OverrideError, OverrideKey, Overrides, parse_admin};
+pub use load::{LoadRegistry, LoadSignal, LoadState};
 pub use probe::ProbeError;
 pub use registry::{Key, Registry};
-pub use table::{HealthId, HealthTable, TableFull, Word};
+pub use table::{HealthId, HealthTable, LoadId, TableFull, Word};
 pub use target::{Detail, FLAP_MAX_CHANGES, FLAP_WINDOW_INTERVALS, Observation, TargetHealth};
 
 /// Where the compiler finds health and overrides: one table, the probes that write its
@@ -48,6 +50,8 @@ pub struct HealthSources {
     pub registry: std::sync::Arc<Registry>,
     /// Operator overrides, kept in the same table.
     pub overrides: std::sync::Arc<Overrides>,
+    /// Load signals, whose shedding is kept in the same table.
+    pub loads: std::sync::Arc<LoadRegistry>,
 }
 
 impl HealthSources {
@@ -55,9 +59,11 @@ impl HealthSources {
     pub fn new(state_file: Option<&std::path::Path>) -> Result<Self, OverrideError> {
         let registry = Registry::new();
         let overrides = Overrides::load(state_file, registry.table().clone())?;
+        let loads = LoadRegistry::new(registry.table().clone());
         Ok(Self {
             registry,
             overrides,
+            loads,
         })
     }
 

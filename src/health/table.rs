@@ -92,8 +92,17 @@ impl Word {
 /// Every slot's word, and the writers' index of which slot is whose.
 pub struct HealthTable {
     words: Box<[AtomicU8]>,
+    /// Percent of its weight each data center with a load signal keeps, by [`LoadId`]
+    /// (100 = not shedding). A separate, small table: most data centers have no signal.
+    keep: Box<[AtomicU8]>,
     index: Mutex<Index>,
 }
+
+/// Index of a data center's load slot (see [`HealthTable::keep`]).
+///
+/// Why not `usize`: it indexes the small load table, not the slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LoadId(u16);
 
 #[derive(Default)]
 struct Index {
@@ -101,6 +110,7 @@ struct Index {
     addresses: HashMap<(Option<Check>, IpAddr), HealthId>,
     by_ip: HashMap<IpAddr, Vec<HealthId>>,
     datacenters: HashMap<(String, String), HealthId>,
+    loads: HashMap<(String, String), LoadId>,
     /// The overrides in force (never [`Admin::None`]), so new slots start with them.
     admins: BTreeMap<OverrideKey, Admin>,
 }
@@ -110,11 +120,17 @@ impl HealthTable {
     /// centers, one byte each.
     pub const DEFAULT_CAPACITY: usize = 1 << 20;
 
+    /// Data centers with a load signal, over every zone, since start.
+    pub const LOAD_CAPACITY: usize = 4096;
+
     /// An empty table of `capacity` slots.
     pub fn new(capacity: usize) -> Arc<Self> {
         let capacity = capacity.min(u32::MAX as usize);
         Arc::new(Self {
             words: (0..capacity).map(|_| AtomicU8::new(0)).collect(),
+            keep: (0..Self::LOAD_CAPACITY)
+                .map(|_| AtomicU8::new(100))
+                .collect(),
             index: Mutex::default(),
         })
     }
@@ -124,6 +140,35 @@ impl HealthTable {
     #[inline]
     pub fn word(&self, id: HealthId) -> Word {
         Word(self.words[id.0 as usize].load(Ordering::Relaxed))
+    }
+
+    /// Percent of its weight the data center of `id` keeps: one relaxed load.
+    #[inline]
+    pub fn keep(&self, id: LoadId) -> u8 {
+        self.keep[usize::from(id.0)].load(Ordering::Relaxed)
+    }
+
+    /// Sets the percent of its weight the data center of `id` keeps (at most 100).
+    pub fn set_keep(&self, id: LoadId, percent: u8) {
+        self.keep[usize::from(id.0)].store(percent.min(100), Ordering::Relaxed);
+    }
+
+    /// The load slot of data center `datacenter` of zone `zone`: the same on every reload.
+    pub fn load_slot(&self, zone: &str, datacenter: &str) -> Result<LoadId, TableFull> {
+        let mut index = self.lock();
+        let key = (zone.to_owned(), datacenter.to_owned());
+        if let Some(&id) = index.loads.get(&key) {
+            return Ok(id);
+        }
+        let id = index.loads.len();
+        if id >= self.keep.len() {
+            return Err(TableFull {
+                capacity: self.keep.len(),
+            });
+        }
+        let id = LoadId(id as u16);
+        index.loads.insert(key, id);
+        Ok(id)
     }
 
     /// The slot of an address as checked by `check` (`None`: not probed), created with the

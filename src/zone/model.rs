@@ -100,6 +100,8 @@ pub struct Datacenter {
     pub continent: Option<Code>,
     /// Relative capacity among the data centers sharing a client; 0 drains it.
     pub weight: u32,
+    /// Where the site reports its load, for shedding.
+    pub load: Option<crate::health::LoadSignal>,
 }
 
 /// One address of a data center.

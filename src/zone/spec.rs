@@ -79,6 +79,28 @@ pub struct DatacenterSpec {
     /// Relative capacity of the site among the data centers sharing a client (default 1);
     /// 0 drains it. Read as a number so that `1.5` is judged by the validator, with its key.
     pub weight: Option<Spanned<f64>>,
+    /// A load signal: above `high` the site sheds a growing share of its answers.
+    pub load: Option<Spanned<LoadSpec>>,
+}
+
+/// `[datacenters.ID.load]`: where the site reports how loaded it is.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadSpec {
+    /// HTTP(S) URL whose body is a number, or Prometheus text holding `metric`.
+    pub url: Spanned<String>,
+    /// A Prometheus series (`name` or `name{label="x"}`) to read from the body.
+    pub metric: Option<Spanned<String>>,
+    /// Above this, shed a growing share of answers to the next choice.
+    pub high: Spanned<f64>,
+    /// Below this, take the shed share back.
+    pub low: Spanned<f64>,
+    /// Time between reads (default 5s).
+    pub interval: Option<Spanned<ProbeDuration>>,
+    /// Limit on one read (default 2s, below `interval`).
+    pub timeout: Option<Spanned<ProbeDuration>>,
+    /// Share of the weight shed or taken back per interval (default 0.25).
+    pub step: Option<Spanned<f64>>,
 }
 
 /// One `[checks.NAME]` table: a health check data centers and addresses refer to by name.
@@ -160,8 +182,9 @@ impl<'de> Deserialize<'de> for AllDownSpec {
 pub struct AddressSpec {
     /// The address as written.
     pub address: String,
-    /// Relative weight within the data center.
-    pub weight: Option<i64>,
+    /// Relative weight within the data center; a number, so that `1.5` is judged by the
+    /// validator, with its key.
+    pub weight: Option<f64>,
     /// Check for this address instead of the data center's; `"none"` for no check.
     pub check: Option<String>,
 }
@@ -172,7 +195,7 @@ impl<'de> Deserialize<'de> for AddressSpec {
         #[serde(deny_unknown_fields)]
         struct Table {
             address: String,
-            weight: Option<i64>,
+            weight: Option<f64>,
             check: Option<String>,
         }
         struct V;

@@ -84,12 +84,19 @@ impl Validator<'_, '_> {
             };
             let weight = match a.get_ref().weight {
                 None => 1,
-                Some(w) if (1..=i64::from(MAX_WEIGHT)).contains(&w) => w as u32,
+                Some(w) if w.fract() == 0.0 && (1.0..=f64::from(MAX_WEIGHT)).contains(&w) => {
+                    w as u32
+                }
                 Some(w) => {
+                    let why = if w.fract() != 0.0 {
+                        "is not a whole number".to_owned()
+                    } else {
+                        format!("is outside 1..={MAX_WEIGHT}")
+                    };
                     self.d.error(
                         Some(a.span()),
                         format!("{akey}.weight"),
-                        format!("{w} is outside 1..={MAX_WEIGHT}"),
+                        format!("{w} {why}"),
                         Some(
                             "weights are relative shares; use small positive numbers like 1, 2, 10"
                                 .into(),
@@ -190,6 +197,10 @@ impl Validator<'_, '_> {
                 1
             }
         };
+        let load = spec
+            .load
+            .as_ref()
+            .and_then(|l| self.load_signal(&format!("{key}.load"), l));
         if self.d.error_count() > errors {
             return None;
         }
@@ -200,6 +211,103 @@ impl Validator<'_, '_> {
             country,
             continent,
             weight,
+            load,
+        })
+    }
+
+    /// `[datacenters.ID.load]`: a URL, thresholds with `low < high`, and sane timing.
+    fn load_signal(&mut self, key: &str, l: &Spanned<LoadSpec>) -> Option<LoadSignal> {
+        let errors = self.d.error_count();
+        let spec = l.get_ref();
+        let url = spec.url.get_ref().trim();
+        let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+        if !scheme_ok || reqwest::Url::parse(url).is_err() {
+            self.d.error(
+                Some(spec.url.span()),
+                format!("{key}.url"),
+                format!("{url:?} is not an http:// or https:// URL"),
+                Some("e.g. url = \"http://10.0.0.5:9100/load\"".into()),
+            );
+        }
+        if let Some(m) = &spec.metric {
+            if crate::health::load::Series::parse(m.get_ref()).is_none() {
+                self.d.error(
+                    Some(m.span()),
+                    format!("{key}.metric"),
+                    format!("{:?} is not a Prometheus series", m.get_ref()),
+                    Some("write a metric name, optionally with labels: node_load1 or cpu_busy{core=\"all\"}".into()),
+                );
+            }
+        }
+        let (high, low) = (*spec.high.get_ref(), *spec.low.get_ref());
+        for (v, field) in [(&spec.high, "high"), (&spec.low, "low")] {
+            if !v.get_ref().is_finite() {
+                self.d.error(
+                    Some(v.span()),
+                    format!("{key}.{field}"),
+                    format!("{} is not a finite number", v.get_ref()),
+                    Some("thresholds are in the unit the endpoint reports, e.g. 0.85".into()),
+                );
+            }
+        }
+        if high.is_finite() && low.is_finite() && low >= high {
+            self.d.error(
+                Some(spec.low.span()),
+                format!("{key}.low"),
+                format!("low ({low}) must be below high ({high})"),
+                Some("the gap between them keeps the weight from flapping, e.g. high = 0.85, low = 0.70".into()),
+            );
+        }
+        let interval = spec
+            .interval
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(5), |d| d.get_ref().0);
+        let timeout = spec
+            .timeout
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(2).min(interval / 2), |d| {
+                d.get_ref().0
+            });
+        if interval < std::time::Duration::from_millis(100)
+            || interval > std::time::Duration::from_secs(3600)
+        {
+            self.d.error(
+                spec.interval.as_ref().map(Spanned::span),
+                format!("{key}.interval"),
+                format!("{interval:?} is outside 100ms..=1h"),
+                Some("read the load every few seconds, e.g. interval = \"5s\"".into()),
+            );
+        } else if timeout.is_zero() || timeout >= interval {
+            self.d.error(
+                spec.timeout
+                    .as_ref()
+                    .or(spec.interval.as_ref())
+                    .map(Spanned::span),
+                format!("{key}.timeout"),
+                format!(
+                    "timeout {timeout:?} must be above zero and below the interval {interval:?}"
+                ),
+                Some("e.g. interval = \"5s\", timeout = \"2s\"".into()),
+            );
+        }
+        let step = spec.step.as_ref().map_or(0.25, |s| *s.get_ref());
+        if !(step > 0.0 && step <= 1.0) {
+            let span = spec.step.as_ref().map(Spanned::span);
+            self.d.error(
+                span,
+                format!("{key}.step"),
+                format!("{step} is outside (0, 1]"),
+                Some("the share of the weight shed or taken back per interval, e.g. 0.25".into()),
+            );
+        }
+        (self.d.error_count() == errors).then(|| LoadSignal {
+            url: url.to_owned(),
+            metric: spec.metric.as_ref().map(|m| m.get_ref().trim().to_owned()),
+            high_milli: (high * 1000.0).round() as i64,
+            low_milli: (low * 1000.0).round() as i64,
+            interval,
+            timeout,
+            step_percent: ((step * 100.0).round() as u8).max(1),
         })
     }
 

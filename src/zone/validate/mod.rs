@@ -23,8 +23,8 @@ use super::model::{
     MAX_WEIGHT, Node, Policy, RrSet, Select, Ttl, Zone,
 };
 use super::spec::{
-    AllDownSpec, CheckSpec, DatacenterSpec, FallbackSpec, GslbSpec, Item, MapSpec, NAME_KEYS,
-    NameSpec, ProbeDuration, Seconds, SoaSpec, Values, ZONE_KEYS,
+    AllDownSpec, CheckSpec, DatacenterSpec, FallbackSpec, GslbSpec, Item, LoadSpec, MapSpec,
+    NAME_KEYS, NameSpec, ProbeDuration, Seconds, SoaSpec, Values, ZONE_KEYS,
 };
 use crate::diag::{
     Diagnostics, FileDiags, Source, deserialize, did_you_mean, key_segment, sections,
@@ -33,6 +33,7 @@ use crate::geo::{
     Code, Invalid, centroid_of, continent_of, country, parse_asn, parse_continent, parse_coord,
     parse_country, parse_network,
 };
+use crate::health::LoadSignal;
 use crate::health::{Check, CheckKind, InitialState};
 
 mod checks;
