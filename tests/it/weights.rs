@@ -610,3 +610,191 @@ fn a_failed_sites_share_spills_over_the_next_healthy_sites_by_weight() {
     });
     assert_shares("cdn, a back", &cl.run("cdn", 50), &[(a, 1)], 0.0);
 }
+
+// ---------------------------------------------------------------------------------------
+// 5. Sticky
+
+/// `n` client networks, each as an ECS /24: 10.X.Y.0.
+fn networks(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("10.{}.{}.0", i / 256, i % 256))
+        .collect()
+}
+
+/// The address `name` answers each network of `nets` (ECS /24).
+fn sticky_map(c: &Client<'_>, name: &str, nets: &[String]) -> Vec<IpAddr> {
+    nets.iter()
+        .map(|n| c.one(name, Some((n.as_str(), 24))))
+        .collect()
+}
+
+/// Rewrites the server's zone with `body` and a new `serial`, and waits until the server
+/// serves it as `generation`.
+fn reload_with(s: &Server, body: &str, serial: u32, generation: u32) {
+    let path = s.dir().join("zones").join("example.com.toml");
+    std::fs::write(&path, zone_with_serial(body, serial)).expect("rewrite zone");
+    let line = format!("reloaded: now serving generation {generation}");
+    wait_for(s, Duration::from_secs(15), &line, || {
+        s.log().contains(&line).then_some(())
+    });
+}
+
+/// `sticky`: four sites weighing 1:2:3:4, all at the head, chosen by the client network.
+fn sticky_zone(serial_note: &str) -> String {
+    [
+        dc("s1", "192.0.2.41", 1),
+        dc("s2", "192.0.2.42", 2),
+        dc("s3", "192.0.2.43", 3),
+        dc("s4", "192.0.2.44", 4),
+        gslb_map(
+            "sticky",
+            &["s1", "s2", "s3", "s4"],
+            "spread = 4\nselect = \"sticky\"",
+        ),
+        format!("[names.note]\ntxt = \"{serial_note}\"\n"),
+    ]
+    .concat()
+}
+
+#[test]
+fn sticky_networks_keep_their_site_across_queries_reloads_and_restarts() {
+    let s = start(
+        &sticky_zone("first"),
+        &format!("{ONE_THREAD}reload_check = \"1s\"\n"),
+    );
+    let t0 = Instant::now();
+    let nets = networks(2000);
+    let before = {
+        let c = Client::new(&s, "127.0.0.1");
+        let before = sticky_map(&c, "sticky", &nets);
+        // 2000 networks spread by weight (a hash, so looser than rotation).
+        let want = [
+            ("192.0.2.41", 1),
+            ("192.0.2.42", 2),
+            ("192.0.2.43", 3),
+            ("192.0.2.44", 4),
+        ];
+        assert_shares("sticky over 2000 networks", &before, &want, 0.05);
+        // The same network, asked again and again, keeps its site.
+        for (n, site) in nets.iter().zip(&before).take(50) {
+            for _ in 0..10 {
+                assert_eq!(c.one("sticky", Some((n, 24))), *site, "network {n}/24");
+            }
+        }
+        // Without ECS the source address counts, cut to /24: two hosts of one /24 get
+        // the same site; the /24s themselves spread.
+        let mut sites = BTreeMap::new();
+        for third in 7..=30 {
+            let one = Client::new(&s, &format!("127.0.{third}.1")).one("sticky", None);
+            let other = Client::new(&s, &format!("127.0.{third}.200")).one("sticky", None);
+            assert_eq!(one, other, "127.0.{third}.0/24");
+            *sites.entry(one).or_insert(0) += 1;
+        }
+        assert!(sites.len() > 1, "24 source networks, one site: {sites:?}");
+        before
+    };
+
+    // A reload (the zone file changed) moves nobody.
+    reload_with(&s, &sticky_zone("second"), 2, 2);
+    let after = sticky_map(&Client::new(&s, "127.0.0.1"), "sticky", &nets);
+    let moved = before.iter().zip(&after).filter(|(x, y)| x != y).count();
+    assert_eq!(moved, 0, "networks moved by a reload");
+
+    // Nor does a restart.
+    let s = s.restart();
+    let after = sticky_map(&Client::new(&s, "127.0.0.1"), "sticky", &nets);
+    let moved = before.iter().zip(&after).filter(|(x, y)| x != y).count();
+    assert_eq!(moved, 0, "networks moved by a restart");
+    eprintln!("weights: sticky stability test took {:?}", t0.elapsed());
+}
+
+/// `ten`: ten sites of equal weight, all at the head, sticky; `m4` weighs `m4_weight`.
+fn ten_zone(m4_weight: u32) -> String {
+    let ids: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut body: String = (0..10)
+        .map(|i| {
+            let w = if i == 4 { m4_weight } else { 1 };
+            dc(&ids[i], &format!("192.0.2.{}", 100 + i), w)
+        })
+        .collect();
+    body.push_str(&gslb_map("ten", &refs, "spread = 10\nselect = \"sticky\""));
+    body
+}
+
+/// Asserts that between `before` and `after` only networks of `removed` moved, all of
+/// them did, and no more than 1/10 + 1 % of all; returns how many moved.
+fn assert_only_removed_moved(
+    what: &str,
+    before: &[IpAddr],
+    after: &[IpAddr],
+    removed: IpAddr,
+) -> usize {
+    let mut moved = 0;
+    for (i, (b, a)) in before.iter().zip(after).enumerate() {
+        if *b == removed {
+            assert_ne!(a, b, "{what}: network {i} stayed on the removed site");
+        } else if a != b {
+            panic!("{what}: network {i} moved from {b} to {a}, not from the removed site");
+        }
+        moved += usize::from(a != b);
+    }
+    let bound = before.len() / 10 + before.len() / 100;
+    eprintln!(
+        "weights: sticky, {what}: {moved} of {} networks moved (bound {bound})",
+        before.len()
+    );
+    assert!(
+        moved <= bound,
+        "{what}: {moved} networks moved, bound {bound}"
+    );
+    moved
+}
+
+#[test]
+fn removing_one_of_ten_sticky_sites_moves_only_its_networks() {
+    let s = start(
+        &ten_zone(1),
+        &format!("{ONE_THREAD}reload_check = \"1s\"\n"),
+    );
+    let c = Client::new(&s, "127.0.0.1");
+    let nets = networks(2000);
+    let removed = ip("192.0.2.104");
+    let before = sticky_map(&c, "ten", &nets);
+    let on_removed = before.iter().filter(|a| **a == removed).count();
+    assert!(on_removed > 100, "m4 has {on_removed} of 2000 networks");
+
+    // Taken down by an override.
+    wait_api(&s);
+    set_override(&s, "m4", "down");
+    let probe = nets[before
+        .iter()
+        .position(|a| *a == removed)
+        .expect("a network of m4")]
+    .clone();
+    wait_for(&s, Duration::from_secs(5), "m4 down", || {
+        (c.one("ten", Some((&probe, 24))) != removed).then_some(())
+    });
+    let overridden = sticky_map(&c, "ten", &nets);
+    assert_only_removed_moved("m4 down by override", &before, &overridden, removed);
+
+    // Back: everyone returns.
+    set_override(&s, "m4", "clear");
+    wait_for(&s, Duration::from_secs(5), "m4 back", || {
+        (c.one("ten", Some((&probe, 24))) == removed).then_some(())
+    });
+    assert_eq!(
+        sticky_map(&c, "ten", &nets),
+        before,
+        "after the override is cleared"
+    );
+
+    // Drained by weight 0 in the zone: the same networks move, to the same sites.
+    reload_with(&s, &ten_zone(0), 2, 2);
+    let drained = sticky_map(&c, "ten", &nets);
+    assert_only_removed_moved("m4 weight 0", &before, &drained, removed);
+    assert_eq!(
+        drained, overridden,
+        "weight 0 and the override move networks alike"
+    );
+}
