@@ -798,3 +798,110 @@ fn removing_one_of_ten_sticky_sites_moves_only_its_networks() {
         "weight 0 and the override move networks alike"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// 6. ECS scope
+
+/// The ECS scope of a reply (which must carry ECS).
+fn scope_of(r: &Message) -> u8 {
+    ecs_of(r)
+        .unwrap_or_else(|| panic!("no ECS option in the reply\n{r}"))
+        .scope_prefix()
+}
+
+/// `addr` with the bits past `prefix` cleared (as ECS requires), as text.
+fn network(addr: &str, prefix: u8) -> String {
+    match ip(addr) {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            std::net::Ipv4Addr::from(u32::from(a) & mask).to_string()
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            std::net::Ipv6Addr::from(u128::from(a) & mask).to_string()
+        }
+    }
+}
+
+/// Four sites; the same lists answered without weights (`plain`), rotating over the
+/// nearest two (`rot`), sticky over them with the default prefixes (`sticky`) and with
+/// /20 and /40 (`sticky20`), and over a list the same for every client (`rotu`,
+/// `stickyu`).
+fn scope_zone() -> String {
+    let dcs = ["ams", "lon", "nyc", "sin"];
+    let two = "spread = 2";
+    let sticky = "spread = 2\nselect = \"sticky\"";
+    let sticky20 =
+        "spread = 2\nselect = \"sticky\"\nsticky_ipv4_prefix = 20\nsticky_ipv6_prefix = 40";
+    [
+        dc_at("ams", "\"192.0.2.31\"", Some(1), (52.3676, 4.9041), ""),
+        dc_at("lon", "\"192.0.2.32\"", Some(3), (51.5074, -0.1278), ""),
+        dc_at("nyc", "\"192.0.2.33\"", Some(1), (40.7128, -74.0060), ""),
+        dc_at("sin", "\"192.0.2.34\"", Some(1), (1.2897, 103.8501), ""),
+        gslb_nearest("plain", &dcs, ""),
+        gslb_nearest("rot", &dcs, two),
+        gslb_nearest("sticky", &dcs, sticky),
+        gslb_nearest("sticky20", &dcs, sticky20),
+        gslb_map("rotu", &["ams", "lon"], two),
+        gslb_map("stickyu", &["ams", "lon"], sticky),
+    ]
+    .concat()
+}
+
+#[test]
+fn sticky_answers_are_scoped_to_the_hashed_prefix_and_rotating_ones_to_the_range() {
+    let s = start(&scope_zone(), &city_geoip());
+    let c = Client::new(&s, "127.0.0.1");
+    let scope = |name: &str, addr: &str, source: u8| {
+        let net = network(addr, source);
+        let r = c.send(&a_query(name, Some((&net, source))));
+        assert!(!addresses(&r).is_empty(), "{name} {addr}/{source}: {r}");
+        scope_of(&r)
+    };
+    let cases: [(&str, u8); 10] = [
+        ("127.0.1.0", 16),
+        ("127.0.1.0", 20),
+        ("127.0.1.0", 24),
+        ("127.0.1.77", 32),
+        ("127.0.2.0", 24),
+        ("127.0.3.0", 22),
+        ("10.1.0.0", 16),
+        ("2001:db8:1::", 32),
+        ("2001:db8:1::", 48),
+        ("2001:db8:1::", 64),
+    ];
+    let mut table = String::new();
+    for (addr, source) in cases {
+        let v6 = addr.contains(':');
+        let range = scope("plain", addr, source);
+        let hashed = source.min(if v6 { 56 } else { 24 });
+        let hashed20 = source.min(if v6 { 40 } else { 20 });
+        let got = [
+            ("rot", scope("rot", addr, source), range),
+            ("sticky", scope("sticky", addr, source), range.max(hashed)),
+            (
+                "sticky20",
+                scope("sticky20", addr, source),
+                range.max(hashed20),
+            ),
+            ("rotu", scope("rotu", addr, source), 0),
+            ("stickyu", scope("stickyu", addr, source), hashed),
+        ];
+        table.push_str(&format!("  {addr}/{source}: plain {range}"));
+        for (name, scope, _) in &got {
+            table.push_str(&format!(", {name} {scope}"));
+        }
+        table.push('\n');
+        for (name, scope, want) in got {
+            if name.starts_with("sticky") {
+                let bound = if name == "sticky20" { hashed20 } else { hashed };
+                assert!(
+                    scope >= bound,
+                    "{name} {addr}/{source}: scope {scope} is wider than the hashed /{bound}"
+                );
+            }
+            assert_eq!(scope, want, "{name} {addr}/{source}: ECS scope\n{table}");
+        }
+    }
+    eprintln!("weights: ECS scopes:\n{table}");
+}
