@@ -905,3 +905,135 @@ fn sticky_answers_are_scoped_to_the_hashed_prefix_and_rotating_ones_to_the_range
     }
     eprintln!("weights: ECS scopes:\n{table}");
 }
+
+// ---------------------------------------------------------------------------------------
+// 7. `meridian check` on bad weight settings
+
+/// A zone with ams (weight 2) and nyc (1) and `cdn` over them by distance; `edit` replaces
+/// one line of it (`from` → `to`) to break it.
+fn check_zone(from: &str, to: &str) -> String {
+    let body = [
+        dc_at("ams", "\"192.0.2.31\"", Some(2), (52.3676, 4.9041), ""),
+        dc_at(
+            "nyc",
+            "{ address = \"192.0.2.33\", weight = 1 }",
+            Some(1),
+            (40.7128, -74.0060),
+            "",
+        ),
+        "[names.cdn.gslb]\ndatacenters = [\"ams\", \"nyc\"]\npolicy = \"nearest\"\n\
+         select = \"rotate\"\nspread = 1\nspill = 1\n\
+         [names.api.gslb]\ndatacenters = [\"ams\", \"nyc\"]\npolicy = \"map\"\n\
+         select = \"sticky\"\n[names.api.gslb.map]\ndefault = [\"ams\", \"nyc\"]\n"
+            .to_owned(),
+    ]
+    .concat();
+    let text = zone_with(&body);
+    if from.is_empty() {
+        return text;
+    }
+    assert_eq!(text.matches(from).count(), 1, "{from:?} once in\n{text}");
+    text.replacen(from, to, 1)
+}
+
+/// Runs `meridian check` on a zone `from` → `to` and asserts the first error is on the line of
+/// `to` (its last line), naming `key`, with a fix.
+fn assert_check_reports(from: &str, to: &str, key: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("zones")).expect("zones dir");
+    let text = check_zone(from, to);
+    std::fs::write(dir.path().join("zones").join("example.com.toml"), &text).expect("zone");
+    std::fs::write(dir.path().join("meridian.toml"), "zones_dir = \"zones\"\n").expect("config");
+    let o = run_meridian(dir.path(), &["check", "--config", "meridian.toml"]);
+    let err = strip_ansi(&String::from_utf8_lossy(&o.stderr));
+    let what = format!("{from:?} -> {to:?}");
+    assert_eq!(o.status.code(), Some(2), "{what}: exit status\n{err}");
+    let line = 1 + text
+        .lines()
+        .position(|l| l.contains(to.lines().last().unwrap_or(to)))
+        .expect("the edited line");
+    let want = format!("error: zones/example.com.toml:{line}:");
+    let lines: Vec<&str> = err.lines().collect();
+    let first = lines.first().copied().unwrap_or_default();
+    assert!(
+        first.starts_with(&want),
+        "{what}: expected {want}COL: {key}: ...\n{err}"
+    );
+    let after_position = first[want.len()..].split_once(": ").map(|x| x.1);
+    assert!(
+        after_position.is_some_and(|rest| rest.starts_with(&format!("{key}: "))),
+        "{what}: expected the key {key}\n{err}"
+    );
+    assert!(
+        lines.get(1).is_some_and(|l| l.starts_with("  help: ")),
+        "{what}: expected a fix on the next line\n{err}"
+    );
+    // (A data center with a bad weight is left out, so names that list it report it
+    // missing too: follow-on errors, after the first.)
+    assert!(
+        err.contains("check failed: "),
+        "{what}: expected the summary\n{err}"
+    );
+}
+
+#[test]
+fn check_accepts_the_base_zone_of_the_diagnostics_test() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("zones")).expect("zones dir");
+    std::fs::write(
+        dir.path().join("zones").join("example.com.toml"),
+        check_zone("", ""),
+    )
+    .expect("zone");
+    std::fs::write(dir.path().join("meridian.toml"), "zones_dir = \"zones\"\n").expect("config");
+    let o = run_meridian(dir.path(), &["check", "--config", "meridian.toml"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn check_reports_bad_weight_settings_with_file_line_key_and_fix() {
+    let cdn = "names.cdn.gslb";
+    for (from, to, key) in [
+        ("weight = 2\n", "weight = -1\n", "datacenters.ams.weight"),
+        (
+            "weight = 1 }",
+            "weight = -2 }",
+            "datacenters.nyc.addresses[0].weight",
+        ),
+        ("spread = 1", "spread = 0", &format!("{cdn}.spread")),
+        ("spill = 1", "spill = 3", &format!("{cdn}.spill")),
+        (
+            "select = \"rotate\"",
+            "select = \"random\"",
+            &format!("{cdn}.select"),
+        ),
+        (
+            "select = \"rotate\"",
+            "band = \"fast\"",
+            &format!("{cdn}.band"),
+        ),
+        // band with policy map.
+        (
+            "select = \"sticky\"",
+            "band = \"500km\"",
+            "names.api.gslb.band",
+        ),
+        (
+            "select = \"sticky\"",
+            "select = \"sticky\"\nsticky_ipv4_prefix = 40",
+            "names.api.gslb.sticky_ipv4_prefix",
+        ),
+        (
+            "select = \"sticky\"",
+            "select = \"sticky\"\nsticky_ipv6_prefix = 129",
+            "names.api.gslb.sticky_ipv6_prefix",
+        ),
+    ] {
+        assert_check_reports(from, to, key);
+    }
+}
