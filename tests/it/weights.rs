@@ -1037,3 +1037,44 @@ fn check_reports_bad_weight_settings_with_file_line_key_and_fix() {
         assert_check_reports(from, to, key);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Expected behaviour the implementation does not have yet (see the commit message)
+
+#[test]
+fn check_reports_non_integer_weights_with_the_weight_key_and_a_fix() {
+    for (from, to, key) in [
+        ("weight = 2\n", "weight = 1.5\n", "datacenters.ams.weight"),
+        (
+            "weight = 1 }",
+            "weight = 1.5 }",
+            "datacenters.nyc.addresses[0].weight",
+        ),
+    ] {
+        assert_check_reports(from, to, key);
+    }
+}
+
+#[test]
+fn addresses_of_equal_weight_are_answered_equally_often_when_max_addresses_picks_two() {
+    let s = start(&rotation_zone(), ONE_THREAD);
+    let c = Client::new(&s, "127.0.0.1");
+    // g: 192.0.2.71 weighs 2, .72 and .73 weigh 1 each; two distinct per answer.
+    let mut seen: BTreeMap<IpAddr, usize> = BTreeMap::new();
+    let n = 400;
+    for _ in 0..n {
+        for a in c.ask("pair", None) {
+            *seen.entry(a).or_insert(0) += 1;
+        }
+    }
+    let share = |a: &str| seen.get(&ip(a)).copied().unwrap_or(0) as f64 / n as f64;
+    let (b, cc) = (share("192.0.2.72"), share("192.0.2.73"));
+    eprintln!("weights: pair over {n} answers: {seen:?}");
+    assert!(
+        (b - cc).abs() <= 0.02,
+        "equal weights, unequal shares of the answers: 192.0.2.72 in {:.1}%, 192.0.2.73 in \
+         {:.1}% ({seen:?})",
+        b * 100.0,
+        cc * 100.0
+    );
+}
