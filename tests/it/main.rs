@@ -15,3 +15,4 @@ mod health;
 #[path = "../support/mmdb.rs"]
 mod mmdb;
 mod scenarios;
+mod weights;
