@@ -71,7 +71,8 @@ pub fn find(msg: &[u8]) -> Option<Result<ClientSubnet, EcsError>> {
     None
 }
 
-fn skip_name(msg: &[u8], mut i: usize) -> Option<usize> {
+/// The offset just past the name at `i` (labels, then the root or a pointer).
+pub(super) fn skip_name(msg: &[u8], mut i: usize) -> Option<usize> {
     loop {
         let l = *msg.get(i)? as usize;
         match l & 0xC0 {

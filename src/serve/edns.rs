@@ -4,7 +4,7 @@
 //! needs from it: an error to answer before anything else (BADVERS, or FORMERR for a
 //! malformed ECS option), the client subnet to route by, and the largest UDP reply the
 //! client takes. [`QueryEdns::reply`] then makes the reply's OPT, with the ECS echo and the
-//! scope of the answer.
+//! scope of the answer, and [`ReplyOpt::write`] writes it without allocating.
 
 use std::net::IpAddr;
 
@@ -108,6 +108,13 @@ pub struct ReplyOpt {
     subnet: Option<(ClientSubnet, u8)>,
 }
 
+/// OPT's RR type (RFC 6891 §6.1.1).
+const OPT_TYPE: u16 = 41;
+/// The ECS option's code (RFC 7871 §6).
+const ECS_CODE: u16 = 8;
+/// Root owner, TYPE, CLASS, TTL, RDLENGTH.
+const FIXED_LEN: usize = 1 + 2 + 2 + 4 + 2;
+
 impl ReplyOpt {
     /// An OPT advertising `payload`, with DO as given and no option.
     pub fn new(payload: u16, dnssec_ok: bool) -> Self {
@@ -118,7 +125,49 @@ impl ReplyOpt {
         }
     }
 
-    /// The same OPT as hickory's [`Edns`], for hickory to encode.
+    /// Its length on the wire.
+    pub fn wire_len(&self) -> usize {
+        FIXED_LEN + self.rdata_len()
+    }
+
+    fn rdata_len(&self) -> usize {
+        match self.subnet {
+            // OPTION-CODE, OPTION-LENGTH, then FAMILY, SOURCE, SCOPE and the address octets.
+            Some((cs, _)) => 4 + 4 + address_octets(cs.source),
+            None => 0,
+        }
+    }
+
+    /// Appends the record to `out`, for a reply whose RCODE is `rcode` (RFC 6891 §6.1.2:
+    /// the TTL field holds the upper 8 bits of an extended RCODE, the version, and the flags).
+    pub fn write(&self, rcode: ResponseCode, out: &mut Vec<u8>) {
+        out.push(0); // the root
+        out.extend_from_slice(&OPT_TYPE.to_be_bytes());
+        out.extend_from_slice(&self.payload.to_be_bytes()); // CLASS: UDP payload size
+        let flags: u16 = if self.dnssec_ok { 0x8000 } else { 0 };
+        out.extend_from_slice(&[rcode.high(), 0]); // EXTENDED-RCODE, VERSION 0
+        out.extend_from_slice(&flags.to_be_bytes());
+        out.extend_from_slice(&(self.rdata_len() as u16).to_be_bytes());
+        if let Some((cs, scope)) = self.subnet {
+            let n = address_octets(cs.source);
+            let (family, octets): (u16, [u8; 16]) = match cs.addr {
+                IpAddr::V4(a) => {
+                    let mut b = [0; 16];
+                    b[..4].copy_from_slice(&a.octets());
+                    (1, b)
+                }
+                IpAddr::V6(a) => (2, a.octets()),
+            };
+            out.extend_from_slice(&ECS_CODE.to_be_bytes());
+            out.extend_from_slice(&(4 + n as u16).to_be_bytes());
+            out.extend_from_slice(&family.to_be_bytes());
+            out.extend_from_slice(&[cs.source, scope]);
+            out.extend_from_slice(&octets[..n]);
+        }
+    }
+
+    /// The same OPT as hickory's [`Edns`], for the rare reply that hickory encodes whole,
+    /// OPT included (one near 64 KiB, see `encode.rs`).
     pub fn to_edns(&self) -> Edns {
         let mut e = Edns::new();
         e.set_max_payload(self.payload);
@@ -133,11 +182,17 @@ impl ReplyOpt {
     }
 }
 
+/// RFC 7871 §6: ADDRESS holds just the octets SOURCE PREFIX-LENGTH covers.
+fn address_octets(source: u8) -> usize {
+    usize::from(source).div_ceil(8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use hickory_proto::op::{Message, Query};
-    use hickory_proto::rr::{Name, RecordType};
+    use hickory_proto::rr::{Name, Record, RecordType};
+    use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
     use hickory_server::net::xfer::Protocol;
     use hickory_server::server::Request;
 
@@ -230,5 +285,49 @@ mod tests {
         assert_eq!(q.client(mapped), "192.0.2.1".parse::<IpAddr>().unwrap());
         assert_eq!(q.reply(Some(24)).unwrap().subnet.unwrap().1, 0);
         assert_eq!(read(None, 1232).client(mapped), q.client(mapped));
+    }
+
+    /// What hickory writes for the same OPT as the last record of a message.
+    fn hickory_bytes(opt: &ReplyOpt, rcode: ResponseCode) -> Vec<u8> {
+        let mut e = opt.to_edns();
+        e.set_rcode_high(rcode.high());
+        let mut out = Vec::new();
+        Record::from(&e)
+            .emit(&mut BinEncoder::new(&mut out))
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn written_as_hickory_writes_it() {
+        let mut opts = vec![ReplyOpt::new(512, false), ReplyOpt::new(65535, true)];
+        for (addr, sources) in [
+            ("0.0.0.0", &[0u8][..]),
+            ("192.0.2.0", &[8, 23, 24]),
+            ("192.0.2.128", &[25, 32]),
+            ("2001:db8::", &[0, 32, 47, 56]),
+            ("2001:db8:1:2:3:4:5:6", &[128]),
+            ("::ffff:192.0.2.128", &[121]),
+        ] {
+            for &source in sources {
+                for scope in [0, source, 17] {
+                    let mut o = ReplyOpt::new(1232, source % 2 == 0);
+                    o.subnet = Some((subnet(addr, source), scope));
+                    opts.push(o);
+                }
+            }
+        }
+        for opt in opts {
+            for rcode in [
+                ResponseCode::NoError,
+                ResponseCode::FormErr,
+                ResponseCode::BADVERS,
+            ] {
+                let mut out = vec![0xAA];
+                opt.write(rcode, &mut out);
+                assert_eq!(out[1..], hickory_bytes(&opt, rcode), "{opt:?} {rcode}");
+                assert_eq!(out.len() - 1, opt.wire_len(), "{opt:?}");
+            }
+        }
     }
 }

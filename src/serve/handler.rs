@@ -2,9 +2,9 @@
 //!
 //! [`Responder::respond`] is what every transport calls, and reads top to bottom: parse with
 //! hickory-proto, read the query's EDNS ([`edns`](super::edns)), check the header
-//! ([`rules`]), [`resolve`](crate::answer::resolve()) the question, and encode the reply into the
-//! caller's buffer, fitted to the client's limit over UDP (`encode.rs`). It never blocks and
-//! never logs per query.
+//! ([`rules`]), [`resolve`](crate::answer::resolve()) the question, and encode the reply
+//! once into the caller's buffer, cut to the client's limit over UDP (`encode.rs`). It
+//! never blocks and never logs per query.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -95,7 +95,7 @@ impl Responder {
             Transport::Udp => edns.udp_limit,
             Transport::Tcp => usize::from(u16::MAX),
         };
-        let opt = edns.reply(answer.scope).map(|o| o.to_edns());
+        let opt = edns.reply(answer.scope);
         encode::reply(&request, meta, &answer, opt.as_ref(), limit, out);
         Outcome::Reply
     }

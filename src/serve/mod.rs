@@ -8,7 +8,7 @@
 //!                                   idle and per-message timeouts)
 //!
 //!  Responder::respond: parse ─▶ edns.rs (BADVERS, ECS, UDP limit) ─▶ rules.rs (opcode,
-//!    QDCOUNT, class, AXFR, OPT) ─▶ answer::resolve ─▶ encode.rs (fit to the limit)
+//!    QDCOUNT, class, AXFR, OPT) ─▶ answer::resolve ─▶ encode.rs (one encode, cut to fit)
 //! ```
 //!
 //! UDP threads do not go through an async runtime: a query needs no waiting, so a plain
