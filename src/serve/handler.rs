@@ -14,8 +14,8 @@ use hickory_proto::op::{Metadata, ResponseCode};
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request;
 
-use super::edns::QueryEdns;
-use super::{encode, rules};
+use super::edns::{QueryEdns, ReplyOpt};
+use super::{ecs, encode, rules};
 use crate::answer::{Answer, resolve};
 use crate::compile::Snapshot;
 
@@ -77,7 +77,7 @@ impl Responder {
             Transport::Tcp => Protocol::Tcp,
         };
         let Ok(request) = Request::from_bytes(packet.to_vec(), src, protocol) else {
-            header_only_error(packet, ResponseCode::FormErr, out);
+            unparsed(packet, self.max_udp_payload, out);
             return Outcome::Reply;
         };
         let edns = QueryEdns::read(&request, packet, self.max_udp_payload);
@@ -101,14 +101,22 @@ impl Responder {
     }
 }
 
-/// A reply of just a header, for messages too broken to parse: same id and opcode, RD copied.
-fn header_only_error(packet: &[u8], rcode: ResponseCode, out: &mut Vec<u8>) {
+/// FORMERR for a message hickory-proto cannot parse: a header with the same id and opcode
+/// and RD copied, no question, and an OPT when the query has one (RFC 6891 §7), as for an
+/// ECS option that our own checks reject. hickory rejects some malformed ECS options
+/// itself (an unknown family, a prefix longer than the address), others it lets through.
+fn unparsed(packet: &[u8], max_udp_payload: u16, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(&packet[..2]);
     let opcode_and_rd = packet[2] & 0x79;
     out.push(0x80 | opcode_and_rd);
-    out.push(rcode.low());
+    out.push(ResponseCode::FormErr.low());
     out.extend_from_slice(&[0; 8]);
+    if let Some(opt) = ecs::opt(packet) {
+        let dnssec_ok = opt.ttl & 0x8000 != 0;
+        ReplyOpt::new(max_udp_payload, dnssec_ok).write(ResponseCode::FormErr, out);
+        out[11] = 1; // ARCOUNT
+    }
 }
 
 #[cfg(test)]
@@ -196,11 +204,49 @@ mod tests {
                     let header_only_formerr =
                         out.len() == 12 && out[3] & 0x0f == ResponseCode::FormErr.low();
                     assert!(Message::from_vec(&out).is_ok() || header_only_formerr);
+                    if Request::from_bytes(p.clone(), src, Protocol::Udp).is_err() {
+                        assert_eq!(out[3] & 0x0f, ResponseCode::FormErr.low());
+                        let opt = ecs::opt(&p).is_some();
+                        assert_eq!(out.len(), if opt { 23 } else { 12 }, "{out:02x?}");
+                    }
                     if t == Transport::Udp {
                         assert!(out.len() <= 1232, "a UDP reply over the payload limit");
                     }
                 }
             }
         }
+    }
+
+    /// A query whose ECS option hickory rejects (family 3) gets FORMERR with an OPT carrying
+    /// the server's payload size and the query's DO bit; one without an OPT, just a header.
+    #[test]
+    fn unparsable_queries_get_formerr_with_an_opt_if_they_had_one() {
+        let r = example_responder();
+        let src: std::net::SocketAddr = "127.0.4.1:5353".parse().unwrap();
+        let mut q = vec![0x53, 0x00, 0x01, 0x10, 0, 1, 0, 0, 0, 0, 0, 1];
+        q.extend_from_slice(b"\x03cdn\x07example\x03com\x00\x00\x01\x00\x01");
+        // OPT: payload 4096, DO set, one option 8 of family 3.
+        q.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0x80, 0, 0, 11]);
+        q.extend_from_slice(&[0, 8, 0, 7, 0, 3, 24, 0, 192, 0, 2]);
+        let mut out = Vec::new();
+        assert_eq!(r.respond(&q, src, Transport::Udp, &mut out), Outcome::Reply);
+        let m = Message::from_vec(&out).unwrap();
+        assert_eq!(m.metadata.id, 0x5300);
+        assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+        assert!(m.metadata.recursion_desired);
+        assert!(m.queries.is_empty() && m.answers.is_empty() && m.additionals.is_empty());
+        let edns = m.edns.expect("an OPT");
+        assert_eq!((edns.max_payload(), edns.version()), (1232, 0));
+        assert!(edns.flags().dnssec_ok);
+        assert!(edns.options().as_ref().is_empty());
+
+        // Without the OPT the same question is fine; cut inside it, a header-only FORMERR.
+        q[11] = 0;
+        let cut = &q[..20];
+        assert_eq!(
+            r.respond(cut, src, Transport::Udp, &mut out),
+            Outcome::Reply
+        );
+        assert_eq!(out, [0x53, 0x00, 0x81, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]);
     }
 }
