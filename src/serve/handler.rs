@@ -84,7 +84,12 @@ impl Responder {
         // Hold the snapshot for the whole answer: records are borrowed from it. A guard, not
         // a clone of the Arc: no shared counter is touched, and nothing here awaits.
         let snap = self.snapshot.load();
-        let answer = match edns.error.map_or_else(|| rules::check(&request), Err) {
+        // EDNS errors first (RFC 6891 §6.1.3, RFC 7871 §7.1.1), then the header rules.
+        let question = match edns.error {
+            Some(rcode) => Err(rcode),
+            None => rules::check(&request),
+        };
+        let answer = match question {
             Ok(q) => resolve(&snap, q.name, &q.key, q.qtype, edns.client(src.ip())),
             Err(rcode) => Answer::error(rcode),
         };
@@ -102,9 +107,9 @@ impl Responder {
 }
 
 /// FORMERR for a message hickory-proto cannot parse: a header with the same id and opcode
-/// and RD copied, no question, and an OPT when the query has one (RFC 6891 §7), as for an
-/// ECS option that our own checks reject. hickory rejects some malformed ECS options
-/// itself (an unknown family, a prefix longer than the address), others it lets through.
+/// and RD copied, no question, and an OPT when the query has one (RFC 6891 §7), like the
+/// reply to an ECS option our own checks reject: hickory rejects some malformed ECS options
+/// itself (an unknown family, a prefix longer than the address) and lets others through.
 fn unparsed(packet: &[u8], max_udp_payload: u16, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(&packet[..2]);
