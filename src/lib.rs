@@ -27,7 +27,8 @@
 //! # Request path
 //! Each layer imports only the layers below it:
 //! ```text
-//! serve    packet ─▶ udp / tcp ─▶ handler (header rules, EDNS, ECS, truncation, encode)
+//! serve    packet ─▶ udp / tcp ─▶ handler: edns (OPT, ECS, UDP limit) ─▶ rules (header)
+//!            │                         ─▶ answer::resolve ─▶ encode (once, cut to fit)
 //!            │
 //! answer     ▼ resolve (zone, node, wildcard, CNAME, referral) ─▶ select (health, fail-open,
 //!            │                                                     all-down policy)

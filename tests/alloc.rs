@@ -104,7 +104,7 @@ const KINDS: [Kind; 6] = [
         "cdn.example.com.",
         RecordType::A,
         Some(("198.51.100.0", 24)),
-        16,
+        13,
     ),
     ("NXDOMAIN", "nope.example.com.", RecordType::A, None, 14),
     ("wildcard", "x.apps.example.com.", RecordType::A, None, 13),

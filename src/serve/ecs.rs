@@ -1,4 +1,5 @@
-//! EDNS Client Subnet (RFC 7871) read straight from the query bytes.
+//! EDNS Client Subnet (RFC 7871), and the OPT record it sits in, read straight from the
+//! query bytes.
 //!
 //! hickory-proto decodes the option but forgets its length, so an address longer than its
 //! prefix needs would pass unnoticed; RFC 7871 §6 requires FORMERR for it. Reading the
@@ -30,9 +31,18 @@ pub enum EcsError {
     Truncated,
 }
 
-/// Finds the ECS option of the message's OPT record. `None` when there is none (or the
-/// message is too broken to find it, which the full parser reports).
-pub fn find(msg: &[u8]) -> Option<Result<ClientSubnet, EcsError>> {
+/// The OPT record of a message, as read from its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawOpt<'m> {
+    /// The TTL field: EXTENDED-RCODE, VERSION, then the flags (DO is 0x8000).
+    pub ttl: u32,
+    /// The options.
+    pub rdata: &'m [u8],
+}
+
+/// Finds the first OPT record of the message's additional section. `None` when there is
+/// none, or the message is too broken to get that far.
+pub fn opt(msg: &[u8]) -> Option<RawOpt<'_>> {
     let be16 = |i: usize| -> Option<usize> {
         Some(u16::from_be_bytes([*msg.get(i)?, *msg.get(i + 1)?]) as usize)
     };
@@ -48,30 +58,39 @@ pub fn find(msg: &[u8]) -> Option<Result<ClientSubnet, EcsError>> {
     for _ in 0..ar {
         i = skip_name(msg, i)?;
         let rtype = be16(i)?;
+        let ttl = msg.get(i + 4..i + 8)?;
         let rdlen = be16(i + 8)?;
         let rdata = msg.get(i + 10..i + 10 + rdlen)?;
         i += 10 + rdlen;
-        if rtype != 41 {
-            continue;
+        if rtype == 41 {
+            let ttl = u32::from_be_bytes([ttl[0], ttl[1], ttl[2], ttl[3]]);
+            return Some(RawOpt { ttl, rdata });
         }
-        let mut j = 0;
-        while j + 4 <= rdata.len() {
-            let code = u16::from_be_bytes([rdata[j], rdata[j + 1]]);
-            let len = u16::from_be_bytes([rdata[j + 2], rdata[j + 3]]) as usize;
-            let Some(data) = rdata.get(j + 4..j + 4 + len) else {
-                return Some(Err(EcsError::Truncated));
-            };
-            if code == 8 {
-                return Some(parse(data));
-            }
-            j += 4 + len;
-        }
-        return None;
     }
     None
 }
 
-fn skip_name(msg: &[u8], mut i: usize) -> Option<usize> {
+/// Finds the ECS option of the message's OPT record. `None` when there is none (or the
+/// message is too broken to find it, which the full parser reports).
+pub fn find(msg: &[u8]) -> Option<Result<ClientSubnet, EcsError>> {
+    let rdata = opt(msg)?.rdata;
+    let mut j = 0;
+    while j + 4 <= rdata.len() {
+        let code = u16::from_be_bytes([rdata[j], rdata[j + 1]]);
+        let len = u16::from_be_bytes([rdata[j + 2], rdata[j + 3]]) as usize;
+        let Some(data) = rdata.get(j + 4..j + 4 + len) else {
+            return Some(Err(EcsError::Truncated));
+        };
+        if code == 8 {
+            return Some(parse(data));
+        }
+        j += 4 + len;
+    }
+    None
+}
+
+/// The offset just past the name at `i` (labels, then the root or a pointer).
+pub(super) fn skip_name(msg: &[u8], mut i: usize) -> Option<usize> {
     loop {
         let l = *msg.get(i)? as usize;
         match l & 0xC0 {
@@ -187,5 +206,7 @@ mod tests {
             }))
         );
         assert_eq!(find(&m[..20]), None);
+        let opt = opt(&m).unwrap();
+        assert_eq!((opt.ttl, opt.rdata.len()), (0, 11));
     }
 }

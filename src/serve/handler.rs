@@ -1,29 +1,23 @@
-//! One DNS message in, one DNS message out: header rules, EDNS, ECS, truncation.
+//! One DNS message in, one DNS message out.
 //!
-//! [`Responder::respond`] is what every transport calls. It parses with hickory-proto, checks
-//! the message (opcode, question count, class, EDNS version, ECS), asks
-//! [`resolve`](crate::answer::resolve()) for the records, and encodes the reply into the
-//! caller's buffer, truncating for UDP. It never blocks and never logs per query.
+//! [`Responder::respond`] is what every transport calls, and reads top to bottom: parse with
+//! hickory-proto, read the query's EDNS ([`edns`](super::edns)), check the header
+//! ([`rules`]), [`resolve`](crate::answer::resolve()) the question, and encode the reply
+//! once into the caller's buffer, cut to the client's limit over UDP (`encode.rs`). It
+//! never blocks and never logs per query.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use hickory_proto::op::{Edns, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
-use hickory_proto::rr::{DNSClass, RecordType};
-use hickory_proto::serialize::binary::BinEncoder;
+use hickory_proto::op::{Metadata, ResponseCode};
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request;
-use hickory_server::zone_handler::MessageResponseBuilder;
 
-use super::ecs;
-use crate::answer::{Answer, Client, Rec, resolve};
+use super::edns::{QueryEdns, ReplyOpt};
+use super::{ecs, encode, rules};
+use crate::answer::{Answer, resolve};
 use crate::compile::Snapshot;
-use crate::name_key::NameKey;
-
-/// Largest reply without EDNS (RFC 1035 §4.2.1).
-const PLAIN_UDP_LIMIT: usize = 512;
 
 /// Which transport a message came over; decides truncation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,197 +77,51 @@ impl Responder {
             Transport::Tcp => Protocol::Tcp,
         };
         let Ok(request) = Request::from_bytes(packet.to_vec(), src, protocol) else {
-            header_only_error(packet, ResponseCode::FormErr, out);
+            unparsed(packet, self.max_udp_payload, out);
             return Outcome::Reply;
         };
+        let edns = QueryEdns::read(&request, packet, self.max_udp_payload);
         // Hold the snapshot for the whole answer: records are borrowed from it. A guard, not
         // a clone of the Arc: no shared counter is touched, and nothing here awaits.
         let snap = self.snapshot.load();
-        self.prepare(&request, &snap, transport).fit(&request, out);
-        Outcome::Reply
-    }
-
-    fn prepare<'s>(
-        &self,
-        request: &Request,
-        snap: &'s Snapshot,
-        transport: Transport,
-    ) -> Prepared<'s> {
+        // EDNS errors first (RFC 6891 §6.1.3, RFC 7871 §7.1.1), then the header rules.
+        let question = match edns.error {
+            Some(rcode) => Err(rcode),
+            None => rules::check(&request),
+        };
+        let answer = match question {
+            Ok(q) => resolve(&snap, q.name, &q.key, q.qtype, edns.client(src.ip())),
+            Err(rcode) => Answer::error(rcode),
+        };
         let mut meta = Metadata::response_from_request(&request.metadata);
-        let mut ecs: Option<ecs::ClientSubnet> = None;
-        let mut early: Option<ResponseCode> = None;
-
-        let resp_edns = request.edns.as_ref().map(|req_edns| {
-            let mut e = Edns::new();
-            e.set_max_payload(self.max_udp_payload);
-            e.set_version(0);
-            // RFC 3225 §3: the DO bit is copied into the response.
-            e.set_dnssec_ok(req_edns.flags().dnssec_ok);
-            if req_edns.version() > 0 {
-                early = Some(ResponseCode::BADVERS);
-            } else {
-                match ecs::find(request.as_slice()) {
-                    Some(Ok(cs)) => ecs = Some(cs),
-                    Some(Err(_)) => early = Some(ResponseCode::FormErr),
-                    None => {}
-                }
-            }
-            e
-        });
-        if early.is_none() && request.metadata.op_code != OpCode::Query {
-            early = Some(ResponseCode::NotImp);
-        }
-        if early.is_none() && request.queries.len() != 1 {
-            early = Some(ResponseCode::FormErr);
-        }
-
-        let limit = match transport {
-            Transport::Tcp => u16::MAX as usize,
-            Transport::Udp => match &request.edns {
-                Some(e) => (e.max_payload().clamp(512, self.max_udp_payload)) as usize,
-                None => PLAIN_UDP_LIMIT,
-            },
-        };
-
-        let answer = match early {
-            Some(rc) => Answer::error(rc),
-            None => {
-                let q = &request.queries.queries()[0];
-                let qtype = q.query_type();
-                if q.query_class() != DNSClass::IN {
-                    Answer::refused()
-                } else if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
-                    // Zone transfers are not offered; say so rather than time out the client.
-                    Answer::refused()
-                } else if qtype == RecordType::OPT {
-                    Answer::error(ResponseCode::FormErr)
-                } else {
-                    // The name as asked, case kept: a wildcard's records take it as owner (RFC 4343).
-                    let name = q.original().name();
-                    // RFC 7871 §7.1.2: SOURCE PREFIX-LENGTH 0 means "use the resolver's address".
-                    let client = match ecs {
-                        Some(cs) if cs.source > 0 => Client {
-                            addr: cs.addr,
-                            ecs_source: Some(cs.source),
-                        },
-                        _ => Client::from(request.src().ip().to_canonical()),
-                    };
-                    match NameKey::new(name) {
-                        Some(key) => resolve(snap, name, &key, qtype, client),
-                        None => Answer::error(ResponseCode::FormErr),
-                    }
-                }
-            }
-        };
-
         meta.response_code = answer.rcode;
         meta.authoritative = answer.authoritative;
-
-        // RFC 7871 §7.2.1: echo family, source prefix and address; the scope says how widely
-        // the answer may be cached: 0 when it did not depend on the client (or the client
-        // asked with source 0), else the widest prefix over which it is the same.
-        let resp_edns = resp_edns.map(|mut e| {
-            if let Some(cs) = ecs {
-                let scope = if cs.source == 0 {
-                    0
-                } else {
-                    answer.scope.unwrap_or(0)
-                };
-                e.options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(
-                    cs.addr, cs.source, scope,
-                )));
-            }
-            e
-        });
-
-        Prepared {
-            meta,
-            edns: resp_edns,
-            answer,
-            limit,
-        }
+        let limit = match transport {
+            Transport::Udp => edns.udp_limit,
+            Transport::Tcp => usize::from(u16::MAX),
+        };
+        let opt = edns.reply(answer.scope);
+        encode::reply(&request, meta, &answer, opt.as_ref(), limit, out);
+        Outcome::Reply
     }
 }
 
-/// A reply decided but not yet encoded.
-struct Prepared<'s> {
-    meta: Metadata,
-    edns: Option<Edns>,
-    answer: Answer<'s>,
-    /// Largest reply the client takes.
-    limit: usize,
-}
-
-impl Prepared<'_> {
-    /// Encodes into `out` what fits the client's limit, and returns which sections that is.
-    fn fit(&mut self, request: &Request, out: &mut Vec<u8>) -> Sections {
-        encode(request, self, Sections::All, out);
-        if out.len() <= self.limit {
-            return Sections::All;
-        }
-        // RFC 2181 §9: extra addresses may be dropped without TC, but not a referral's glue.
-        if !self.answer.additional.is_empty() && !self.answer.referral {
-            encode(request, self, Sections::NoAdditional, out);
-            if out.len() <= self.limit {
-                return Sections::NoAdditional;
-            }
-        }
-        // Too big for this client over UDP: an empty reply with TC makes it retry over TCP.
-        self.meta.truncation = true;
-        encode(request, self, Sections::None, out);
-        Sections::None
-    }
-
-    /// How many records of each section `sections` keeps.
-    fn counts(&self, sections: Sections) -> (usize, usize, usize) {
-        let a = &self.answer;
-        match sections {
-            Sections::All => (a.answer.len(), a.authority.len(), a.additional.len()),
-            Sections::NoAdditional => (a.answer.len(), a.authority.len(), 0),
-            Sections::None => (0, 0, 0),
-        }
-    }
-}
-
-/// Which sections to emit.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Sections {
-    All,
-    NoAdditional,
-    None,
-}
-
-fn encode(request: &Request, p: &Prepared<'_>, sections: Sections, out: &mut Vec<u8>) {
-    out.clear();
-    let (meta, answer) = (p.meta, &p.answer);
-    let (n_ans, n_auth, n_add) = p.counts(sections);
-    let response = MessageResponseBuilder::new(&request.queries, p.edns.as_ref()).build(
-        meta,
-        answer.answer[..n_ans].iter().map(Rec::get),
-        answer.authority[..n_auth].iter().map(Rec::get),
-        std::iter::empty(),
-        answer.additional[..n_add].iter().map(Rec::get),
-    );
-    let mut encoder = BinEncoder::new(out);
-    if response.destructive_emit(&mut encoder).is_err() {
-        // Only a broken record could fail to encode; say SERVFAIL rather than stay silent.
-        let mut header = [0u8; 12];
-        header[..2].copy_from_slice(&meta.id.to_be_bytes());
-        out.clear();
-        out.extend_from_slice(&header);
-        out[2] = 0x80 | (u8::from(meta.op_code) << 3) | u8::from(meta.recursion_desired);
-        out[3] = ResponseCode::ServFail.low();
-    }
-}
-
-/// A reply of just a header, for messages too broken to parse: same id and opcode, RD copied.
-fn header_only_error(packet: &[u8], rcode: ResponseCode, out: &mut Vec<u8>) {
+/// FORMERR for a message hickory-proto cannot parse: a header with the same id and opcode
+/// and RD copied, no question, and an OPT when the query has one (RFC 6891 §7), like the
+/// reply to an ECS option our own checks reject: hickory rejects some malformed ECS options
+/// itself (an unknown family, a prefix longer than the address) and lets others through.
+fn unparsed(packet: &[u8], max_udp_payload: u16, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(&packet[..2]);
     let opcode_and_rd = packet[2] & 0x79;
     out.push(0x80 | opcode_and_rd);
-    out.push(rcode.low());
+    out.push(ResponseCode::FormErr.low());
     out.extend_from_slice(&[0; 8]);
+    if let Some(opt) = ecs::opt(packet) {
+        let dnssec_ok = opt.ttl & 0x8000 != 0;
+        ReplyOpt::new(max_udp_payload, dnssec_ok).write(ResponseCode::FormErr, out);
+        out[11] = 1; // ARCOUNT
+    }
 }
 
 #[cfg(test)]
@@ -361,11 +209,49 @@ mod tests {
                     let header_only_formerr =
                         out.len() == 12 && out[3] & 0x0f == ResponseCode::FormErr.low();
                     assert!(Message::from_vec(&out).is_ok() || header_only_formerr);
+                    if Request::from_bytes(p.clone(), src, Protocol::Udp).is_err() {
+                        assert_eq!(out[3] & 0x0f, ResponseCode::FormErr.low());
+                        let opt = ecs::opt(&p).is_some();
+                        assert_eq!(out.len(), if opt { 23 } else { 12 }, "{out:02x?}");
+                    }
                     if t == Transport::Udp {
                         assert!(out.len() <= 1232, "a UDP reply over the payload limit");
                     }
                 }
             }
         }
+    }
+
+    /// A query whose ECS option hickory rejects (family 3) gets FORMERR with an OPT carrying
+    /// the server's payload size and the query's DO bit; one without an OPT, just a header.
+    #[test]
+    fn unparsable_queries_get_formerr_with_an_opt_if_they_had_one() {
+        let r = example_responder();
+        let src: std::net::SocketAddr = "127.0.4.1:5353".parse().unwrap();
+        let mut q = vec![0x53, 0x00, 0x01, 0x10, 0, 1, 0, 0, 0, 0, 0, 1];
+        q.extend_from_slice(b"\x03cdn\x07example\x03com\x00\x00\x01\x00\x01");
+        // OPT: payload 4096, DO set, one option 8 of family 3.
+        q.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0x80, 0, 0, 11]);
+        q.extend_from_slice(&[0, 8, 0, 7, 0, 3, 24, 0, 192, 0, 2]);
+        let mut out = Vec::new();
+        assert_eq!(r.respond(&q, src, Transport::Udp, &mut out), Outcome::Reply);
+        let m = Message::from_vec(&out).unwrap();
+        assert_eq!(m.metadata.id, 0x5300);
+        assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+        assert!(m.metadata.recursion_desired);
+        assert!(m.queries.is_empty() && m.answers.is_empty() && m.additionals.is_empty());
+        let edns = m.edns.expect("an OPT");
+        assert_eq!((edns.max_payload(), edns.version()), (1232, 0));
+        assert!(edns.flags().dnssec_ok);
+        assert!(edns.options().as_ref().is_empty());
+
+        // Without the OPT the same question is fine; cut inside it, a header-only FORMERR.
+        q[11] = 0;
+        let cut = &q[..20];
+        assert_eq!(
+            r.respond(cut, src, Transport::Udp, &mut out),
+            Outcome::Reply
+        );
+        assert_eq!(out, [0x53, 0x00, 0x81, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]);
     }
 }

@@ -2,19 +2,25 @@
 //!
 //! ```text
 //!  UDP socket ──▶ udp thread (blocking recv loop, one per core) ─┐
-//!                                                               ├─▶ Responder::respond ─▶ resolve(snapshot)
-//!  TCP listener ─▶ accept (cap) ─▶ task per connection ─────────┘        (handler.rs)      (resolve.rs)
+//!                                                               ├─▶ Responder::respond (handler.rs)
+//!  TCP listener ─▶ accept (cap) ─▶ task per connection ─────────┘
 //!                                  (length-prefixed, pipelined,
 //!                                   idle and per-message timeouts)
+//!
+//!  Responder::respond: parse ─▶ edns.rs (BADVERS, ECS, UDP limit) ─▶ rules.rs (opcode,
+//!    QDCOUNT, class, AXFR, OPT) ─▶ answer::resolve ─▶ encode.rs (one encode, cut to fit)
 //! ```
 //!
 //! UDP threads do not go through an async runtime: a query needs no waiting, so a plain
 //! receive → answer → send loop per thread has no task spawn, no channel hop and no
-//! allocation of its own (hickory's parse and encode allocate: see tests/alloc.rs). The same [`Responder`] serves TCP, and will serve the
-//! later fast path and other transports.
+//! allocation of its own (hickory's parse and encode allocate: see tests/alloc.rs). The
+//! same [`Responder`] serves TCP, and will serve the later fast path and other transports.
 
 pub mod ecs;
+pub mod edns;
+mod encode;
 pub mod handler;
+pub mod rules;
 mod tcp;
 mod udp;
 
