@@ -6,16 +6,21 @@
 //! goes to b and c by 1:3. One UDP thread: one rotation state answers every query, so the
 //! share a keeps is exact in every window of answers while its kept share holds.
 //!
+//! A sticky name over the same sites sheds by the hash of the client network: whole
+//! networks move, the ones moved stay moved as the kept share falls further.
+//!
 //! Shares are sampled in windows of [`WINDOW`] consecutive answers while the load loop
 //! steps every [`INTERVAL_MS`]; every wait is bounded, every server stops with its test.
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::check_server::{CheckServer, Mode, closed_port, runtime};
 use crate::harness::*;
 use crate::weights::{
-    Client, ONE_THREAD, assert_shares, counts, dc, dc_at, gslb_map, ip, set_override, start,
-    state_file, wait_api, wait_for, zone_with,
+    Client, ONE_THREAD, a_query, addresses, assert_shares, counts, dc, dc_at, gslb_map, ip,
+    networks, scope_of, set_override, start, state_file, wait_api, wait_for, zone_with,
 };
 
 const A: &str = "192.0.2.1";
@@ -312,7 +317,10 @@ fn between_low_and_high_the_shed_share_holds() {
     assert!(keep < 100, "{line}");
     let hold = Duration::from_millis(5 * INTERVAL_MS);
     assert_holds(&c, "load 0.8", keep, hold);
-    assert_eq!(keep_of(&load_line(&explain(&s))), keep);
+    let text = explain(&s);
+    assert_eq!(keep_of(&load_line(&text)), keep);
+    let effective = format!("weight 1 (effective {:.2})", f64::from(keep) / 100.0);
+    assert!(share_line(&text).contains(&effective), "{text}");
 
     // The thresholds themselves are between: neither sheds more nor takes back.
     for body in ["0.85", "0.7"] {
@@ -377,6 +385,131 @@ fn the_last_healthy_site_answers_every_query_however_loaded() {
         &[(B, 1), (C, 3)],
         0.01,
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// 3b. Sticky names shed whole client networks, and keep the ones they shed
+
+/// Each network of `nets` (ECS /24) asks `sticky`: the address answered and the reply's
+/// ECS scope.
+fn sticky_map(c: &Client<'_>, nets: &[String]) -> Vec<(IpAddr, u8)> {
+    nets.iter()
+        .map(|n| {
+            let r = c.send(&a_query("sticky", Some((n.as_str(), 24))));
+            let got = addresses(&r);
+            assert_eq!(got.len(), 1, "sticky from {n}/24: {r}");
+            (got[0], scope_of(&r))
+        })
+        .collect()
+}
+
+/// Holds a's kept share below `below` by raising the load until it is, then reporting
+/// 0.8 (between the thresholds); returns the share it holds.
+fn shed_to_below(s: &Server, load: &CheckServer, below: u8) -> u8 {
+    load.set_body("0.95");
+    wait_load(s, &format!("a keeps under {below}%"), |l| {
+        keep_of(l) < below
+    });
+    load.set_body("0.8");
+    let line = wait_load(s, "a read of 0.8", |l| l.contains("0.8 between low 0.7"));
+    keep_of(&line)
+}
+
+/// The networks of `map` not answered by a, and where they went.
+fn shed_networks(nets: &[String], map: &[(IpAddr, u8)]) -> BTreeMap<String, IpAddr> {
+    nets.iter()
+        .zip(map)
+        .filter(|(_, (x, _))| *x != ip(A))
+        .map(|(n, (x, _))| (n.clone(), *x))
+        .collect()
+}
+
+/// Asserts `shed` networks of `n` are the share a sheds when it keeps `keep` %, within 5 %.
+fn assert_shed_share(what: &str, shed: usize, n: usize, keep: u8) {
+    let got = shed as f64 / n as f64;
+    let want = 1.0 - f64::from(keep) / 100.0;
+    eprintln!(
+        "shedding: {what}: {shed} of {n} networks shed ({:.1}%, a keeps {keep}%)",
+        got * 100.0
+    );
+    assert!(
+        (got - want).abs() <= 0.05,
+        "{what}: {shed} of {n} networks shed ({:.1}%), expected {:.0}% ± 5",
+        got * 100.0,
+        want * 100.0
+    );
+}
+
+#[test]
+fn sticky_names_shed_whole_client_networks_and_keep_the_ones_they_shed() {
+    let (load, url) = endpoint("0.5");
+    let zone = [
+        shed_zone(&url, 0.25, ""),
+        gslb_map(
+            "sticky",
+            &["a", "b", "c"],
+            "spread = 1\nspill = 2\nselect = \"sticky\"",
+        ),
+    ]
+    .concat();
+    let s = start(&zone, ONE_THREAD);
+    let c = Client::new(&s, "127.0.0.1");
+    wait_api(&s);
+    wait_load(&s, "a read of 0.5", |l| l.contains("0.5 < low 0.7"));
+    let nets = networks(1000);
+    let map = sticky_map(&c, &nets);
+    assert!(map.iter().all(|(x, _)| *x == ip(A)), "{map:?}");
+
+    // Shedding part way: a share of the networks goes to b and c, the same ones on every
+    // query, and each reply is scoped to the hashed /24: the answer depends on it.
+    let k1 = shed_to_below(&s, &load, 100);
+    let map1 = sticky_map(&c, &nets);
+    assert_eq!(
+        sticky_map(&c, &nets),
+        map1,
+        "the same networks shed on every query"
+    );
+    for (n, (_, scope)) in nets.iter().zip(&map1) {
+        assert_eq!(*scope, 24, "{n}/24 while a sheds by hash");
+    }
+    let shed1 = shed_networks(&nets, &map1);
+    assert_shed_share("sticky, first level", shed1.len(), nets.len(), k1);
+    // A rotating name sheds by rotation: its answers stay scoped to the range (the map's
+    // default list, the same for every client).
+    let r = c.send(&a_query("cdn", Some(("10.0.7.0", 24))));
+    assert_eq!(scope_of(&r), 0, "a rotating answer while a sheds: {r}");
+
+    // Shedding further: the networks shed before stay shed, on the same sites, and more
+    // join them.
+    let k2 = shed_to_below(&s, &load, k1);
+    let map2 = sticky_map(&c, &nets);
+    let shed2 = shed_networks(&nets, &map2);
+    assert_shed_share("sticky, second level", shed2.len(), nets.len(), k2);
+    for (n, site) in &shed1 {
+        assert_eq!(
+            shed2.get(n),
+            Some(site),
+            "{n}/24 was shed to {site} at {k1}%; at {k2}%: {:?}",
+            shed2.get(n)
+        );
+    }
+    let to_b = shed2.values().filter(|x| **x == ip(B)).count();
+    let to_c = shed2.values().filter(|x| **x == ip(C)).count();
+    eprintln!("shedding: sticky: shed networks to b {to_b}, to c {to_c} (weights 1:3)");
+    let b_share = to_b as f64 / shed2.len() as f64;
+    assert!(
+        (b_share - 0.25).abs() <= 0.07,
+        "the shed networks go to b and c by 1:3: b {to_b}, c {to_c}"
+    );
+
+    // Below low: every network comes back to a.
+    load.set_body("0.5");
+    wait_for(&s, LIMIT, "every network back on a", || {
+        sticky_map(&c, &nets)
+            .iter()
+            .all(|(x, _)| *x == ip(A))
+            .then_some(())
+    });
 }
 
 // ---------------------------------------------------------------------------------------

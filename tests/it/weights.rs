@@ -126,7 +126,7 @@ impl<'s> Client<'s> {
         }
     }
 
-    fn send(&self, q: &Message) -> Message {
+    pub(crate) fn send(&self, q: &Message) -> Message {
         match self.server.exchange_udp(&self.sock, &encode(q), UDP_TRIES) {
             Some((reply, _)) => parse(&reply),
             None => panic!(
@@ -155,7 +155,7 @@ impl<'s> Client<'s> {
     }
 }
 
-fn a_query(name: &str, ecs: Option<(&str, u8)>) -> Message {
+pub(crate) fn a_query(name: &str, ecs: Option<(&str, u8)>) -> Message {
     let q = query(&format!("{name}.example.com."), RecordType::A);
     match ecs {
         Some((addr, prefix)) => with_ecs(q, addr, prefix),
@@ -164,7 +164,7 @@ fn a_query(name: &str, ecs: Option<(&str, u8)>) -> Message {
 }
 
 /// The A/AAAA addresses of a NOERROR answer, sorted.
-fn addresses(r: &Message) -> Vec<IpAddr> {
+pub(crate) fn addresses(r: &Message) -> Vec<IpAddr> {
     assert_eq!(
         r.metadata.response_code,
         hickory_proto::op::ResponseCode::NoError,
@@ -626,7 +626,7 @@ fn a_failed_sites_share_spills_over_the_next_healthy_sites_by_weight() {
 // 5. Sticky
 
 /// `n` client networks, each as an ECS /24: 10.X.Y.0.
-fn networks(n: usize) -> Vec<String> {
+pub(crate) fn networks(n: usize) -> Vec<String> {
     (0..n)
         .map(|i| format!("10.{}.{}.0", i / 256, i % 256))
         .collect()
@@ -814,7 +814,7 @@ fn removing_one_of_ten_sticky_sites_moves_only_its_networks() {
 // 6. ECS scope
 
 /// The ECS scope of a reply (which must carry ECS).
-fn scope_of(r: &Message) -> u8 {
+pub(crate) fn scope_of(r: &Message) -> u8 {
     ecs_of(r)
         .unwrap_or_else(|| panic!("no ECS option in the reply\n{r}"))
         .scope_prefix()
