@@ -20,7 +20,8 @@ use crate::check_server::{CheckServer, Mode, closed_port, runtime};
 use crate::harness::*;
 use crate::weights::{
     Client, ONE_THREAD, a_query, addresses, assert_shares, counts, dc, dc_at, gslb_map, ip,
-    networks, scope_of, set_override, start, state_file, wait_api, wait_for, zone_with,
+    networks, reload_with, scope_of, set_override, start, state_file, wait_api, wait_for,
+    zone_with,
 };
 
 const A: &str = "192.0.2.1";
@@ -510,6 +511,46 @@ fn sticky_names_shed_whole_client_networks_and_keep_the_ones_they_shed() {
             .all(|(x, _)| *x == ip(A))
             .then_some(())
     });
+}
+
+// ---------------------------------------------------------------------------------------
+// 3c. Reloads
+
+#[test]
+fn a_reload_keeps_the_shed_share_and_a_removed_signal_gives_the_whole_weight_back() {
+    let (load, url) = endpoint("0.5");
+    let config = format!("{ONE_THREAD}reload_check = \"1s\"\n");
+    let s = start(&shed_zone(&url, 0.25, ""), &config);
+    let c = Client::new(&s, "127.0.0.1");
+    wait_api(&s);
+    let keep = shed_to_below(&s, &load, 100);
+    let hold = Duration::from_millis(3 * INTERVAL_MS);
+    assert_holds(&c, "before the reload", keep, hold);
+
+    // The same signal: its loop and kept share go on.
+    reload_with(&s, &shed_zone(&url, 0.25, ""), 2, 2);
+    assert_eq!(keep_of(&load_line(&explain(&s))), keep);
+    assert_holds(&c, "reloaded, the same signal", keep, hold);
+
+    // A changed signal (a wider band, 0.8 still between): its loop restarts and the share
+    // stays.
+    let wider = shed_zone(&url, 0.25, "").replace("high = 0.85", "high = 0.9");
+    reload_with(&s, &wider, 3, 3);
+    let line = wait_load(&s, "a read with the new high", |l| {
+        l.contains("0.8 between low 0.7 and high 0.9")
+    });
+    assert_eq!(keep_of(&line), keep, "{line}");
+    assert_holds(&c, "reloaded, a changed signal", keep, hold);
+
+    // No signal any more: a keeps its whole weight at once.
+    let plain = shed_zone(&url, 0.25, "");
+    let cut = plain.find("[datacenters.a.load]").expect("load table");
+    let end = cut + plain[cut..].find("\n\n").expect("end of the load table");
+    let plain = format!("{}{}", &plain[..cut], &plain[end..]);
+    reload_with(&s, &plain, 4, 4);
+    let text = explain(&s);
+    assert!(!text.contains("load:"), "{text}");
+    assert_holds(&c, "reloaded without the signal", 100, hold);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ use crate::harness::*;
 
 /// example.com with SOA, NS, and `body` (data centers, checks, names); `serial` lets a
 /// test rewrite the file for a reload.
-fn zone_with_serial(body: &str, serial: u32) -> String {
+pub(crate) fn zone_with_serial(body: &str, serial: u32) -> String {
     format!(
         r#"origin = "example.com"
 ttl = "1h"
@@ -641,7 +641,7 @@ fn sticky_map(c: &Client<'_>, name: &str, nets: &[String]) -> Vec<IpAddr> {
 
 /// Rewrites the server's zone with `body` and a new `serial`, and waits until the server
 /// serves it as `generation`.
-fn reload_with(s: &Server, body: &str, serial: u32, generation: u32) {
+pub(crate) fn reload_with(s: &Server, body: &str, serial: u32, generation: u32) {
     let path = s.dir().join("zones").join("example.com.toml");
     std::fs::write(&path, zone_with_serial(body, serial)).expect("rewrite zone");
     let line = format!("reloaded: now serving generation {generation}");
