@@ -15,4 +15,5 @@ mod health;
 #[path = "../support/mmdb.rs"]
 mod mmdb;
 mod scenarios;
+mod shedding;
 mod weights;

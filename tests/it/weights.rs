@@ -25,7 +25,7 @@ use crate::harness::*;
 
 /// example.com with SOA, NS, and `body` (data centers, checks, names); `serial` lets a
 /// test rewrite the file for a reload.
-fn zone_with_serial(body: &str, serial: u32) -> String {
+pub(crate) fn zone_with_serial(body: &str, serial: u32) -> String {
     format!(
         r#"origin = "example.com"
 ttl = "1h"
@@ -46,13 +46,19 @@ a = "192.0.2.53"
     )
 }
 
-fn zone_with(body: &str) -> String {
+pub(crate) fn zone_with(body: &str) -> String {
     zone_with_serial(body, 1)
 }
 
 /// `[datacenters.ID]` with `addresses` (TOML list items), `weight` (none: the default)
 /// and a location (latitude, longitude).
-fn dc_at(id: &str, addresses: &str, weight: Option<u32>, loc: (f64, f64), extra: &str) -> String {
+pub(crate) fn dc_at(
+    id: &str,
+    addresses: &str,
+    weight: Option<u32>,
+    loc: (f64, f64),
+    extra: &str,
+) -> String {
     let weight = weight.map_or(String::new(), |w| format!("weight = {w}\n"));
     format!(
         "[datacenters.{id}]\naddresses = [{addresses}]\nlocation = [{}, {}]\n{weight}{extra}\n",
@@ -61,7 +67,7 @@ fn dc_at(id: &str, addresses: &str, weight: Option<u32>, loc: (f64, f64), extra:
 }
 
 /// `[datacenters.ID]` with one address and a weight, located at 0, 0.
-fn dc(id: &str, address: &str, weight: u32) -> String {
+pub(crate) fn dc(id: &str, address: &str, weight: u32) -> String {
     dc_at(id, &format!("\"{address}\""), Some(weight), (0.0, 0.0), "")
 }
 
@@ -72,7 +78,7 @@ fn quoted(dcs: &[&str]) -> String {
 
 /// A GSLB name over `dcs`, every client's list in that order (map policy, default list
 /// only), with `extra` keys (select, spread, spill, ...).
-fn gslb_map(name: &str, dcs: &[&str], extra: &str) -> String {
+pub(crate) fn gslb_map(name: &str, dcs: &[&str], extra: &str) -> String {
     let list = quoted(dcs);
     format!(
         "[names.{name}.gslb]\ndatacenters = [{list}]\npolicy = \"map\"\nttl = \"30s\"\n\
@@ -95,9 +101,9 @@ fn city_geoip() -> String {
 }
 
 /// One UDP thread: one rotation state answers every query of the test.
-const ONE_THREAD: &str = "udp_threads = 1\n";
+pub(crate) const ONE_THREAD: &str = "udp_threads = 1\n";
 
-fn start(body: &str, config: &str) -> Server {
+pub(crate) fn start(body: &str, config: &str) -> Server {
     Server::start(&[("example.com", &zone_with(body))], config)
 }
 
@@ -105,14 +111,14 @@ fn start(body: &str, config: &str) -> Server {
 // Asking
 
 /// A client socket on `src` (127/8) that sends many queries.
-struct Client<'s> {
+pub(crate) struct Client<'s> {
     server: &'s Server,
     sock: UdpSocket,
     src: String,
 }
 
 impl<'s> Client<'s> {
-    fn new(server: &'s Server, src: &str) -> Self {
+    pub(crate) fn new(server: &'s Server, src: &str) -> Self {
         Client {
             server,
             sock: udp_socket_from(src),
@@ -120,7 +126,7 @@ impl<'s> Client<'s> {
         }
     }
 
-    fn send(&self, q: &Message) -> Message {
+    pub(crate) fn send(&self, q: &Message) -> Message {
         match self.server.exchange_udp(&self.sock, &encode(q), UDP_TRIES) {
             Some((reply, _)) => parse(&reply),
             None => panic!(
@@ -137,19 +143,19 @@ impl<'s> Client<'s> {
     }
 
     /// The one address `NAME` answers (one data center with one address).
-    fn one(&self, name: &str, ecs: Option<(&str, u8)>) -> IpAddr {
+    pub(crate) fn one(&self, name: &str, ecs: Option<(&str, u8)>) -> IpAddr {
         let got = self.ask(name, ecs);
         assert_eq!(got.len(), 1, "{name} from {} {ecs:?}: {got:?}", self.src);
         got[0]
     }
 
     /// `n` consecutive answers of `name`, one address each.
-    fn run(&self, name: &str, n: usize) -> Vec<IpAddr> {
+    pub(crate) fn run(&self, name: &str, n: usize) -> Vec<IpAddr> {
         (0..n).map(|_| self.one(name, None)).collect()
     }
 }
 
-fn a_query(name: &str, ecs: Option<(&str, u8)>) -> Message {
+pub(crate) fn a_query(name: &str, ecs: Option<(&str, u8)>) -> Message {
     let q = query(&format!("{name}.example.com."), RecordType::A);
     match ecs {
         Some((addr, prefix)) => with_ecs(q, addr, prefix),
@@ -158,7 +164,7 @@ fn a_query(name: &str, ecs: Option<(&str, u8)>) -> Message {
 }
 
 /// The A/AAAA addresses of a NOERROR answer, sorted.
-fn addresses(r: &Message) -> Vec<IpAddr> {
+pub(crate) fn addresses(r: &Message) -> Vec<IpAddr> {
     assert_eq!(
         r.metadata.response_code,
         hickory_proto::op::ResponseCode::NoError,
@@ -177,12 +183,12 @@ fn addresses(r: &Message) -> Vec<IpAddr> {
     v
 }
 
-fn ip(s: &str) -> IpAddr {
+pub(crate) fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")
 }
 
 /// How often each address occurs in `answers`.
-fn counts(answers: &[IpAddr]) -> BTreeMap<IpAddr, usize> {
+pub(crate) fn counts(answers: &[IpAddr]) -> BTreeMap<IpAddr, usize> {
     let mut m = BTreeMap::new();
     for a in answers {
         *m.entry(*a).or_insert(0) += 1;
@@ -192,7 +198,7 @@ fn counts(answers: &[IpAddr]) -> BTreeMap<IpAddr, usize> {
 
 /// Asserts each address of `want` (address, weight) gets its weight share of `answers`
 /// within `tolerance` (a fraction), and nothing else is answered. Prints the shares.
-fn assert_shares(what: &str, answers: &[IpAddr], want: &[(&str, u32)], tolerance: f64) {
+pub(crate) fn assert_shares(what: &str, answers: &[IpAddr], want: &[(&str, u32)], tolerance: f64) {
     let got = counts(answers);
     let n = answers.len() as f64;
     let total: u32 = want.iter().map(|w| w.1).sum();
@@ -245,7 +251,12 @@ fn assert_every_window_exact(what: &str, answers: &[IpAddr], want: &[(&str, u32)
 }
 
 /// Polls `f` every 20 ms until it returns `Some`, for at most `limit`.
-fn wait_for<T>(s: &Server, limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(
+    s: &Server,
+    limit: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = f() {
@@ -263,13 +274,13 @@ fn wait_for<T>(s: &Server, limit: Duration, what: &str, mut f: impl FnMut() -> O
 // ---------------------------------------------------------------------------------------
 // API
 
-fn wait_api(s: &Server) {
+pub(crate) fn wait_api(s: &Server) {
     wait_for(s, START_TIMEOUT, "the API listens", || {
         s.log().contains("listening on api http://").then_some(())
     });
 }
 
-fn state_file(s: &Server, name: &str) -> String {
+pub(crate) fn state_file(s: &Server, name: &str) -> String {
     std::fs::read_to_string(s.dir().join(".meridian").join(name))
         .unwrap_or_else(|e| panic!("{name} in the state dir: {e}"))
         .trim()
@@ -277,7 +288,7 @@ fn state_file(s: &Server, name: &str) -> String {
 }
 
 /// `PUT /v1/overrides` for data center `target` of example.com with `state`.
-fn set_override(s: &Server, target: &str, state: &str) {
+pub(crate) fn set_override(s: &Server, target: &str, state: &str) {
     let addr: SocketAddr = state_file(s, "api-address").parse().expect("api address");
     let token = state_file(s, "api-token");
     let body = format!(r#"{{"target": "{target}", "zone": "example.com", "state": "{state}"}}"#);
@@ -615,7 +626,7 @@ fn a_failed_sites_share_spills_over_the_next_healthy_sites_by_weight() {
 // 5. Sticky
 
 /// `n` client networks, each as an ECS /24: 10.X.Y.0.
-fn networks(n: usize) -> Vec<String> {
+pub(crate) fn networks(n: usize) -> Vec<String> {
     (0..n)
         .map(|i| format!("10.{}.{}.0", i / 256, i % 256))
         .collect()
@@ -630,7 +641,7 @@ fn sticky_map(c: &Client<'_>, name: &str, nets: &[String]) -> Vec<IpAddr> {
 
 /// Rewrites the server's zone with `body` and a new `serial`, and waits until the server
 /// serves it as `generation`.
-fn reload_with(s: &Server, body: &str, serial: u32, generation: u32) {
+pub(crate) fn reload_with(s: &Server, body: &str, serial: u32, generation: u32) {
     let path = s.dir().join("zones").join("example.com.toml");
     std::fs::write(&path, zone_with_serial(body, serial)).expect("rewrite zone");
     let line = format!("reloaded: now serving generation {generation}");
@@ -803,7 +814,7 @@ fn removing_one_of_ten_sticky_sites_moves_only_its_networks() {
 // 6. ECS scope
 
 /// The ECS scope of a reply (which must carry ECS).
-fn scope_of(r: &Message) -> u8 {
+pub(crate) fn scope_of(r: &Message) -> u8 {
     ecs_of(r)
         .unwrap_or_else(|| panic!("no ECS option in the reply\n{r}"))
         .scope_prefix()
