@@ -307,7 +307,11 @@ fn share_section(
         let m = s.members.iter().find(|m| m.pos == pos);
         let role = match m {
             Some(m) if m.head && m.mask == 0 => "head, down: its share spills",
+            Some(m) if m.head && m.keep < 100 && s.targets_of(m).next().is_none() => {
+                "head, overloaded but nobody else is up: not shedding"
+            }
             Some(m) if m.head => "head",
+            Some(m) if m.mask == 0 => "down",
             Some(_) if share > 0.0 => "takes spilled share",
             _ => "after the head",
         };

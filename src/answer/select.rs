@@ -149,7 +149,7 @@ impl Shares {
 
     /// The members that take `h`'s share when it is down or shedding: the spill targets
     /// other than `h` itself.
-    fn targets_of(&self, h: &Member) -> impl Iterator<Item = &Member> {
+    pub fn targets_of(&self, h: &Member) -> impl Iterator<Item = &Member> {
         let pos = h.pos;
         self.spill_targets().filter(move |t| t.pos != pos)
     }
