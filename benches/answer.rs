@@ -63,6 +63,18 @@ fn bench(c: &mut Criterion) {
         })
     });
 
+    let video = query("video.example.com.", None);
+    c.bench_function(
+        "respond/gslb video A (spread 2, sticky), 4096 source addresses",
+        |b| {
+            b.iter(|| {
+                i = (i + 1) % clients.len();
+                let src = SocketAddr::new(clients[i], 5353);
+                responder.respond(black_box(&video), src, Transport::Udp, &mut out)
+            })
+        },
+    );
+
     let with_ecs: Vec<Vec<u8>> = clients
         .iter()
         .map(|ip| query("cdn.example.com.", Some(*ip)))

@@ -17,6 +17,10 @@
 //!   table from address ranges to lists, whose range gives the **ECS scope**.
 //! - **check**: a health probe (HTTP, HTTPS or TCP); a **target** is one check of one
 //!   address, probed once however many names use it.
+//! - **head**: the candidates at the start of a client's list that share its traffic by
+//!   data center weight (`spread`, `band`); **spill** targets take a down or overloaded
+//!   head's share; **shedding** is a head passing part of its share on while its load
+//!   signal is above `high`.
 //! - **override**: an operator forcing a data center or address up, down or drained.
 //! - **snapshot**: every zone compiled into immutable lookup tables; the query path reads one
 //!   snapshot per message and a reload swaps in a new one atomically.
@@ -30,11 +34,12 @@
 //! serve    packet ─▶ udp / tcp ─▶ handler: edns (OPT, ECS, UDP limit) ─▶ rules (header)
 //!            │                         ─▶ answer::resolve ─▶ encode (once, cut to fit)
 //!            │
-//! answer     ▼ resolve (zone, node, wildcard, CNAME, referral) ─▶ select (health, fail-open,
-//!            │                                                     all-down policy)
-//! compile    ▼ Snapshot: zones, nodes, record sets, GSLB candidates with health slot ids
-//!            │
-//! geo, health, family   ▼ GeoIP tables (list + ECS scope), HealthTable words, Family
+//! answer     ▼ resolve (zone, node, wildcard, CNAME, referral) ─▶ select (health, the
+//!            │        weighted head, spill, shedding, fail-open, all-down policy)
+//! compile    ▼ Snapshot: zones, nodes, record sets, GSLB candidates with health slot ids,
+//!            │          weights, rotation indices, load slots
+//! geo, health, weigh, family   ▼ GeoIP tables (list + ECS scope), HealthTable words and
+//!                                 load column, per-thread rotation and hashing, Family
 //! ```
 //! `explain` and the API sit beside `serve` and call the same `answer` functions, so what
 //! they print is what is answered; `server` assembles everything.
