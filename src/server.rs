@@ -6,8 +6,10 @@
 //!
 //! The order of [`Server::start`] is what operators rely on: the DNS and API sockets are
 //! bound first, so a port in use fails before anything else happens; the first round of
-//! health probes runs next, so the first answer already reflects it; the API comes up
-//! before DNS is announced, so `meridian override` works once `listening on udp` is logged.
+//! health probes runs next, so the first answer already reflects it. The API comes up
+//! before that round (so `/readyz` can answer 503 while it runs) and so before DNS is
+//! announced: `meridian override` works once `listening on udp` is logged, and `/readyz`
+//! answers 200 from then on.
 
 use std::io;
 use std::net::SocketAddr;
@@ -20,7 +22,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::api::{self, ApiState};
+use crate::api::{self, ApiState, Readiness};
 use crate::compile::Snapshot;
 use crate::config::ServerConfig;
 use crate::diag::Diagnostics;
@@ -150,29 +152,14 @@ impl Server {
             None => None,
         };
 
-        health.registry.start();
-        health.loads.start();
-        if !health.registry.is_empty() {
-            let targets = health.registry.len();
-            let pending = health
-                .registry
-                .first_round(cfg.health_startup_timeout)
-                .await;
-            if pending == 0 {
-                info!("health: first round done for {targets} target(s)");
-            } else {
-                warn!(
-                    "health: {pending} of {targets} target(s) without a result after {:?}; they keep their initial state",
-                    cfg.health_startup_timeout
-                );
-            }
-        }
-
         let addrs = listeners.local_addrs();
         let snapshot = Arc::new(ArcSwap::from_pointee(snap));
+        let readiness = Arc::new(Readiness::default());
         let stop = CancellationToken::new();
         let mut tasks = Vec::new();
         let mut api_addr = None;
+        // The API answers from here on: `/readyz` says 503 until the first round is done
+        // and DNS is served.
         if let Some(listener) = api_listener {
             let file = cfg.token_file();
             let token = api::token::read_or_create(cfg.api.token.as_deref(), &file)
@@ -191,15 +178,44 @@ impl Server {
                 snapshot: snapshot.clone(),
                 overrides: health.overrides.clone(),
                 token: Arc::from(token),
+                readiness: readiness.clone(),
             };
             tasks.push(tokio::spawn(api::serve(listener, state, stop.clone())));
         }
+
+        health.registry.start();
+        health.loads.start();
+        if !health.registry.is_empty() {
+            let targets = health.registry.len();
+            let pending = health
+                .registry
+                .first_round(cfg.health_startup_timeout)
+                .await;
+            if pending == 0 {
+                info!("health: first round done for {targets} target(s)");
+            } else {
+                warn!(
+                    "health: {pending} of {targets} target(s) without a result after {:?}; they keep their initial state",
+                    cfg.health_startup_timeout
+                );
+            }
+        }
+        readiness.probed();
+
         let responder = Arc::new(Responder::new(snapshot.clone(), cfg.max_udp_payload));
-        let serving = serve::start(listeners, responder, &cfg).map_err(RunError::Serve)?;
+        let serving = match serve::start(listeners, responder, &cfg) {
+            Ok(s) => s,
+            Err(e) => {
+                // The API is already up: stop it with the failed start.
+                stop.cancel();
+                return Err(RunError::Serve(e));
+            }
+        };
         for a in &addrs {
             info!("listening on udp {a}");
             info!("listening on tcp {a}");
         }
+        readiness.ready();
 
         tasks.push(tokio::spawn(crate::answer::all_down::watch(
             snapshot.clone(),
@@ -345,6 +361,97 @@ a = "192.0.2.53"
         running.shutdown().await;
         UdpSocket::bind(addr).expect("the DNS port is free again");
         std::net::TcpListener::bind(api_addr).expect("the API port is free again");
+    }
+
+    /// An HTTP check target that holds every probe until `release` is set, then answers
+    /// 200.
+    fn held_check_server(release: Arc<std::sync::atomic::AtomicBool>) -> u16 {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let release = release.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 1024];
+                    let _ = conn.read(&mut buf);
+                    while !release.load(std::sync::atomic::Ordering::Acquire) {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    let _ = conn.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    );
+                });
+            }
+        });
+        port
+    }
+
+    async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let resp = client
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readyz_is_503_until_the_first_probe_round_is_done() {
+        let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let port = held_check_server(release.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let zones = dir.path().join("zones");
+        std::fs::create_dir(&zones).unwrap();
+        let zone = format!(
+            "{ZONE}[checks.web]\ntype = \"http\"\nport = {port}\npath = \"/health\"\n\
+             interval = \"60s\"\ntimeout = \"30s\"\n\
+             [datacenters.ams]\naddresses = [\"127.0.0.1\"]\nlocation = [0.0, 0.0]\n\
+             check = \"web\"\n\
+             [names.www.gslb]\ndatacenters = [\"ams\"]\npolicy = \"map\"\n\
+             [names.www.gslb.map]\ndefault = [\"ams\"]\n"
+        );
+        std::fs::write(zones.join("example.com.toml"), zone).unwrap();
+        let mut config = ServerConfig {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            zones_dir: zones,
+            state_dir: dir.path().join("state"),
+            health_startup_timeout: Duration::from_secs(60),
+            ..ServerConfig::default()
+        };
+        config.api.listen = Some("127.0.0.1:0".parse().unwrap());
+        let address_file = config.api_address_file();
+
+        let server = tokio::task::block_in_place(|| Server::load(config)).unwrap();
+        let while_probing = async {
+            // The API is up (its address written) while the probe is held.
+            let addr: SocketAddr = loop {
+                if let Some(a) = std::fs::read_to_string(&address_file)
+                    .ok()
+                    .and_then(|t| t.parse().ok())
+                {
+                    break a;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            };
+            assert_eq!(get(addr, "/healthz").await, (200, "ok\n".to_owned()));
+            let (status, body) = get(addr, "/readyz").await;
+            assert_eq!(status, 503, "{body}");
+            assert!(body.contains("probe round"), "{body}");
+            release.store(true, std::sync::atomic::Ordering::Release);
+            addr
+        };
+        let (running, addr) = tokio::join!(server.start(), while_probing);
+        let running = running.unwrap();
+        assert_eq!(running.api_addr(), Some(addr));
+        // No token is sent: both answer without one; other routes stay 404.
+        assert_eq!(get(addr, "/readyz").await, (200, "ready\n".to_owned()));
+        assert_eq!(get(addr, "/healthz").await, (200, "ok\n".to_owned()));
+        assert_eq!(get(addr, "/nope").await.0, 404);
+        assert_eq!(get(addr, "/v1/overrides").await.0, 401);
+        running.shutdown().await;
     }
 
     #[test]

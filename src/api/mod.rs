@@ -6,6 +6,8 @@
 //! | `GET /v1/overrides` | the overrides in force, as JSON |
 //! | `PUT /v1/overrides` `{"target": "ams", "zone": null, "state": "down"}` | sets one (`clear` removes it) |
 //! | `GET /v1/explain?name=&type=&client=` | the `explain` text over the live snapshot and health |
+//! | `GET /healthz` | `200 ok` while the process serves (no token) |
+//! | `GET /readyz` | `200 ready` once zones are loaded, sockets bound and the first probe round is done; `503` with the reason before (no token) |
 //!
 //! The `meridian override` and `meridian explain` commands are clients of it ([`client`]):
 //! they read the same config to find the address and the [`token`].
@@ -16,6 +18,7 @@ pub mod token;
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use arc_swap::ArcSwap;
 use axum::extract::{Query, State};
@@ -38,6 +41,38 @@ pub struct ApiState {
     pub overrides: Arc<Overrides>,
     /// The bearer token requests must carry.
     pub token: Arc<str>,
+    /// How far the start has come, for `/readyz`.
+    pub readiness: Arc<Readiness>,
+}
+
+/// How far the server's start has come: the zones are loaded and the sockets bound before
+/// the API answers at all; then the first health round runs, then DNS starts serving.
+#[derive(Debug, Default)]
+pub struct Readiness(AtomicU8);
+
+impl Readiness {
+    const PROBING: u8 = 0;
+    const STARTING_DNS: u8 = 1;
+    const READY: u8 = 2;
+
+    /// The first health round is done; the DNS listeners are being started.
+    pub fn probed(&self) {
+        self.0.store(Self::STARTING_DNS, Ordering::Release);
+    }
+
+    /// DNS is being answered.
+    pub fn ready(&self) {
+        self.0.store(Self::READY, Ordering::Release);
+    }
+
+    /// `None` when ready, else why not.
+    pub fn not_ready(&self) -> Option<&'static str> {
+        match self.0.load(Ordering::Acquire) {
+            Self::PROBING => Some("first health probe round still running"),
+            Self::STARTING_DNS => Some("DNS listeners starting"),
+            _ => None,
+        }
+    }
 }
 
 /// A request to set an override.
@@ -66,10 +101,29 @@ pub async fn serve(listener: tokio::net::TcpListener, state: ApiState, cancel: C
     let app = Router::new()
         .route("/v1/overrides", get(list_overrides).put(set_override))
         .route("/v1/explain", get(explain))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .with_state(state);
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await;
+}
+
+/// Alive: the process answers HTTP. No token, for load balancers and service managers.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready to answer DNS with real health. No token.
+async fn readyz(State(state): State<ApiState>) -> Response {
+    match state.readiness.not_ready() {
+        None => (StatusCode::OK, "ready\n").into_response(),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response(),
+    }
 }
 
 fn authorized(state: &ApiState, headers: &HeaderMap) -> Result<(), Box<Response>> {
