@@ -1,4 +1,4 @@
-//! The `meridian` command: serve, check, explain, override.
+//! The `meridian` command: serve, check, explain, override, reload.
 //!
 //! Exit status: 0 success, 1 runtime failure (e.g. a port already in use, the server not
 //! reachable), 2 invalid config, zones or arguments.
@@ -64,6 +64,9 @@ enum Command {
     },
     /// List the overrides in force in the running server.
     Overrides,
+    /// Reload the running server's config, zones and GeoIP databases (as SIGHUP does);
+    /// print the new generation, or every problem found while the old data keeps serving.
+    Reload,
 }
 
 const EXIT_RUNTIME: u8 = 1;
@@ -165,6 +168,7 @@ fn run(command: Command, config: Option<PathBuf>) -> Result<(), CliError> {
             zone,
         } => set_override(config, target, state, zone),
         Command::Overrides => list_overrides(config),
+        Command::Reload => reload(config),
     }
 }
 
@@ -278,4 +282,17 @@ fn list_overrides(config: Option<PathBuf>) -> Result<(), CliError> {
         println!("{}: {}", e.key, e.state);
     }
     Ok(())
+}
+
+fn reload(config: Option<PathBuf>) -> Result<(), CliError> {
+    let cfg = load_config(config).map_err(|d| CliError::diagnostics(&d, "cannot reload"))?;
+    let api = Api::find(&cfg)?;
+    match block_on(api.reload())? {
+        Ok(generation) => {
+            println!("reloaded: now serving generation {generation}");
+            Ok(())
+        }
+        // The server's text: every diagnostic, then the summary line.
+        Err(diagnostics) => Err(CliError::Invalid(diagnostics)),
+    }
 }

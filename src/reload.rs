@@ -1,8 +1,9 @@
 //! Reload: rebuild the whole snapshot beside the query path and swap it in atomically.
 //!
-//! A reload runs on SIGHUP, and by itself when the config file, a zone file or a GeoIP
-//! database changes on disk (checked every `reload_check`, and only once a change has
-//! stayed put for one more check, so a file being written is not read half-way). It is all
+//! A reload runs on SIGHUP, on `POST /v1/reload` (`meridian reload`), and by itself when
+//! the config file, a zone file or a GeoIP database changes on disk (checked every
+//! `reload_check`, and only once a change has stayed put for one more check, so a file
+//! being written is not read half-way). It is all
 //! or nothing: the config file is read again, then every zone and database is read,
 //! validated and compiled into a new [`Snapshot`]; only if all of it succeeds does one
 //! `ArcSwap::store` publish it. On any error the old snapshot keeps serving and every

@@ -158,6 +158,7 @@ impl Server {
         let stop = CancellationToken::new();
         let mut tasks = Vec::new();
         let mut api_addr = None;
+        let reloader = Reloader::new(cfg.clone(), health.clone(), snapshot.clone(), files);
         // The API answers from here on: `/readyz` says 503 until the first round is done
         // and DNS is served.
         if let Some(listener) = api_listener {
@@ -179,6 +180,7 @@ impl Server {
                 overrides: health.overrides.clone(),
                 token: Arc::from(token),
                 readiness: readiness.clone(),
+                reloader: reloader.clone(),
             };
             tasks.push(tokio::spawn(api::serve(listener, state, stop.clone())));
         }
@@ -221,7 +223,6 @@ impl Server {
             snapshot.clone(),
             stop.clone(),
         )));
-        let reloader = Reloader::new(cfg, health, snapshot, files);
         tasks.push(tokio::spawn(reloader.clone().watch(stop.clone())));
         Ok(Running {
             addrs,

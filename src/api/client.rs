@@ -1,5 +1,5 @@
-//! The client side of the API, for the `meridian explain`, `override` and `overrides`
-//! commands: they read the same config as the server to find its address and token.
+//! The client side of the API, for the `meridian explain`, `override`, `overrides` and
+//! `reload` commands: they read the same config as the server to find its address and token.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::Method;
 use thiserror::Error;
 
-use super::{OverrideEntry, OverrideRequest, token};
+use super::{OverrideEntry, OverrideRequest, ReloadResponse, token};
 use crate::config::ServerConfig;
 
 /// Why a request to the running server's API gave no answer to use.
@@ -104,6 +104,27 @@ impl Api {
     pub async fn overrides(&self) -> Result<Vec<OverrideEntry>, ClientError> {
         let body = self.request(Method::GET, "/v1/overrides", None).await?;
         Ok(serde_json::from_str(&body).unwrap_or_default())
+    }
+
+    /// Reloads the server as SIGHUP does: `Ok(Ok(generation))` when the new data serves,
+    /// `Ok(Err(text))` with the diagnostics (as `meridian check` prints them) when the
+    /// reload was rejected and the old data keeps serving.
+    pub async fn reload(&self) -> Result<Result<u64, String>, ClientError> {
+        match call(self.addr, &self.token, Method::POST, "/v1/reload", None).await {
+            Ok((200, body)) => match serde_json::from_str::<ReloadResponse>(&body) {
+                Ok(r) => Ok(Ok(r.generation)),
+                Err(e) => Err(ClientError::Failed {
+                    status: 200,
+                    body: format!("unexpected answer {body:?}: {e}\n"),
+                }),
+            },
+            Ok((422, body)) => Ok(Err(body)),
+            Ok((status, body)) => Err(ClientError::Failed { status, body }),
+            Err(source) => Err(ClientError::Unreachable {
+                addr: self.addr,
+                source,
+            }),
+        }
     }
 
     /// The body of a 200 answer to `method` on `path`.

@@ -6,10 +6,11 @@
 //! | `GET /v1/overrides` | the overrides in force, as JSON |
 //! | `PUT /v1/overrides` `{"target": "ams", "zone": null, "state": "down"}` | sets one (`clear` removes it) |
 //! | `GET /v1/explain?name=&type=&client=` | the `explain` text over the live snapshot and health |
+//! | `POST /v1/reload` | reloads as SIGHUP does: `{"generation": N}`, or 422 with the diagnostics as `meridian check` prints them |
 //! | `GET /healthz` | `200 ok` while the process serves (no token) |
 //! | `GET /readyz` | `200 ready` once zones are loaded, sockets bound and the first probe round is done; `503` with the reason before (no token) |
 //!
-//! The `meridian override` and `meridian explain` commands are clients of it ([`client`]):
+//! The `meridian override`, `reload` and `explain` commands are clients of it ([`client`]):
 //! they read the same config to find the address and the [`token`].
 
 pub mod client;
@@ -24,13 +25,14 @@ use arc_swap::ArcSwap;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::compile::Snapshot;
 use crate::health::{Admin, OverrideKey, Overrides, parse_admin};
+use crate::reload::Reloader;
 
 /// What the API handlers share.
 #[derive(Clone)]
@@ -43,6 +45,15 @@ pub struct ApiState {
     pub token: Arc<str>,
     /// How far the start has come, for `/readyz`.
     pub readiness: Arc<Readiness>,
+    /// What `POST /v1/reload` runs: the same reload as SIGHUP.
+    pub reloader: Arc<Reloader>,
+}
+
+/// The answer to a reload that succeeded.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReloadResponse {
+    /// The generation now serving.
+    pub generation: u64,
 }
 
 /// How far the server's start has come: the zones are loaded and the sockets bound before
@@ -101,6 +112,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: ApiState, cancel: C
     let app = Router::new()
         .route("/v1/overrides", get(list_overrides).put(set_override))
         .route("/v1/explain", get(explain))
+        .route("/v1/reload", post(reload))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state);
@@ -203,6 +215,29 @@ async fn set_override(
             (StatusCode::OK, format!("{key}: {shown}\n")).into_response()
         }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
+/// Reloads as SIGHUP does. On failure the old snapshot keeps serving and the answer is
+/// 422 with every diagnostic, then a summary line, as `meridian check` prints them.
+async fn reload(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorized(&state, &headers) {
+        return *r;
+    }
+    match state.reloader.reload().await {
+        Ok(generation) => Json(ReloadResponse { generation }).into_response(),
+        Err(d) => {
+            let serving = state.snapshot.load().generation;
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "{}reload rejected: {}; still serving generation {serving}\n",
+                    d.render(),
+                    d.summary()
+                ),
+            )
+                .into_response()
+        }
     }
 }
 

@@ -249,8 +249,8 @@ fn wait_answer(s: &Server, name: &str, ips: &[&str], limit: Duration) -> Got {
     got
 }
 
-/// Waits until the server's API is up (it starts after DNS: the address and token files
-/// are written after `listening on udp` is logged).
+/// Waits until the server's API is up (it starts before DNS, before the first probe round:
+/// the address and token files are written before `listening on udp` is logged).
 fn wait_api(s: &Server) {
     wait_for(s, START_TIMEOUT, "the API listens", || {
         s.log().contains("listening on api http://").then_some(())

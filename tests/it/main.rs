@@ -1,7 +1,7 @@
 //! Integration tests: one test binary (`cargo test --test it`). The DNS and geo behaviour
 //! is in `scenarios` (rows of tests/fixtures/scenarios/ answered in-process); what needs
-//! the `meridian` process is in `dns` and `geo` (sockets, TCP, reloads, explain), `cli` and
-//! `health`, with the process and client plumbing they share in `harness`.
+//! the `meridian` process is in `dns` and `geo` (sockets, TCP, reloads, explain), `cli`,
+//! `health` and `ops` (`meridian reload`), with the process and client plumbing they share in `harness`.
 
 #[path = "../support/check_server.rs"]
 mod check_server;
@@ -14,6 +14,7 @@ mod harness;
 mod health;
 #[path = "../support/mmdb.rs"]
 mod mmdb;
+mod ops;
 mod scenarios;
 mod shedding;
 mod weights;
