@@ -666,6 +666,21 @@ pub(crate) fn assert_head(q: &Message, r: &Message, head: Head) {
     assert_eq!(got, head, "header of the reply\n{r}");
 }
 
+/// The A and AAAA addresses of the answer section, sorted.
+pub(crate) fn answer_ips(r: &Message) -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = r
+        .answers
+        .iter()
+        .filter_map(|rec| match &rec.data {
+            hickory_proto::rr::RData::A(a) => Some(IpAddr::V4(a.0)),
+            hickory_proto::rr::RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+            _ => None,
+        })
+        .collect();
+    ips.sort();
+    ips
+}
+
 /// A record as text, `owner TTL CLASS TYPE RDATA`, owner case kept.
 pub(crate) fn show(r: &Record) -> String {
     r.to_string()
@@ -758,6 +773,56 @@ impl Server {
     /// The config file the server was started with.
     pub(crate) fn config_path(&self) -> PathBuf {
         self.dir().join("meridian.toml")
+    }
+
+    /// A file of the state dir `.meridian/` (`api-address`, `api-token`), trimmed.
+    pub(crate) fn state_file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir().join(".meridian").join(name))
+            .unwrap_or_else(|e| panic!("{name} in the state dir: {e}"))
+            .trim()
+            .to_owned()
+    }
+
+    /// Where the HTTP API listens, as the server wrote it.
+    pub(crate) fn api_addr(&self) -> SocketAddr {
+        self.state_file("api-address").parse().expect("an address")
+    }
+
+    /// `Bearer TOKEN` with the server's own API token.
+    pub(crate) fn bearer(&self) -> String {
+        format!("Bearer {}", self.state_file("api-token"))
+    }
+
+    /// One API request with an optional `Authorization` header value and JSON body, within
+    /// `timeout`; status and body.
+    pub(crate) fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        authorization: Option<&str>,
+        json: Option<&str>,
+        timeout: Duration,
+    ) -> (u16, String) {
+        let url = format!("http://{}{path}", self.api_addr());
+        crate::check_server::runtime().block_on(async {
+            let client = reqwest::Client::builder()
+                .no_proxy()
+                .timeout(timeout)
+                .build()
+                .expect("client");
+            let mut req = client.request(method, url);
+            if let Some(a) = authorization {
+                req = req.header("authorization", a);
+            }
+            if let Some(body) = json {
+                req = req
+                    .header("content-type", "application/json")
+                    .body(body.to_owned());
+            }
+            let resp = req.send().await.expect("API request");
+            let status = resp.status().as_u16();
+            (status, resp.text().await.expect("API body"))
+        })
     }
 
     /// Kills this server and starts a new one on the same directory with the same config

@@ -12,15 +12,15 @@
 //! Overrides and the API are exercised through `meridian override` / `overrides` /
 //! `explain` against the running server, and through the HTTP API with reqwest.
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 
-use crate::check_server::{CheckServer, Mode, closed_port, runtime};
+use crate::check_server::{CheckServer, Mode, closed_port};
 use crate::harness::*;
 
 // ---------------------------------------------------------------------------------------
@@ -114,16 +114,7 @@ struct Got {
 
 impl Got {
     fn of(r: &Message) -> Self {
-        let mut ips: Vec<IpAddr> = r
-            .answers
-            .iter()
-            .filter_map(|rec| match &rec.data {
-                RData::A(a) => Some(IpAddr::V4(a.0)),
-                RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-                _ => None,
-            })
-            .collect();
-        ips.sort();
+        let ips = answer_ips(r);
         let ttls: Vec<u32> = r.answers.iter().map(|rec| rec.ttl).collect();
         assert!(
             ttls.windows(2).all(|w| w[0] == w[1]),
@@ -338,23 +329,7 @@ fn state_dir(s: &Server) -> PathBuf {
     s.dir().join(".meridian")
 }
 
-fn api_token(s: &Server) -> String {
-    std::fs::read_to_string(state_dir(s).join("api-token"))
-        .expect("api-token in the state dir")
-        .trim()
-        .to_owned()
-}
-
-fn api_addr(s: &Server) -> SocketAddr {
-    std::fs::read_to_string(state_dir(s).join("api-address"))
-        .expect("api-address in the state dir")
-        .trim()
-        .parse()
-        .expect("an address")
-}
-
-/// One API request with an optional `Authorization` header value and JSON body; status
-/// and body.
+/// One API request within 5 s (see [`Server::api`]).
 fn api(
     s: &Server,
     method: reqwest::Method,
@@ -362,31 +337,12 @@ fn api(
     authorization: Option<&str>,
     json: Option<&str>,
 ) -> (u16, String) {
-    let url = format!("http://{}{path}", api_addr(s));
-    runtime().block_on(async {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .expect("client");
-        let mut req = client.request(method, url);
-        if let Some(a) = authorization {
-            req = req.header("authorization", a);
-        }
-        if let Some(body) = json {
-            req = req
-                .header("content-type", "application/json")
-                .body(body.to_owned());
-        }
-        let resp = req.send().await.expect("API request");
-        let status = resp.status().as_u16();
-        (status, resp.text().await.expect("API body"))
-    })
+    s.api(method, path, authorization, json, Duration::from_secs(5))
 }
 
 /// `PUT /v1/overrides` with the JSON `body` and the right token; status and body.
 fn put_override(s: &Server, body: &str) -> (u16, String) {
-    let bearer = format!("Bearer {}", api_token(s));
+    let bearer = s.bearer();
     api(
         s,
         reqwest::Method::PUT,
@@ -398,7 +354,7 @@ fn put_override(s: &Server, body: &str) -> (u16, String) {
 
 /// `GET /v1/explain` for `NAME.example.com` A from 127.0.0.1 with the right token.
 fn api_explain(s: &Server, name: &str) -> String {
-    let bearer = format!("Bearer {}", api_token(s));
+    let bearer = s.bearer();
     let path = format!("/v1/explain?name={name}.example.com&type=A&client=127.0.0.1");
     let (status, body) = api(s, reqwest::Method::GET, &path, Some(&bearer), None);
     assert_eq!(status, 200, "{body}");
@@ -1145,7 +1101,7 @@ fn api_rejects_missing_or_wrong_tokens_and_bad_requests() {
     use reqwest::Method;
     let s = start(&override_zone(), "");
     wait_api(&s);
-    let token = api_token(&s);
+    let token = s.state_file("api-token");
     let bearer = format!("Bearer {token}");
     let down = r#"{"target": "ams", "zone": null, "state": "down"}"#;
 

@@ -2,13 +2,12 @@
 //! `meridian serve`. The file watcher is slowed to an hour (`reload_check`), so every
 //! reload here is the one the test asked for.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::process::Output;
 use std::time::Duration;
 
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 
-use crate::check_server::runtime;
 use crate::harness::*;
 
 const ZONE: &str = r#"origin = "example.com"
@@ -35,14 +34,7 @@ fn zone_file(s: &Server) -> std::path::PathBuf {
 
 /// The A addresses answered for `name`.
 fn a_of(s: &Server, name: &str) -> Vec<IpAddr> {
-    let r = s.udp(&query(name, RecordType::A));
-    r.answers
-        .iter()
-        .filter_map(|rr| match &rr.data {
-            RData::A(a) => Some(IpAddr::V4(a.0)),
-            _ => None,
-        })
-        .collect()
+    answer_ips(&s.udp(&query(name, RecordType::A)))
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -72,31 +64,15 @@ fn assert_exit(o: &Output, code: i32, what: &str) {
     );
 }
 
-fn api_addr(s: &Server) -> SocketAddr {
-    std::fs::read_to_string(s.dir().join(".meridian").join("api-address"))
-        .expect("api-address in the state dir")
-        .trim()
-        .parse()
-        .expect("an address")
-}
-
 /// `POST /v1/reload` with an optional `Authorization` value; status and body.
 fn post_reload(s: &Server, authorization: Option<&str>) -> (u16, String) {
-    let url = format!("http://{}/v1/reload", api_addr(s));
-    runtime().block_on(async {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("client");
-        let mut req = client.post(url);
-        if let Some(a) = authorization {
-            req = req.header("authorization", a);
-        }
-        let resp = req.send().await.expect("API request");
-        let status = resp.status().as_u16();
-        (status, resp.text().await.expect("API body"))
-    })
+    s.api(
+        reqwest::Method::POST,
+        "/v1/reload",
+        authorization,
+        None,
+        Duration::from_secs(10),
+    )
 }
 
 #[test]

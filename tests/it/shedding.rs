@@ -16,12 +16,11 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::check_server::{CheckServer, Mode, closed_port, runtime};
+use crate::check_server::{CheckServer, Mode, closed_port};
 use crate::harness::*;
 use crate::weights::{
     Client, ONE_THREAD, a_query, addresses, assert_shares, counts, dc, dc_at, gslb_map, ip,
-    networks, reload_with, scope_of, set_override, start, state_file, wait_api, wait_for,
-    zone_with,
+    networks, reload_with, scope_of, set_override, start, wait_api, wait_for, zone_with,
 };
 
 const A: &str = "192.0.2.1";
@@ -184,24 +183,13 @@ fn assert_holds(c: &Client<'_>, what: &str, keep: u8, hold: Duration) -> Duratio
 
 /// `GET /v1/explain` for `cdn.example.com` A from 127.0.0.1.
 fn explain(s: &Server) -> String {
-    let addr = state_file(s, "api-address");
-    let token = state_file(s, "api-token");
-    let url = format!("http://{addr}/v1/explain?name=cdn.example.com&type=A&client=127.0.0.1");
-    let (status, body) = runtime().block_on(async {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .expect("client");
-        let resp = client
-            .get(url)
-            .header("authorization", format!("Bearer {token}"))
-            .send()
-            .await
-            .expect("API request");
-        let status = resp.status().as_u16();
-        (status, resp.text().await.expect("API body"))
-    });
+    let (status, body) = s.api(
+        reqwest::Method::GET,
+        "/v1/explain?name=cdn.example.com&type=A&client=127.0.0.1",
+        Some(&s.bearer()),
+        None,
+        Duration::from_secs(5),
+    );
     assert_eq!(status, 200, "{body}");
     body
 }

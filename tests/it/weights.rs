@@ -11,13 +11,13 @@
 //! Every wait is bounded; every server and check server stops when its test ends.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 
-use crate::check_server::{CheckServer, Mode, runtime};
+use crate::check_server::{CheckServer, Mode};
 use crate::harness::*;
 
 // ---------------------------------------------------------------------------------------
@@ -170,17 +170,7 @@ pub(crate) fn addresses(r: &Message) -> Vec<IpAddr> {
         hickory_proto::op::ResponseCode::NoError,
         "{r}"
     );
-    let mut v: Vec<IpAddr> = r
-        .answers
-        .iter()
-        .filter_map(|rec| match &rec.data {
-            RData::A(a) => Some(IpAddr::V4(a.0)),
-            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-            _ => None,
-        })
-        .collect();
-    v.sort();
-    v
+    answer_ips(r)
 }
 
 pub(crate) fn ip(s: &str) -> IpAddr {
@@ -280,35 +270,16 @@ pub(crate) fn wait_api(s: &Server) {
     });
 }
 
-pub(crate) fn state_file(s: &Server, name: &str) -> String {
-    std::fs::read_to_string(s.dir().join(".meridian").join(name))
-        .unwrap_or_else(|e| panic!("{name} in the state dir: {e}"))
-        .trim()
-        .to_owned()
-}
-
 /// `PUT /v1/overrides` for data center `target` of example.com with `state`.
 pub(crate) fn set_override(s: &Server, target: &str, state: &str) {
-    let addr: SocketAddr = state_file(s, "api-address").parse().expect("api address");
-    let token = state_file(s, "api-token");
     let body = format!(r#"{{"target": "{target}", "zone": "example.com", "state": "{state}"}}"#);
-    let (status, text) = runtime().block_on(async {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .expect("client");
-        let resp = client
-            .put(format!("http://{addr}/v1/overrides"))
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("API request");
-        let status = resp.status().as_u16();
-        (status, resp.text().await.expect("API body"))
-    });
+    let (status, text) = s.api(
+        reqwest::Method::PUT,
+        "/v1/overrides",
+        Some(&s.bearer()),
+        Some(&body),
+        Duration::from_secs(5),
+    );
     assert_eq!(status, 200, "override {target} {state}: {text}");
 }
 
