@@ -234,12 +234,12 @@ fn geo_section(
             );
         }
     }
-    share_section(w, snap, g, &decision, family, client);
-    // Failing open is the name's all-down policy too, answered by selection. Explain only
-    // reads: the rotation state of this thread is not advanced for this.
+    // Explain only reads: the rotation state of this thread is not advanced for this.
     let key = select::client_key(g, client);
-    let (all_down, degraded) = match select::choose_quietly(g, &snap.health, &decision, family, key)
-    {
+    let choice = select::choose_quietly(g, &snap.health, &decision, family, key);
+    share_section(w, snap, g, &decision, family, key, &choice);
+    // Failing open is the name's all-down policy too, answered by selection.
+    let (all_down, degraded) = match choice {
         Choice::AllDown(policy) => (Some(policy), false),
         Choice::Addresses(p) => (p.failed_open.then_some(&g.all_down), p.degraded),
         Choice::NoFamily => (None, false),
@@ -276,7 +276,8 @@ fn share_section(
     g: &GslbNode,
     decision: &crate::geo::table::Decision<'_>,
     family: Family,
-    client: crate::answer::Client,
+    key: select::ClientKey,
+    choice: &Choice<'_>,
 ) {
     let s = select::shares(g, &snap.health, decision, family);
     if s.members.is_empty() {
@@ -284,10 +285,7 @@ fn share_section(
     }
     let how = match g.select {
         Select::Rotate => "rotate (weighted round-robin per query)".to_owned(),
-        Select::Sticky { .. } => {
-            let key = select::client_key(g, client);
-            format!("sticky (by client network /{})", key.net.prefix)
-        }
+        Select::Sticky { .. } => format!("sticky (by client network /{})", key.net.prefix),
     };
     let _ = writeln!(
         w,
@@ -344,17 +342,13 @@ fn share_section(
             let _ = writeln!(w, "           load: {}", load_text(load));
         }
     }
-    if let Select::Sticky { .. } = g.select {
-        let key = select::client_key(g, client);
-        if let Choice::Addresses(p) = select::choose_quietly(g, &snap.health, decision, family, key)
-        {
-            if let Some(&(pos, _)) = p.chosen.first() {
-                let _ = writeln!(
-                    w,
-                    "  sticky   this client network hashes to {}",
-                    g.candidates[pos as usize].datacenter
-                );
-            }
+    if let (Select::Sticky { .. }, Choice::Addresses(p)) = (g.select, choice) {
+        if let Some(&(pos, _)) = p.chosen.first() {
+            let _ = writeln!(
+                w,
+                "  sticky   this client network hashes to {}",
+                g.candidates[pos as usize].datacenter
+            );
         }
     }
 }

@@ -158,6 +158,18 @@ thread_local! {
     static ROTOR: RefCell<Vec<i64>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Runs `f` on this thread's rotation state, grown to hold every index of `members`.
+fn with_rotor<R>(members: &[(u32, u64)], f: impl FnOnce(&mut [i64]) -> R) -> R {
+    let need = members.iter().map(|m| m.0 as usize + 1).max().unwrap_or(0);
+    ROTOR.with(|r| {
+        let mut cur = r.borrow_mut();
+        if cur.len() < need {
+            cur.resize(need, 0);
+        }
+        f(&mut cur)
+    })
+}
+
 /// Smooth weighted round-robin (the nginx scheme): each member's current weight grows by
 /// its weight, the largest wins and gives back the total. Picks interleave (5:1:1 gives
 /// a a b a c a a) and every run of `total` picks holds the weights exactly.
@@ -168,12 +180,7 @@ pub fn rotate(members: &[(u32, u64)]) -> Option<usize> {
     if total == 0 {
         return None;
     }
-    let need = members.iter().map(|m| m.0 as usize + 1).max().unwrap_or(0);
-    ROTOR.with(|r| {
-        let mut cur = r.borrow_mut();
-        if cur.len() < need {
-            cur.resize(need, 0);
-        }
+    with_rotor(members, |cur| {
         let mut best: Option<(usize, i64)> = None;
         for (i, &(slot, w)) in members.iter().enumerate() {
             if w == 0 {
@@ -222,12 +229,7 @@ pub fn rotate_many(members: &[(u32, u64)], n: usize) -> u64 {
         .filter(|&i| chosen & (1 << i) == 0 && members[i].1 > 0)
         .collect();
     let total: u64 = rest.iter().map(|&i| members[i].1).sum();
-    let need = members.iter().map(|m| m.0 as usize + 1).max().unwrap_or(0);
-    ROTOR.with(|r| {
-        let mut cur = r.borrow_mut();
-        if cur.len() < need {
-            cur.resize(need, 0);
-        }
+    with_rotor(members, |cur| {
         for &i in &rest {
             cur[members[i].0 as usize] += (n as u64 * members[i].1) as i64;
         }

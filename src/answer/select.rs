@@ -215,7 +215,7 @@ pub struct ClientKey {
 /// The network of `client` that `gslb` hashes when sticky: the configured prefix, cut to
 /// the ECS source prefix when the client disclosed less.
 pub fn client_key(gslb: &GslbNode, client: Client) -> ClientKey {
-    let prefix = match gslb.select {
+    let net = match gslb.select {
         Select::Sticky {
             v4_prefix,
             v6_prefix,
@@ -225,17 +225,14 @@ pub fn client_key(gslb: &GslbNode, client: Client) -> ClientKey {
             } else {
                 v6_prefix
             };
-            client.ecs_source.map_or(p, |s| s.min(p))
+            ClientNet::new(client.addr, client.ecs_source.map_or(p, |s| s.min(p)))
         }
-        Select::Rotate => 0,
+        // Rotation hashes nothing: no need to spend a hash on every query.
+        Select::Rotate => ClientNet::UNUSED,
     };
     ClientKey {
+        net,
         answering: true,
-        net: match gslb.select {
-            Select::Sticky { .. } => ClientNet::new(client.addr, prefix),
-            // Rotation hashes nothing: no need to spend a hash on every query.
-            Select::Rotate => ClientNet::UNUSED,
-        },
     }
 }
 
