@@ -52,6 +52,8 @@ pub struct ServerConfig {
     pub api: ApiConfig,
     /// Longest wait at start for the first round of health probes before serving.
     pub health_startup_timeout: Duration,
+    /// Whether the query path counts for `/metrics` (`[metrics] enabled`).
+    pub metrics: bool,
 }
 
 /// The operator HTTP API.
@@ -139,6 +141,7 @@ impl Default for ServerConfig {
                 token: None,
             },
             health_startup_timeout: Duration::from_secs(10),
+            metrics: true,
         }
     }
 }
@@ -163,6 +166,13 @@ struct ConfigSpec {
     state_dir: Option<Spanned<String>>,
     api: Option<ApiSpec>,
     health_startup_timeout: Option<Spanned<Seconds>>,
+    metrics: Option<MetricsSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsSpec {
+    enabled: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,6 +222,7 @@ const CONFIG_KEYS: &[&str] = &[
     "state_dir",
     "api",
     "health_startup_timeout",
+    "metrics",
 ];
 
 /// Loads the config: `path` if given (it must exist), else the defaults.
@@ -258,6 +269,7 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
             "state_dir" => spec.state_dir = deserialize(d, key, v),
             "api" => spec.api = deserialize(d, key, v),
             "health_startup_timeout" => spec.health_startup_timeout = deserialize(d, key, v),
+            "metrics" => spec.metrics = deserialize(d, key, v),
             _ => return false,
         }
         true
@@ -373,6 +385,9 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
         } else {
             cfg.health_startup_timeout = Duration::from_secs(t.get_ref().0);
         }
+    }
+    if let Some(MetricsSpec { enabled: Some(on) }) = spec.metrics {
+        cfg.metrics = on;
     }
     if let Some(api) = spec.api {
         if let Some(l) = api.listen {
@@ -564,6 +579,15 @@ mod tests {
             let (_, out) = parse_str(&format!("{key} = 0\n"));
             assert!(!out.contains("unknown key"), "{key}: {out}");
         }
+    }
+
+    #[test]
+    fn metrics_counting_is_on_unless_turned_off() {
+        assert!(parse_str("").0.unwrap().metrics);
+        assert!(!parse_str("[metrics]\nenabled = false\n").0.unwrap().metrics);
+        let (c, out) = parse_str("[metrics]\nenabled = 1\n");
+        assert!(c.is_none());
+        assert!(out.contains("metrics.enabled"), "{out}");
     }
 
     #[test]

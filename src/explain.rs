@@ -298,7 +298,7 @@ fn share_section(
             String::new()
         }
     );
-    let totals = g.answers.totals(g.candidates.len());
+    let totals = crate::metrics::cells::totals(g.candidates.iter().map(|c| c.answers_metric));
     let all: u64 = totals.iter().sum();
     for (pos, share) in s.fractions() {
         let c = &g.candidates[pos as usize];
@@ -315,7 +315,7 @@ fn share_section(
         };
         let recent = if all > 0 {
             format!(
-                "; {:.1}% of {all} answers since load",
+                "; {:.1}% of {all} answers since start",
                 100.0 * totals[pos as usize] as f64 / all as f64
             )
         } else {

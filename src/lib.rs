@@ -61,6 +61,7 @@ pub mod family;
 pub mod geo;
 pub mod health;
 pub mod load;
+pub mod metrics;
 pub mod name_key;
 pub mod reload;
 pub mod serve;

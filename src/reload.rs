@@ -27,6 +27,7 @@ use crate::config::{self, ServerConfig};
 use crate::diag::Diagnostics;
 use crate::health::HealthSources;
 use crate::load::load_snapshot;
+use crate::metrics::events::events;
 
 /// Rebuilds and swaps snapshots.
 pub struct Reloader {
@@ -113,14 +114,17 @@ impl Reloader {
                     .loaded_from
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = before;
+                crate::metrics::set_enabled(cfg.metrics);
                 *self.config.lock().unwrap_or_else(PoisonError::into_inner) = cfg;
                 // Probes no name uses any more stop; new ones started when compiled.
                 self.health.registry.retain(&keys);
                 self.health.loads.retain(&load_keys);
                 info!("reloaded: now serving generation {next}");
+                events().loaded(next, true);
                 Ok(next)
             }
             Ok(Err(d)) => {
+                events().reload_failed();
                 for line in d.render().lines() {
                     error!("{line}");
                 }
@@ -132,6 +136,7 @@ impl Reloader {
                 Err(d)
             }
             Err(e) => {
+                events().reload_failed();
                 let mut d = Diagnostics::new();
                 d.error_global(format!("reload task failed: {e}"), None);
                 error!("reload failed: {e}; still serving generation {}", next - 1);

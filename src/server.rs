@@ -142,6 +142,7 @@ impl Server {
             snapshot: snap,
             files,
         } = self;
+        crate::metrics::set_enabled(cfg.metrics);
         let listeners = Listeners::bind(&cfg.listen)?;
         let api_listener = match cfg.api.listen {
             Some(addr) => Some(
@@ -218,6 +219,7 @@ impl Server {
             info!("listening on tcp {a}");
         }
         readiness.ready();
+        crate::metrics::events::events().loaded(snapshot.load().generation, false);
 
         tasks.push(tokio::spawn(crate::answer::all_down::watch(
             snapshot.clone(),

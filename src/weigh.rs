@@ -1,14 +1,13 @@
 //! Weighted choice on the query path without locks or shared writes: smooth weighted
-//! round-robin over per-thread state, weighted rendezvous hashing of client networks, and
-//! per-thread answer counters summed when read.
+//! round-robin over per-thread state, and weighted rendezvous hashing of client networks.
+//! (What was answered is counted in [`crate::metrics`].)
 //!
-//! Why per thread: a counter or rotation state shared by every UDP thread would be one cache
+//! Why per thread: rotation state shared by every UDP thread would be one cache
 //! line written by every core on every query. Each thread rotates on its own, so each
 //! thread's answers hold the weights exactly and so does their sum.
 
 use std::cell::RefCell;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// A 64-bit hash that is the same on every machine, build and release (FNV-1a, then a
 /// finalizer): sticky choices must survive restarts and upgrades, so no seeded hasher.
@@ -247,70 +246,6 @@ pub fn rotate_many(members: &[(u32, u64)], n: usize) -> u64 {
     chosen
 }
 
-/// Per-thread rows of counters: most threads running at once that get a row of their own.
-/// More threads share rows and may lose a count now and then (see [`AnswerCounts::add`]).
-const ROWS: usize = 16;
-
-/// One cache line of counters, so that two threads' rows never share a line.
-#[derive(Debug, Default)]
-#[repr(align(64))]
-struct Line([AtomicU64; 8]);
-
-/// Answers per data center of one GSLB name. Each thread adds to its own row; reading sums
-/// the rows, so counting writes no line that another core writes.
-#[derive(Debug)]
-pub struct AnswerCounts {
-    lines_per_row: usize,
-    lines: Box<[Line]>,
-}
-
-impl AnswerCounts {
-    /// Counters for `n` data centers.
-    pub fn new(n: usize) -> Self {
-        let lines_per_row = n.div_ceil(8).max(1);
-        Self {
-            lines_per_row,
-            lines: (0..ROWS * lines_per_row).map(|_| Line::default()).collect(),
-        }
-    }
-
-    /// Counts one answer for data center `i`.
-    #[inline]
-    pub fn add(&self, i: usize) {
-        let line = thread_row() * self.lines_per_row + i / 8;
-        if let Some(l) = self.lines.get(line) {
-            // A load and a store, not an atomic add: the row is this thread's, and a locked
-            // add costs more than the rest of the choice. Past [`ROWS`] threads two may
-            // share a row and lose an odd count; shares stay right.
-            let c = &l.0[i % 8];
-            c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        }
-    }
-
-    /// Answers so far for each of the first `n` data centers, summed over threads.
-    pub fn totals(&self, n: usize) -> Vec<u64> {
-        (0..n)
-            .map(|i| {
-                (0..ROWS)
-                    .map(|row| {
-                        self.lines[row * self.lines_per_row + i / 8].0[i % 8]
-                            .load(Ordering::Relaxed)
-                    })
-                    .sum()
-            })
-            .collect()
-    }
-}
-
-/// This thread's row of counters, given out in turn as threads first count.
-fn thread_row() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static ROW: usize = NEXT.fetch_add(1, Ordering::Relaxed) % ROWS;
-    }
-    ROW.with(|r| *r)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,23 +369,5 @@ mod tests {
         }
         let had = before.iter().filter(|&&b| b == 4).count();
         assert_eq!(moved, had);
-    }
-
-    #[test]
-    fn counters_sum_over_threads() {
-        // One thread after another: rows are per thread, and threads of other tests may
-        // share one with these, so they must not count at the same time.
-        let c = std::sync::Arc::new(AnswerCounts::new(10));
-        for _ in 0..4 {
-            let c2 = c.clone();
-            std::thread::spawn(move || {
-                for i in 0..1000 {
-                    c2.add(i % 10);
-                }
-            })
-            .join()
-            .unwrap();
-        }
-        assert_eq!(c.totals(10), vec![400; 10]);
     }
 }

@@ -23,6 +23,7 @@ use hickory_proto::rr::Record;
 use smallvec::SmallVec;
 
 use crate::compile::CompiledZone;
+use crate::metrics::{Slot, Tally};
 
 pub use resolve::resolve;
 
@@ -86,6 +87,12 @@ pub struct Answer<'s> {
     /// For answers that depend on the client's address: the prefix length around it over
     /// which the answer is the same (the ECS scope). `None` when nothing depended on it.
     pub scope: Option<u8>,
+    /// The first `meridian_queries_total` cell of the zone that answered
+    /// ([`Slot::NO_ZONE`] for none).
+    pub zone_metric: Slot,
+    /// What a GSLB answer adds to the metrics: counted by the server once the reply is
+    /// sent, never by `explain`.
+    pub tally: Tally,
 }
 
 impl<'s> Answer<'s> {
@@ -98,6 +105,8 @@ impl<'s> Answer<'s> {
             additional: SmallVec::new(),
             referral: false,
             scope: None,
+            zone_metric: Slot::NO_ZONE,
+            tally: Tally::default(),
         }
     }
 

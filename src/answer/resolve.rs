@@ -4,7 +4,6 @@
 //! or the delegation above it), then the record set, following CNAMEs inside the zone.
 
 use hickory_proto::op::ResponseCode;
-use std::sync::atomic::Ordering;
 
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use smallvec::SmallVec;
@@ -15,6 +14,7 @@ use crate::compile::{
     AllDownAnswer, CompiledNode, CompiledRrset, CompiledZone, Found, GslbNode, Snapshot,
 };
 use crate::family::Family;
+use crate::metrics::Slot;
 use crate::name_key::NameKey;
 
 /// Most CNAMEs followed for one answer; longer chains are answered as far as they go.
@@ -40,6 +40,7 @@ pub fn resolve<'s>(
         }
     }
     let mut ans = Answer::new(ResponseCode::NoError, true);
+    ans.zone_metric = zone.queries_metric;
 
     // The name being looked up: the question, then each CNAME target in turn.
     let mut cur_name: &Name = qname;
@@ -154,6 +155,11 @@ fn gslb_answer<'s>(
     ans.scope = Some(if gslb.table.is_uniform() {
         0
     } else {
+        // Only where the location decides: a name that answers everyone alike misses
+        // nothing.
+        if snap.unlocated.contains(client.addr) {
+            ans.tally.push(Slot::GEOIP_MISS);
+        }
         decision.scope
     });
     let key = select::client_key(gslb, client);
@@ -171,12 +177,18 @@ fn gslb_answer<'s>(
         Choice::AllDown(policy) => {
             // Counted here; logged by the all-down log when the name's state changes
             // (see [`super::all_down`]), so the query path never logs.
-            gslb.all_down_total.fetch_add(1, Ordering::Relaxed);
+            ans.tally.push(gslb.all_down_metric);
             return all_down_answer(ans, zone, policy, family, owner);
         }
     };
     if pick.failed_open {
-        gslb.all_down_total.fetch_add(1, Ordering::Relaxed);
+        ans.tally.push(gslb.all_down_metric);
+    } else if pick.failed_over {
+        ans.tally.push(gslb.failover_metric);
+    }
+    if let Some(&(first, _)) = pick.chosen.first() {
+        ans.tally
+            .push(gslb.candidates[first as usize].answers_metric);
     }
     if let (Some(hashed), Some(scope)) = (pick.hashed, ans.scope.as_mut()) {
         // The choice hashed the client's network: it holds for that prefix, no wider.
@@ -348,6 +360,12 @@ all_down = { cname = "sorry" }
             ]
         );
         let gslb = snap.zones()[0].gslb_nodes().next().unwrap();
-        assert_eq!(gslb.all_down_total.load(Ordering::Relaxed), 1);
+        let name = Name::from_str("cdn.example.com.").unwrap();
+        let key = NameKey::new(&name).unwrap();
+        let client: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        let ans = resolve(&snap, &name, &key, RecordType::A, client);
+        // Counted as an all-down answer, and as nothing else.
+        assert_eq!(ans.tally.iter().collect::<Vec<_>>(), [gslb.all_down_metric]);
+        assert_eq!(ans.zone_metric, snap.zones()[0].queries_metric);
     }
 }

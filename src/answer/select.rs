@@ -77,6 +77,9 @@ pub struct Pick {
     pub degraded: bool,
     /// Every candidate was down and the name fails open: these are answered as if up.
     pub failed_open: bool,
+    /// The data center the client's weighted choice fell on was down: another answered
+    /// first (a fail-over; shedding is not one).
+    pub failed_over: bool,
     /// The choice hashed the client network: the answer holds for that prefix only, so the
     /// ECS scope must not be wider.
     pub hashed: Option<u8>,
@@ -328,7 +331,7 @@ fn choose_in<'s>(
         degraded: s.degraded,
         ..Pick::default()
     };
-    if let Some(first) = pick_first(gslb, &s, client, &mut p.hashed) {
+    if let Some(first) = pick_first(gslb, &s, client, &mut p) {
         let m = s.members[first];
         p.chosen
             .push((m.pos, addresses(gslb, m, family, client, &mut p.hashed)));
@@ -343,17 +346,10 @@ fn choose_in<'s>(
             p.chosen
                 .push((m.pos, addresses(gslb, *m, family, client, &mut p.hashed)));
         }
-        if answering {
-            gslb.answers.add(m.pos as usize);
-        }
         return Choice::Addresses(p);
     }
     if matches!(gslb.all_down, AllDownAnswer::FailOpen) {
-        let p = fail_open(gslb, health, decision.list, family);
-        if let (true, Some(&(pos, _))) = (answering, p.chosen.first()) {
-            gslb.answers.add(pos as usize);
-        }
-        Choice::Addresses(p)
+        Choice::Addresses(fail_open(gslb, health, decision.list, family))
     } else {
         Choice::AllDown(&gslb.all_down)
     }
@@ -363,12 +359,8 @@ fn choose_in<'s>(
 /// this answer, one of the spill targets by weight. Two steps rather than one draw over
 /// combined shares, so that a sticky client of a healthy head keeps it when another head
 /// fails, and only the clients shed move when a site sheds.
-fn pick_first(
-    gslb: &GslbNode,
-    s: &Shares,
-    client: ClientKey,
-    hashed: &mut Option<u8>,
-) -> Option<usize> {
+fn pick_first(gslb: &GslbNode, s: &Shares, client: ClientKey, p: &mut Pick) -> Option<usize> {
+    let hashed = &mut p.hashed;
     // The head is the start of the members (they are in list order).
     let heads = s.members.iter().take_while(|m| m.head).count();
     let h = weighted(gslb, s, &INDICES[..heads], client, hashed, Weigh::Whole)?;
@@ -383,6 +375,7 @@ fn pick_first(
     if m.mask != 0 && (targets.is_empty() || !sheds(gslb, &m, client, hashed)) {
         return Some(h);
     }
+    p.failed_over = m.mask == 0;
     weighted(gslb, s, &targets, client, hashed, Weigh::Kept).or(Some(h).filter(|_| m.mask != 0))
 }
 

@@ -7,6 +7,7 @@
 //! | `PUT /v1/overrides` `{"target": "ams", "zone": null, "state": "down"}` | sets one (`clear` removes it) |
 //! | `GET /v1/explain?name=&type=&client=` | the `explain` text over the live snapshot and health |
 //! | `POST /v1/reload` | reloads as SIGHUP does: `{"generation": N}`, or 422 with the diagnostics as `meridian check` prints them |
+//! | `GET /metrics` | Prometheus text format (no token; names in [`crate::metrics`]) |
 //! | `GET /healthz` | `200 ok` while the process serves (no token) |
 //! | `GET /readyz` | `200 ready` once zones are loaded, sockets bound and the first probe round is done; `503` with the reason before (no token) |
 //!
@@ -14,6 +15,7 @@
 //! they read the same config to find the address and the [`token`].
 
 pub mod client;
+pub mod metrics;
 pub mod token;
 
 use std::net::IpAddr;
@@ -113,12 +115,24 @@ pub async fn serve(listener: tokio::net::TcpListener, state: ApiState, cancel: C
         .route("/v1/overrides", get(list_overrides).put(set_override))
         .route("/v1/explain", get(explain))
         .route("/v1/reload", post(reload))
+        .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state);
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await;
+}
+
+/// The Prometheus exposition (no token: it is read-only, and the API is on loopback by
+/// default).
+async fn metrics_text(State(state): State<ApiState>) -> Response {
+    let snap = state.snapshot.load_full();
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        metrics::render(&snap),
+    )
+        .into_response()
 }
 
 /// Alive: the process answers HTTP. No token, for load balancers and service managers.

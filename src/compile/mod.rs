@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::net::IpAddr;
 
 use std::collections::HashSet;
-use std::sync::atomic::AtomicU64;
 
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -22,12 +21,14 @@ use crate::family::Family;
 use crate::geo::db::{BasePartition, GeoDb};
 use crate::geo::decision::{CompiledPolicy, Rule, build_table};
 use crate::geo::table::GeoTable;
+use crate::geo::unlocated::Unlocated;
 use crate::health::load::LoadKey;
 use crate::health::{
     HealthId, HealthSources, HealthTable, Key, LoadId, LoadState, TableFull, TargetHealth,
 };
+use crate::metrics::{self, Series, Slot};
 use crate::name_key::{NameKey, key_of, wildcard_of};
-use crate::weigh::{self, AnswerCounts};
+use crate::weigh;
 use crate::zone::model::{AllDown, Datacenter, DcAddress, DcIdx, Fallback, Gslb, Policy, Select};
 use crate::zone::{Node, Zone};
 
@@ -48,6 +49,8 @@ pub struct Snapshot {
     zone_index: FxHashMap<Box<[u8]>, usize>,
     /// The databases the geo tables were compiled from, kept for `explain`.
     pub geo: Arc<GeoDb>,
+    /// The addresses the databases cannot place, for counting GeoIP misses.
+    pub unlocated: Unlocated,
     /// Health and overrides of every address and data center, by the ids stored in the
     /// candidates. Shared with every other snapshot, so state survives reloads.
     pub health: Arc<HealthTable>,
@@ -70,6 +73,8 @@ pub struct CompiledZone {
     pub soa: Box<[Record]>,
     /// The SOA record with the negative TTL (min of SOA TTL and MINIMUM, RFC 2308 §5).
     pub negative_soa: Box<[Record]>,
+    /// The first of its `meridian_queries_total` cells.
+    pub queries_metric: Slot,
 }
 
 /// One owner name, compiled.
@@ -104,8 +109,10 @@ pub struct GslbNode {
     pub all_down: AllDownAnswer,
     /// Addresses per data center and family in one answer.
     pub max_addresses: usize,
-    /// Answers given with every candidate in the client's list down (for metrics).
-    pub all_down_total: AtomicU64,
+    /// Its `meridian_all_down_answers_total` cell.
+    pub all_down_metric: Slot,
+    /// Its `meridian_failover_answers_total` cell.
+    pub failover_metric: Slot,
     /// How one data center is chosen among those sharing a client.
     pub select: Select,
     /// Data centers at the head of a client's list that share its traffic.
@@ -115,8 +122,6 @@ pub struct GslbNode {
     /// First index of this name's data centers in the per-thread rotation state: one slot
     /// per candidate for choosing it, then two per candidate for its shedding turn.
     pub rotor: u32,
-    /// Answers per data center, counted per thread (see [`AnswerCounts`]).
-    pub answers: AnswerCounts,
 }
 
 /// The all-down policy of a name, with its records ready.
@@ -155,6 +160,8 @@ pub struct Candidate {
     pub load_state: Option<Arc<LoadState>>,
     /// The data center's slot in the health table (its override).
     pub slot: HealthId,
+    /// Its `meridian_answers_total` cell for this name.
+    pub answers_metric: Slot,
     /// IPv4 answers.
     pub a: FamilyAnswers,
     /// IPv6 answers.
@@ -248,6 +255,7 @@ impl Snapshot {
             zones: compiled,
             zone_index,
             geo,
+            unlocated: Unlocated::new(base),
             health: health.table().clone(),
             health_keys: ctx.keys,
             load_keys: ctx.load_keys,
@@ -431,6 +439,9 @@ impl CompiledZone {
                 soa_rdata.clone(),
             )]),
             negative_soa: Box::new([Record::from_rdata(origin.clone(), negative_ttl, soa_rdata)]),
+            queries_metric: metrics::slot(Series::Queries {
+                zone: origin.to_string().into(),
+            }),
             origin,
             apex_labels,
             nodes,
@@ -648,6 +659,11 @@ fn compile_gslb(
             load: load_state.as_ref().map(|l| l.id),
             load_state,
             slot: ctx.health.table().datacenter_slot(&zone_name, &dc.id)?,
+            answers_metric: metrics::slot(Series::Answers {
+                zone: zone_name.as_str().into(),
+                name: name.to_string().into(),
+                datacenter: dc.id.as_str().into(),
+            }),
             a: family(dc, false)?,
             aaaa: family(dc, true)?,
         });
@@ -682,12 +698,19 @@ fn compile_gslb(
         max_datacenters: g.max_datacenters,
         max_addresses: g.max_addresses.unwrap_or(usize::MAX),
         all_down,
-        all_down_total: AtomicU64::new(0),
+        all_down_metric: metrics::slot(Series::AllDown {
+            zone: zone_name.as_str().into(),
+            name: name.to_string().into(),
+            policy: g.all_down.name(),
+        }),
+        failover_metric: metrics::slot(Series::Failover {
+            zone: zone_name.as_str().into(),
+            name: name.to_string().into(),
+        }),
         select: g.select,
         spread: g.spread,
         spill: g.spill,
         rotor,
-        answers: AnswerCounts::new(g.candidates.len()),
     })
 }
 

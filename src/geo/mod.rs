@@ -16,6 +16,7 @@ pub mod db;
 pub mod decision;
 pub mod partition;
 pub mod table;
+pub mod unlocated;
 
 use std::fmt;
 
@@ -203,6 +204,11 @@ pub struct Location {
 }
 
 impl Location {
+    /// Nothing is known of where the client is: a GeoIP miss.
+    pub fn is_unknown(&self) -> bool {
+        self.country.is_none() && self.continent.is_none() && self.coord.is_none()
+    }
+
     /// Fills continent and coordinates from the country when the database lacked them.
     pub fn complete(mut self) -> Self {
         if let Some(c) = self.country {

@@ -74,6 +74,25 @@ pub enum ProbeError {
     Internal(String),
 }
 
+impl ProbeError {
+    /// Why, as one word for the `reason` label of `meridian_probe_failures_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ProbeError::Refused => "refused",
+            ProbeError::Timeout(_) => "timeout",
+            ProbeError::Connect(_) => "connect",
+            ProbeError::Tls(_) => "tls",
+            ProbeError::Status(_) => "status",
+            ProbeError::BodyMissing(_) => "body_mismatch",
+            ProbeError::Body(_) => "body",
+            ProbeError::Unresolved(_) => "unresolved",
+            ProbeError::Http(_) => "http",
+            ProbeError::InvalidRequest(_) => "invalid_request",
+            ProbeError::Internal(_) => "internal",
+        }
+    }
+}
+
 /// A prepared probe of one target.
 #[derive(Debug)]
 pub(crate) enum Probe {

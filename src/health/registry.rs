@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use super::probe::{Clients, Probe, client_key};
 use super::table::{HealthTable, TableFull};
 use super::{Check, ProbeError, TargetHealth};
+use crate::metrics::events::events;
 
 /// What identifies a target: identical keys share one health and one probe loop.
 pub type Key = (Check, IpAddr);
@@ -251,6 +252,10 @@ async fn probe_loop(health: Arc<TargetHealth>, probe: Arc<Probe>, shared: Arc<Sh
     let interval = health.check().interval.max(MIN_INTERVAL);
     let timeout = health.check().timeout;
     let jitter = health.check().jitter;
+    // The check as a metric label: what it does and where, without the address, so series
+    // stay one per check rather than one per target.
+    let kind = &health.check().kind;
+    let metric_label = format!("{kind} port {}", kind.port());
     let mut slot = Instant::now();
     loop {
         tokio::time::sleep_until(slot + random_delay(jitter)).await;
@@ -258,7 +263,13 @@ async fn probe_loop(health: Arc<TargetHealth>, probe: Arc<Probe>, shared: Arc<Sh
         let probe = probe.clone();
         let result = isolated(async move { probe.run(timeout).await }).await;
         let first = !health.has_result();
-        health.record(result.as_ref().map(|_| ()), started.elapsed());
+        let took = started.elapsed();
+        health.record(result.as_ref().map(|_| ()), took);
+        events().probe(
+            &metric_label,
+            took,
+            result.as_ref().err().map(ProbeError::reason),
+        );
         if first {
             shared.first.notify_waiters();
         }

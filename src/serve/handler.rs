@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Metadata, ResponseCode};
+use hickory_proto::rr::RecordType;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request;
 
@@ -18,6 +19,7 @@ use super::edns::{QueryEdns, ReplyOpt};
 use super::{ecs, encode, rules};
 use crate::answer::{Answer, resolve};
 use crate::compile::Snapshot;
+use crate::metrics::{self, Slot};
 
 /// Which transport a message came over; decides truncation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +80,15 @@ impl Responder {
         };
         let Ok(request) = Request::from_bytes(packet.to_vec(), src, protocol) else {
             unparsed(packet, self.max_udp_payload, out);
+            if metrics::enabled() {
+                count(
+                    &Answer::error(ResponseCode::FormErr),
+                    None,
+                    false,
+                    transport,
+                    out,
+                );
+            }
             return Outcome::Reply;
         };
         let edns = QueryEdns::read(&request, packet, self.max_udp_payload);
@@ -102,8 +113,59 @@ impl Responder {
         };
         let opt = edns.reply(answer.scope);
         encode::reply(&request, meta, &answer, opt.as_ref(), limit, out);
+        if metrics::enabled() {
+            let qtype = request.queries.queries().first().map(|q| q.query_type());
+            count(&answer, qtype, edns.subnet.is_some(), transport, out);
+        }
         Outcome::Reply
     }
+}
+
+/// Counts a reply that is about to be sent: its zone, type, rcode and transport, whether
+/// the query had ECS, whether it was cut, and the GSLB answer's [`Tally`](metrics::Tally).
+/// One thread-local lookup; every write is to this thread's own cells.
+fn count(
+    answer: &Answer<'_>,
+    qtype: Option<RecordType>,
+    ecs: bool,
+    transport: Transport,
+    out: &[u8],
+) {
+    let t = match transport {
+        Transport::Udp => metrics::Transport::Udp,
+        Transport::Tcp => metrics::Transport::Tcp,
+    };
+    // The rcode as sent: BADVERS is 16, its upper bits in the OPT.
+    let rcode = metrics::rcode_value(answer.rcode);
+    let truncated = out.len() > 2 && out[2] & 0x02 != 0;
+    metrics::cells::with(|c| {
+        c.add(
+            answer
+                .zone_metric
+                .query(qtype.unwrap_or(RecordType::Unknown(0)), rcode, t),
+            1,
+        );
+        c.add(
+            if ecs {
+                Slot::ECS_WITH
+            } else {
+                Slot::ECS_WITHOUT
+            },
+            1,
+        );
+        if truncated {
+            c.add(
+                match transport {
+                    Transport::Udp => Slot::TRUNCATED_UDP,
+                    Transport::Tcp => Slot::TRUNCATED_TCP,
+                },
+                1,
+            );
+        }
+        for s in answer.tally.iter() {
+            c.add(s, 1);
+        }
+    });
 }
 
 /// FORMERR for a message hickory-proto cannot parse: a header with the same id and opcode

@@ -45,7 +45,9 @@ pub(super) async fn serve(
         let responder = responder.clone();
         let config = config.clone();
         let cancel = cancel.clone();
+        let open = crate::metrics::events::events().tcp_connection();
         tokio::spawn(async move {
+            let _open = open;
             tokio::select! {
                 _ = cancel.cancelled() => {}
                 _ = connection(stream, &responder, &config) => {}

@@ -179,6 +179,19 @@ pub enum AllDown {
     Cname(Name),
 }
 
+impl AllDown {
+    /// The policy as the zone file names it (`addresses` and `cname` for the tables).
+    pub fn name(&self) -> &'static str {
+        match self {
+            AllDown::FailOpen => "fail_open",
+            AllDown::ServFail => "servfail",
+            AllDown::NoData => "nodata",
+            AllDown::Addresses(_) => "addresses",
+            AllDown::Cname(_) => "cname",
+        }
+    }
+}
+
 /// The ordering rule of a GSLB name.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Policy {

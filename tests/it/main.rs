@@ -12,6 +12,7 @@ mod geo;
 mod geoip_fixtures;
 mod harness;
 mod health;
+mod metrics;
 #[path = "../support/mmdb.rs"]
 mod mmdb;
 mod ops;

@@ -1,0 +1,154 @@
+//! Metrics recorded beside the query path: probes, reloads, TCP connections. They change
+//! a few times a second at most, so they are ordinary prometheus metrics in one registry.
+
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus::{
+    Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+/// The metrics of events beside the query path.
+pub struct Events {
+    /// Where they are registered; `GET /metrics` gathers it.
+    pub registry: Registry,
+    probe_duration: HistogramVec,
+    probe_failures: IntCounterVec,
+    reloads: IntCounterVec,
+    generation: IntGauge,
+    last_success: Gauge,
+    tcp_connections: IntGauge,
+}
+
+/// The process's event metrics.
+pub fn events() -> &'static Events {
+    static EVENTS: OnceLock<Events> = OnceLock::new();
+    EVENTS.get_or_init(Events::new)
+}
+
+impl Events {
+    fn new() -> Self {
+        let registry = Registry::new();
+        let probe_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "meridian_probe_duration_seconds",
+                "Time one health probe took, success or not.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["check"],
+        )
+        .expect("valid histogram");
+        let probe_failures = IntCounterVec::new(
+            Opts::new(
+                "meridian_probe_failures_total",
+                "Failed health probes, by check and why.",
+            ),
+            &["check", "reason"],
+        )
+        .expect("valid counter");
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "meridian_reloads_total",
+                "Reloads by result: ok (swapped in) or error (old data kept).",
+            ),
+            &["result"],
+        )
+        .expect("valid counter");
+        let generation = IntGauge::new(
+            "meridian_config_generation",
+            "The generation of zones and config serving.",
+        )
+        .expect("valid gauge");
+        let last_success = Gauge::new(
+            "meridian_config_last_reload_success_timestamp_seconds",
+            "When the generation serving was loaded (Unix time).",
+        )
+        .expect("valid gauge");
+        let tcp_connections =
+            IntGauge::new("meridian_tcp_connections", "DNS TCP connections open.")
+                .expect("valid gauge");
+        let build_info = IntGaugeVec::new(
+            Opts::new("meridian_build_info", "Always 1; the version as a label."),
+            &["version"],
+        )
+        .expect("valid gauge");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let all: [(&str, Box<dyn prometheus::core::Collector>); 7] = [
+            ("probe_duration", Box::new(probe_duration.clone())),
+            ("probe_failures", Box::new(probe_failures.clone())),
+            ("reloads", Box::new(reloads.clone())),
+            ("generation", Box::new(generation.clone())),
+            ("last_success", Box::new(last_success.clone())),
+            ("tcp_connections", Box::new(tcp_connections.clone())),
+            ("build_info", Box::new(build_info)),
+        ];
+        for (name, m) in all {
+            registry
+                .register(m)
+                .unwrap_or_else(|e| panic!("metric {name} registers once: {e}"));
+        }
+        // Both results are shown from the start, so `rate()` sees the first error.
+        for result in ["ok", "error"] {
+            reloads.with_label_values(&[result]);
+        }
+        Self {
+            registry,
+            probe_duration,
+            probe_failures,
+            reloads,
+            generation,
+            last_success,
+            tcp_connections,
+        }
+    }
+
+    /// One probe of `check` took `took`, failing for `failure` when it did.
+    pub fn probe(&self, check: &str, took: Duration, failure: Option<&str>) {
+        self.probe_duration
+            .with_label_values(&[check])
+            .observe(took.as_secs_f64());
+        if let Some(reason) = failure {
+            self.probe_failures
+                .with_label_values(&[check, reason])
+                .inc();
+        }
+    }
+
+    /// Generation `generation` was loaded and serves (at start, or by a reload when
+    /// `reload`).
+    pub fn loaded(&self, generation: u64, reload: bool) {
+        if reload {
+            self.reloads.with_label_values(&["ok"]).inc();
+        }
+        self.generation
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        self.last_success.set(now.as_secs_f64());
+    }
+
+    /// A reload failed; the old generation keeps serving.
+    pub fn reload_failed(&self) {
+        self.reloads.with_label_values(&["error"]).inc();
+    }
+
+    /// Counts a TCP connection open until the guard is dropped.
+    pub fn tcp_connection(&'static self) -> TcpConnection {
+        self.tcp_connections.inc();
+        TcpConnection(self)
+    }
+}
+
+/// An open TCP connection, counted in `meridian_tcp_connections` while it lives.
+pub struct TcpConnection(&'static Events);
+
+impl Drop for TcpConnection {
+    fn drop(&mut self) {
+        self.0.tcp_connections.dec();
+    }
+}
