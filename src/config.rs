@@ -587,7 +587,10 @@ mod tests {
         assert!(!parse_str("[metrics]\nenabled = false\n").0.unwrap().metrics);
         let (c, out) = parse_str("[metrics]\nenabled = 1\n");
         assert!(c.is_none());
-        assert!(out.contains("metrics.enabled"), "{out}");
+        assert!(
+            out.contains(":2:11: metrics: invalid type: integer `1`, expected a boolean"),
+            "{out}"
+        );
     }
 
     #[test]
