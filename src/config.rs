@@ -44,8 +44,13 @@ pub struct ServerConfig {
     pub tcp: TcpConfig,
     /// GeoIP databases and overrides.
     pub geoip: GeoConfig,
-    /// How often zone and database files are checked for changes (reloaded when they change).
-    pub reload_check: Duration,
+    /// Whether the config, zone and database files are watched (inotify) and reloaded as
+    /// soon as they change.
+    pub watch: bool,
+    /// How often the files are also checked by modification time and length: the only
+    /// check when watching is off or cannot start, a safety net beside the watcher
+    /// otherwise. `None`: the default for the case ([`ServerConfig::reload_poll`]).
+    pub reload_check: Option<Duration>,
     /// Where overrides and the API token are kept across restarts.
     pub state_dir: PathBuf,
     /// The HTTP API (overrides, live explain).
@@ -92,7 +97,24 @@ impl ServerConfig {
     pub fn token_file(&self) -> PathBuf {
         self.state_dir.join("api-token")
     }
+
+    /// How often the files are checked by modification time: `reload_check` when set;
+    /// otherwise [`RELOAD_POLL_WATCHED`] while the watcher sees every change, and
+    /// [`RELOAD_POLL_UNWATCHED`] when it is off or could not watch everything.
+    pub fn reload_poll(&self, watching: bool) -> Duration {
+        match self.reload_check {
+            Some(d) => d,
+            None if watching => RELOAD_POLL_WATCHED,
+            None => RELOAD_POLL_UNWATCHED,
+        }
+    }
 }
+
+/// Default check interval beside a working watcher: only a safety net, for changes inotify
+/// cannot see (a directory replaced behind a symlink, a network file system).
+pub const RELOAD_POLL_WATCHED: Duration = Duration::from_secs(30);
+/// Default check interval without the watcher: the only way changes are seen.
+pub const RELOAD_POLL_UNWATCHED: Duration = Duration::from_secs(5);
 
 /// Where client locations come from.
 #[derive(Clone, Debug, Default)]
@@ -134,7 +156,8 @@ impl Default for ServerConfig {
                 asn: None,
                 overrides: Vec::new(),
             },
-            reload_check: Duration::from_secs(5),
+            watch: true,
+            reload_check: None,
             state_dir: PathBuf::from(".meridian"),
             api: ApiConfig {
                 listen: Some(DEFAULT_API.parse().expect("valid default")),
@@ -162,6 +185,7 @@ struct ConfigSpec {
     udp_threads: Option<Spanned<i64>>,
     tcp: Option<TcpSpec>,
     geoip: Option<GeoipSpec>,
+    watch: Option<Spanned<bool>>,
     reload_check: Option<Spanned<Seconds>>,
     state_dir: Option<Spanned<String>>,
     api: Option<ApiSpec>,
@@ -218,6 +242,7 @@ const CONFIG_KEYS: &[&str] = &[
     "udp_threads",
     "tcp",
     "geoip",
+    "watch",
     "reload_check",
     "state_dir",
     "api",
@@ -265,6 +290,7 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
             "udp_threads" => spec.udp_threads = deserialize(d, key, v),
             "tcp" => spec.tcp = deserialize(d, key, v),
             "geoip" => spec.geoip = deserialize(d, key, v),
+            "watch" => spec.watch = deserialize(d, key, v),
             "reload_check" => spec.reload_check = deserialize(d, key, v),
             "state_dir" => spec.state_dir = deserialize(d, key, v),
             "api" => spec.api = deserialize(d, key, v),
@@ -417,9 +443,12 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
             }
         }
     }
+    if let Some(w) = spec.watch {
+        cfg.watch = *w.get_ref();
+    }
     if let Some(r) = spec.reload_check {
         match r.get_ref().0 {
-            1..=3600 => cfg.reload_check = Duration::from_secs(r.get_ref().0),
+            1..=3600 => cfg.reload_check = Some(Duration::from_secs(r.get_ref().0)),
             other => d.error(
                 Some(r.span()),
                 "reload_check",
@@ -555,6 +584,14 @@ mod tests {
         let c = c.unwrap();
         assert_eq!(c.listen, vec!["127.0.0.1:5300".parse().unwrap()]);
         assert_eq!(c.max_udp_payload, 1232);
+        assert!(c.watch);
+        assert_eq!(c.reload_check, None);
+        assert_eq!(c.reload_poll(true), RELOAD_POLL_WATCHED);
+        assert_eq!(c.reload_poll(false), RELOAD_POLL_UNWATCHED);
+        let (c, _) = parse_str("watch = false\nreload_check = \"1h\"\n");
+        let c = c.unwrap();
+        assert!(!c.watch);
+        assert_eq!(c.reload_poll(true), Duration::from_secs(3600));
         let (c, _) = parse_str("zones_dir = \"z\"\n");
         assert_eq!(c.unwrap().zones_dir, PathBuf::from("/etc/meridian/z"));
     }

@@ -67,5 +67,6 @@ pub mod reload;
 pub mod serve;
 pub mod server;
 pub mod spec_values;
+pub mod systemd;
 pub mod weigh;
 pub mod zone;

@@ -83,8 +83,12 @@ impl RunError {
     }
 }
 
+/// How long TCP connections may take, after shutdown begins, to finish the queries they
+/// have started; then they are closed.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The `meridian serve` process: loads `config`, serves until SIGINT or SIGTERM, reloads
-/// on SIGHUP, then stops. Blocks the calling thread.
+/// on SIGHUP, then stops gracefully ([`Running::shutdown`]). Blocks the calling thread.
 pub fn run(config: ServerConfig) -> Result<(), RunError> {
     let server = Server::load(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -94,10 +98,15 @@ pub fn run(config: ServerConfig) -> Result<(), RunError> {
         .map_err(RunError::Runtime)?;
     runtime.block_on(async {
         let running = server.start().await?;
-        wait_for_signals(&running).await;
+        let signal = wait_for_signals(&running).await;
+        info!("{signal} received");
         running.shutdown().await;
-        Ok(())
-    })
+        Ok::<_, RunError>(())
+    })?;
+    // Nothing of the server runs any more; do not wait long for a blocking task (a reload
+    // reading files) that has nobody left to report to.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    Ok(())
 }
 
 /// A server with everything loaded and checked, and nothing bound yet.
@@ -214,18 +223,21 @@ impl Server {
                 return Err(RunError::Serve(e));
             }
         };
+        // Watches set up before the server says it listens: a file saved after that is seen.
+        let watching = reloader.clone().watch(stop.clone());
         for a in &addrs {
             info!("listening on udp {a}");
             info!("listening on tcp {a}");
         }
         readiness.ready();
         crate::metrics::events::events().loaded(snapshot.load().generation, false);
+        crate::systemd::ready(&addrs);
 
+        tasks.push(tokio::spawn(watching));
         tasks.push(tokio::spawn(crate::answer::all_down::watch(
             snapshot.clone(),
             stop.clone(),
         )));
-        tasks.push(tokio::spawn(reloader.clone().watch(stop.clone())));
         Ok(Running {
             addrs,
             api_addr,
@@ -265,31 +277,40 @@ impl Running {
         self.reloader.reload().await
     }
 
-    /// Stops the API, the watchers and the DNS listeners, and waits for them.
+    /// Stops gracefully: tells systemd, stops taking DNS queries (UDP reading, TCP
+    /// accepting) and answers the TCP queries already started, for at most
+    /// [`SHUTDOWN_GRACE`]; stops the API, the file watcher and the other background tasks;
+    /// logs `stopped` when all is done.
     pub async fn shutdown(self) {
         info!("shutting down");
+        crate::systemd::stopping();
         self.stop.cancel();
-        for t in self.tasks {
-            let _ = t.await;
-        }
-        self.serving.shutdown().await;
+        let (_, ()) = tokio::join!(self.serving.shutdown(SHUTDOWN_GRACE), async {
+            for t in self.tasks {
+                let _ = t.await;
+            }
+        });
+        // Flush point: state that must reach disk before exit (the query log, when there is
+        // one) is flushed here, after the last query was answered.
+        info!("stopped");
     }
 }
 
-/// Runs until SIGINT or SIGTERM; SIGHUP reloads, keeping the old snapshot on error.
-async fn wait_for_signals(running: &Running) {
+/// Runs until SIGINT or SIGTERM and says which; SIGHUP reloads, keeping the old snapshot
+/// on error.
+async fn wait_for_signals(running: &Running) -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::hangup()),
     ) else {
         let _ = tokio::signal::ctrl_c().await;
-        return;
+        return "SIGINT";
     };
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return,
-            _ = term.recv() => return,
+            _ = tokio::signal::ctrl_c() => return "SIGINT",
+            _ = term.recv() => return "SIGTERM",
             _ = hup.recv() => {
                 info!("SIGHUP: reloading");
                 let _ = running.reload().await;

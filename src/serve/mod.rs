@@ -29,10 +29,10 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use thiserror::Error;
-use tokio_util::sync::CancellationToken;
 
 pub use handler::{Outcome, Responder, Transport};
 
@@ -143,18 +143,33 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
 /// A running server: UDP threads and TCP tasks, stopped together.
 pub struct Running {
     stop: Arc<AtomicBool>,
-    cancel: CancellationToken,
+    tcp_stop: tcp::Stop,
     udp_threads: Vec<JoinHandle<()>>,
     tcp_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
-    /// Stops accepting, lets UDP threads finish their current packet, and waits.
-    pub async fn shutdown(self) {
+    /// Stops taking queries and waits for those taken: UDP threads stop reading (within
+    /// their 200 ms receive timeout) and answer the packet they hold; TCP listeners close,
+    /// and open connections answer the messages they have started, for at most `grace`,
+    /// after which the rest are closed.
+    pub async fn shutdown(mut self, grace: Duration) {
         self.stop.store(true, Ordering::Relaxed);
-        self.cancel.cancel();
-        for t in self.tcp_tasks {
-            let _ = t.await;
+        self.tcp_stop.drain.cancel();
+        let drained = tokio::time::timeout(grace, async {
+            // Each handle dropped once done: a finished one must not be awaited again.
+            while let Some(t) = self.tcp_tasks.last_mut() {
+                let _ = t.await;
+                self.tcp_tasks.pop();
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("closing TCP connections still open {grace:?} after shutdown began");
+            self.tcp_stop.close.cancel();
+            for t in self.tcp_tasks {
+                let _ = t.await;
+            }
         }
         let threads = self.udp_threads;
         let _ = tokio::task::spawn_blocking(move || {
@@ -173,7 +188,7 @@ pub fn start(
     config: &ServerConfig,
 ) -> io::Result<Running> {
     let stop = Arc::new(AtomicBool::new(false));
-    let cancel = CancellationToken::new();
+    let tcp_stop = tcp::Stop::default();
     let mut udp_threads = Vec::new();
     for sock in listeners.udp {
         let addr = sock.local_addr()?;
@@ -195,12 +210,12 @@ pub fn start(
             l,
             responder.clone(),
             config.tcp.clone(),
-            cancel.clone(),
+            tcp_stop.clone(),
         )));
     }
     Ok(Running {
         stop,
-        cancel,
+        tcp_stop,
         udp_threads,
         tcp_tasks,
     })

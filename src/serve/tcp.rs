@@ -2,6 +2,12 @@
 //! order. A connection that sends nothing for `idle_timeout`, or takes longer than
 //! `message_timeout` to finish a message it started, is closed; at most `max_connections`
 //! are served at once, so slow or silent clients cannot exhaust the server.
+//!
+//! Shutdown has two steps. `drain`: the listener closes (new connections are refused), a
+//! connection waiting between messages closes, and one that has sent some of a message
+//! gets its answer (and those of any further messages already received), then closes.
+//! `close`: whatever is still open closes now; the caller fires it when the drain has
+//! taken too long.
 
 use std::sync::Arc;
 
@@ -14,18 +20,28 @@ use tokio_util::sync::CancellationToken;
 use super::handler::{Outcome, Responder, Transport};
 use crate::config::TcpConfig;
 
-/// Accepts connections until `cancel` fires.
+/// The two steps of stopping TCP (see the module docs).
+#[derive(Clone, Default)]
+pub(super) struct Stop {
+    /// Stop accepting; let connections finish the messages they have started.
+    pub(super) drain: CancellationToken,
+    /// Close every connection now.
+    pub(super) close: CancellationToken,
+}
+
+/// Accepts connections until `stop.drain` fires, then returns once every connection has
+/// ended.
 pub(super) async fn serve(
     listener: TcpListener,
     responder: Arc<Responder>,
     config: TcpConfig,
-    cancel: CancellationToken,
+    stop: Stop,
 ) {
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let config = Arc::new(config);
     loop {
         let accepted = tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = stop.drain.cancelled() => break,
             a = listener.accept() => a,
         };
         let (stream, _) = match accepted {
@@ -44,20 +60,30 @@ pub(super) async fn serve(
         };
         let responder = responder.clone();
         let config = config.clone();
-        let cancel = cancel.clone();
+        let stop = stop.clone();
         let open = crate::metrics::events::events().tcp_connection();
         tokio::spawn(async move {
             let _open = open;
             tokio::select! {
-                _ = cancel.cancelled() => {}
-                _ = connection(stream, &responder, &config) => {}
+                _ = stop.close.cancelled() => {}
+                _ = connection(stream, &responder, &config, &stop.drain) => {}
             }
             drop(permit);
         });
     }
+    // Closing the listening socket: connects are refused from here on.
+    drop(listener);
+    // Every connection holds a permit until it ends: having them all back means all ended.
+    let all = u32::try_from(config.max_connections).unwrap_or(u32::MAX);
+    let _ = slots.acquire_many(all).await;
 }
 
-async fn connection(mut stream: TcpStream, responder: &Responder, config: &TcpConfig) {
+async fn connection(
+    mut stream: TcpStream,
+    responder: &Responder,
+    config: &TcpConfig,
+    drain: &CancellationToken,
+) {
     let Ok(peer) = stream.peer_addr() else { return };
     let _ = stream.set_nodelay(true);
     let mut msg = Vec::with_capacity(512);
@@ -65,7 +91,13 @@ async fn connection(mut stream: TcpStream, responder: &Responder, config: &TcpCo
     loop {
         // Wait for the next message's length, at most the idle timeout.
         let mut len = [0u8; 2];
-        match timeout(config.idle_timeout, stream.read_exact(&mut len[..1])).await {
+        let first = tokio::select! {
+            // The read first: bytes already here are a message started before the drain.
+            biased;
+            r = timeout(config.idle_timeout, stream.read_exact(&mut len[..1])) => r,
+            _ = drain.cancelled() => return,
+        };
+        match first {
             Ok(Ok(_)) => {}
             _ => return,
         }

@@ -42,6 +42,8 @@ pub(crate) fn meridian() -> Command {
     cmd.env("NO_COLOR", "1")
         .env_remove("MERIDIAN_LOG")
         .env_remove("RUST_LOG")
+        // Not under the test runner's service manager, if it has one.
+        .env_remove("NOTIFY_SOCKET")
         .stdin(Stdio::null());
     cmd
 }
@@ -123,22 +125,36 @@ impl Server {
     /// `listen = ["127.0.0.1:0"]`, `zones_dir` set, and `extra_config` appended (so it may
     /// hold top-level keys first, then tables).
     pub(crate) fn start(zones: &[(&str, &str)], extra_config: &str) -> Server {
+        Self::start_with_env(zones, extra_config, &[])
+    }
+
+    /// [`Server::start`] with `env` set in the server's environment.
+    pub(crate) fn start_with_env(
+        zones: &[(&str, &str)],
+        extra_config: &str,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let zones_dir = dir.path().join("zones");
         std::fs::create_dir(&zones_dir).expect("zones dir");
         for (stem, text) in zones {
             std::fs::write(zones_dir.join(format!("{stem}.toml")), text).expect("write zone");
         }
-        Self::start_in(dir, &zones_dir, extra_config)
+        Self::start_in(dir, &zones_dir, extra_config, env)
     }
 
     /// Serves the repository's own `zones/` directory (the shipped example zone).
     pub(crate) fn example() -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        Self::start_in(dir, &repo_dir().join("zones"), "")
+        Self::start_in(dir, &repo_dir().join("zones"), "", &[])
     }
 
-    fn start_in(dir: tempfile::TempDir, zones_dir: &Path, extra_config: &str) -> Server {
+    fn start_in(
+        dir: tempfile::TempDir,
+        zones_dir: &Path,
+        extra_config: &str,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Server {
         let config = dir.path().join("meridian.toml");
         // Servers run side by side: the API gets an ephemeral port too, unless the test
         // configures it.
@@ -160,6 +176,7 @@ impl Server {
             .arg("--config")
             .arg(&config)
             .env("MERIDIAN_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -859,7 +876,39 @@ impl Server {
             .skip(1)
             .map(|l| format!("{l}\n"))
             .collect();
-        Self::start_in(dir, &zones_dir, extra.trim_end())
+        Self::start_in(dir, &zones_dir, extra.trim_end(), &[])
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Signals and exit (lifecycle tests)
+
+impl Server {
+    /// Sends `signal` (`"TERM"`, `"INT"`, `"HUP"`) to the server with the `kill` command.
+    pub(crate) fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-s", signal, &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -s {signal} {pid}: {status}");
+    }
+
+    /// Waits at most `limit` for the server to exit; its status and how long it took.
+    /// Fails the test, showing the log, when it is still running. Drop still reaps it.
+    pub(crate) fn wait_exit(&mut self, limit: Duration) -> (std::process::ExitStatus, Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait meridian") {
+                return (status, start.elapsed());
+            }
+            assert!(
+                start.elapsed() <= limit,
+                "meridian still running {limit:?} later\nlog:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 

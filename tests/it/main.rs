@@ -1,7 +1,8 @@
 //! Integration tests: one test binary (`cargo test --test it`). The DNS and geo behaviour
 //! is in `scenarios` (rows of tests/fixtures/scenarios/ answered in-process); what needs
 //! the `meridian` process is in `dns` and `geo` (sockets, TCP, reloads, explain), `cli`,
-//! `health` and `ops` (`meridian reload`), with the process and client plumbing they share in `harness`.
+//! `health`, `ops` (`meridian reload`) and `lifecycle` (file watching, shutdown,
+//! systemd), with the process and client plumbing they share in `harness`.
 
 #[path = "../support/check_server.rs"]
 mod check_server;
@@ -12,6 +13,7 @@ mod geo;
 mod geoip_fixtures;
 mod harness;
 mod health;
+mod lifecycle;
 mod metrics;
 #[path = "../support/mmdb.rs"]
 mod mmdb;

@@ -1,6 +1,6 @@
 //! Operations through the API: `meridian reload` and `POST /v1/reload` against a running
-//! `meridian serve`. The file watcher is slowed to an hour (`reload_check`), so every
-//! reload here is the one the test asked for.
+//! `meridian serve`. The file watcher is off and the check slowed to an hour (`watch =
+//! false`, `reload_check`), so every reload here is the one the test asked for.
 
 use std::net::IpAddr;
 use std::process::Output;
@@ -25,7 +25,10 @@ a = "192.0.2.1"
 "#;
 
 fn start() -> Server {
-    Server::start(&[("example.com", ZONE)], "reload_check = \"1h\"\n")
+    Server::start(
+        &[("example.com", ZONE)],
+        "watch = false\nreload_check = \"1h\"\n",
+    )
 }
 
 fn zone_file(s: &Server) -> std::path::PathBuf {
