@@ -59,6 +59,19 @@ pub struct ServerConfig {
     pub health_startup_timeout: Duration,
     /// Whether the query path counts for `/metrics` (`[metrics] enabled`).
     pub metrics: bool,
+    /// The query log (`[query_log]`); `None`: off.
+    pub query_log: Option<QueryLogConfig>,
+}
+
+/// The query log: where, how much, and how far the writer may fall behind.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryLogConfig {
+    /// The file lines are appended to.
+    pub file: PathBuf,
+    /// The fraction of queries logged, in (0, 1].
+    pub sample_rate: f64,
+    /// Entries waiting for the writer; more are dropped and counted.
+    pub queue: usize,
 }
 
 /// The operator HTTP API.
@@ -165,6 +178,7 @@ impl Default for ServerConfig {
             },
             health_startup_timeout: Duration::from_secs(10),
             metrics: true,
+            query_log: None,
         }
     }
 }
@@ -191,6 +205,15 @@ struct ConfigSpec {
     api: Option<ApiSpec>,
     health_startup_timeout: Option<Spanned<Seconds>>,
     metrics: Option<MetricsSpec>,
+    query_log: Option<QueryLogSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryLogSpec {
+    file: Option<Spanned<String>>,
+    sample_rate: Option<Spanned<f64>>,
+    queue: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -248,6 +271,7 @@ const CONFIG_KEYS: &[&str] = &[
     "api",
     "health_startup_timeout",
     "metrics",
+    "query_log",
 ];
 
 /// Loads the config: `path` if given (it must exist), else the defaults.
@@ -296,6 +320,7 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
             "api" => spec.api = deserialize(d, key, v),
             "health_startup_timeout" => spec.health_startup_timeout = deserialize(d, key, v),
             "metrics" => spec.metrics = deserialize(d, key, v),
+            "query_log" => spec.query_log = deserialize(d, key, v),
             _ => return false,
         }
         true
@@ -414,6 +439,9 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
     }
     if let Some(MetricsSpec { enabled: Some(on) }) = spec.metrics {
         cfg.metrics = on;
+    }
+    if let Some(q) = spec.query_log {
+        cfg.query_log = query_log(&mut d, base, q);
     }
     if let Some(api) = spec.api {
         if let Some(l) = api.listen {
@@ -567,6 +595,71 @@ fn location_override(
     })
 }
 
+/// The `[query_log]` section, checked.
+fn query_log(d: &mut FileDiags<'_>, base: &Path, q: QueryLogSpec) -> Option<QueryLogConfig> {
+    let mut out = QueryLogConfig {
+        file: PathBuf::new(),
+        sample_rate: 1.0,
+        queue: DEFAULT_QUERY_LOG_QUEUE,
+    };
+    let mut ok = true;
+    match q.file {
+        Some(f) if !f.get_ref().is_empty() => out.file = base.join(f.get_ref()),
+        Some(f) => {
+            d.error(
+                Some(f.span()),
+                "query_log.file",
+                "the file name is empty",
+                Some("give a path, e.g. \"/var/log/meridian/queries.jsonl\"".into()),
+            );
+            ok = false;
+        }
+        None => {
+            d.error(
+                None,
+                "query_log.file",
+                "[query_log] has no `file`",
+                Some("add file = \"/var/log/meridian/queries.jsonl\", or remove the section to log nothing".into()),
+            );
+            ok = false;
+        }
+    }
+    if let Some(r) = q.sample_rate {
+        let v = *r.get_ref();
+        if v > 0.0 && v <= 1.0 {
+            out.sample_rate = v;
+        } else {
+            d.error(
+                Some(r.span()),
+                "query_log.sample_rate",
+                format!("{v} is outside (0, 1]"),
+                Some("the fraction of queries to log: 1 for all, 0.01 for one in a hundred".into()),
+            );
+            ok = false;
+        }
+    }
+    if let Some(n) = q.queue {
+        match usize::try_from(*n.get_ref()) {
+            Ok(v) if (1..=1_000_000).contains(&v) => out.queue = v,
+            _ => {
+                d.error(
+                    Some(n.span()),
+                    "query_log.queue",
+                    format!("{} is outside 1..=1000000", n.get_ref()),
+                    Some(format!(
+                        "use {DEFAULT_QUERY_LOG_QUEUE} unless the writer is often behind"
+                    )),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+/// Query log entries waiting for the writer, by default (about 2.6 MB).
+pub const DEFAULT_QUERY_LOG_QUEUE: usize = 8192;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -626,6 +719,35 @@ mod tests {
         assert!(c.is_none());
         assert!(
             out.contains(":2:11: metrics: invalid type: integer `1`, expected a boolean"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn the_query_log_needs_a_file_and_a_rate_in_range() {
+        assert_eq!(parse_str("").0.unwrap().query_log, None);
+        let (c, out) = parse_str("[query_log]\nfile = \"q.jsonl\"\nsample_rate = 0.25\n");
+        assert_eq!(out, "");
+        assert_eq!(
+            c.unwrap().query_log,
+            Some(QueryLogConfig {
+                file: PathBuf::from("/etc/meridian/q.jsonl"),
+                sample_rate: 0.25,
+                queue: DEFAULT_QUERY_LOG_QUEUE,
+            })
+        );
+        let (c, out) = parse_str("[query_log]\nsample_rate = 1.5\nqueue = 0\n");
+        assert!(c.is_none());
+        assert!(
+            out.contains("query_log.file: [query_log] has no `file`"),
+            "{out}"
+        );
+        assert!(
+            out.contains(":2:15: query_log.sample_rate: 1.5 is outside (0, 1]"),
+            "{out}"
+        );
+        assert!(
+            out.contains(":3:9: query_log.queue: 0 is outside 1..=1000000"),
             "{out}"
         );
     }

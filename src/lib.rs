@@ -63,6 +63,7 @@ pub mod health;
 pub mod load;
 pub mod metrics;
 pub mod name_key;
+pub mod querylog;
 pub mod reload;
 pub mod serve;
 pub mod server;

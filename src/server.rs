@@ -28,6 +28,7 @@ use crate::config::ServerConfig;
 use crate::diag::Diagnostics;
 use crate::health::{HealthSources, OverrideError};
 use crate::load::load_snapshot;
+use crate::querylog::QueryLog;
 use crate::reload::{self, Fingerprint, Reloader};
 use crate::serve::{self, Listeners, Responder, ServeError};
 
@@ -44,6 +45,9 @@ pub enum RunError {
     /// The async runtime could not be created.
     #[error("cannot start the runtime: {0}")]
     Runtime(#[source] io::Error),
+    /// The query log's writer thread could not be started.
+    #[error("cannot start the query log: {0}")]
+    QueryLog(#[source] io::Error),
     /// A DNS listen address could not be bound.
     #[error(transparent)]
     Bind(#[from] ServeError),
@@ -214,7 +218,32 @@ impl Server {
         }
         readiness.probed();
 
-        let responder = Arc::new(Responder::new(snapshot.clone(), cfg.max_udp_payload));
+        let query_log = match &cfg.query_log {
+            Some(q) => match QueryLog::start(q) {
+                Ok(log) => {
+                    info!(
+                        "logging {} of queries to {}",
+                        if q.sample_rate >= 1.0 {
+                            "all".to_owned()
+                        } else {
+                            format!("{:.3}%", q.sample_rate * 100.0)
+                        },
+                        q.file.display()
+                    );
+                    Some(Arc::new(log))
+                }
+                Err(e) => {
+                    stop.cancel();
+                    return Err(RunError::QueryLog(e));
+                }
+            },
+            None => None,
+        };
+        let mut responder = Responder::new(snapshot.clone(), cfg.max_udp_payload);
+        if let Some(log) = &query_log {
+            responder = responder.with_query_log(log.clone());
+        }
+        let responder = Arc::new(responder);
         let serving = match serve::start(listeners, responder, &cfg) {
             Ok(s) => s,
             Err(e) => {
@@ -245,6 +274,7 @@ impl Server {
             stop,
             tasks,
             serving,
+            query_log,
         })
     }
 }
@@ -258,6 +288,7 @@ pub struct Running {
     /// The API, the all-down logger and the file watcher.
     tasks: Vec<JoinHandle<()>>,
     serving: serve::Running,
+    query_log: Option<Arc<QueryLog>>,
 }
 
 impl Running {
@@ -290,8 +321,10 @@ impl Running {
                 let _ = t.await;
             }
         });
-        // Flush point: state that must reach disk before exit (the query log, when there is
-        // one) is flushed here, after the last query was answered.
+        // After the last query was answered: every line of it reaches the file.
+        if let Some(log) = self.query_log {
+            let _ = tokio::task::spawn_blocking(move || log.close(SHUTDOWN_GRACE)).await;
+        }
         info!("stopped");
     }
 }

@@ -93,6 +93,45 @@ pub struct Answer<'s> {
     /// What a GSLB answer adds to the metrics: counted by the server once the reply is
     /// sent, never by `explain`.
     pub tally: Tally,
+    /// For a GSLB answer: which data center came first and why (for the query log).
+    pub chosen: Option<Chosen>,
+}
+
+/// How a GSLB answer's first data center was chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum How {
+    /// The client's list, by rank and weight.
+    Ranked,
+    /// A data center ahead of it in the client's list was down.
+    Failover,
+    /// Every candidate was down; the name fails open.
+    FailOpen,
+    /// Every candidate was down; the all-down policy answered.
+    AllDown,
+}
+
+impl How {
+    /// The name in the log.
+    pub fn name(self) -> &'static str {
+        match self {
+            How::Ranked => "ranked",
+            How::Failover => "failover",
+            How::FailOpen => "fail_open",
+            How::AllDown => "all_down",
+        }
+    }
+}
+
+/// What chose a GSLB answer, as the log shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chosen {
+    /// The `meridian_answers_total` slot of the data center answered first (its zone, name
+    /// and id); `None` when the all-down policy answered.
+    pub datacenter: Option<Slot>,
+    /// Its position in the client's list (0: the client's first choice).
+    pub rank: Option<u8>,
+    /// How.
+    pub how: How,
 }
 
 impl<'s> Answer<'s> {
@@ -107,6 +146,7 @@ impl<'s> Answer<'s> {
             scope: None,
             zone_metric: Slot::NO_ZONE,
             tally: Tally::default(),
+            chosen: None,
         }
     }
 

@@ -9,7 +9,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use smallvec::SmallVec;
 
 use super::select::{self, Choice};
-use super::{Answer, Client, Rec};
+use super::{Answer, Chosen, Client, How, Rec};
 use crate::compile::{
     AllDownAnswer, CompiledNode, CompiledRrset, CompiledZone, Found, GslbNode, Snapshot,
 };
@@ -178,17 +178,35 @@ fn gslb_answer<'s>(
             // Counted here; logged by the all-down log when the name's state changes
             // (see [`super::all_down`]), so the query path never logs.
             ans.tally.push(gslb.all_down_metric);
+            ans.chosen = Some(Chosen {
+                datacenter: None,
+                rank: None,
+                how: How::AllDown,
+            });
             return all_down_answer(ans, zone, policy, family, owner);
         }
     };
-    if pick.failed_open {
+    let how = if pick.failed_open {
         ans.tally.push(gslb.all_down_metric);
+        How::FailOpen
     } else if pick.failed_over {
         ans.tally.push(gslb.failover_metric);
-    }
+        How::Failover
+    } else {
+        How::Ranked
+    };
     if let Some(&(first, _)) = pick.chosen.first() {
-        ans.tally
-            .push(gslb.candidates[first as usize].answers_metric);
+        let metric = gslb.candidates[first as usize].answers_metric;
+        ans.tally.push(metric);
+        ans.chosen = Some(Chosen {
+            datacenter: Some(metric),
+            rank: decision
+                .list
+                .iter()
+                .position(|&c| c == first)
+                .and_then(|r| u8::try_from(r).ok()),
+            how,
+        });
     }
     if let (Some(hashed), Some(scope)) = (pick.hashed, ans.scope.as_mut()) {
         // The choice hashed the client's network: it holds for that prefix, no wider.

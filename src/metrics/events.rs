@@ -1,11 +1,12 @@
-//! Metrics recorded beside the query path: probes, reloads, TCP connections. They change
+//! Metrics recorded beside the query path: probes, reloads, TCP connections, the query log. They change
 //! a few times a second at most, so they are ordinary prometheus metrics in one registry.
 
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::{
-    Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 /// The metrics of events beside the query path.
@@ -18,6 +19,7 @@ pub struct Events {
     generation: IntGauge,
     last_success: Gauge,
     tcp_connections: IntGauge,
+    query_log_dropped: IntCounter,
 }
 
 /// The process's event metrics.
@@ -69,6 +71,11 @@ impl Events {
         let tcp_connections =
             IntGauge::new("meridian_tcp_connections", "DNS TCP connections open.")
                 .expect("valid gauge");
+        let query_log_dropped = IntCounter::new(
+            "meridian_query_log_dropped_total",
+            "Query log entries dropped because the writer fell behind (the queue was full).",
+        )
+        .expect("valid counter");
         let build_info = IntGaugeVec::new(
             Opts::new("meridian_build_info", "Always 1; the version as a label."),
             &["version"],
@@ -77,13 +84,14 @@ impl Events {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        let all: [(&str, Box<dyn prometheus::core::Collector>); 7] = [
+        let all: [(&str, Box<dyn prometheus::core::Collector>); 8] = [
             ("probe_duration", Box::new(probe_duration.clone())),
             ("probe_failures", Box::new(probe_failures.clone())),
             ("reloads", Box::new(reloads.clone())),
             ("generation", Box::new(generation.clone())),
             ("last_success", Box::new(last_success.clone())),
             ("tcp_connections", Box::new(tcp_connections.clone())),
+            ("query_log_dropped", Box::new(query_log_dropped.clone())),
             ("build_info", Box::new(build_info)),
         ];
         for (name, m) in all {
@@ -103,6 +111,7 @@ impl Events {
             generation,
             last_success,
             tcp_connections,
+            query_log_dropped,
         }
     }
 
@@ -135,6 +144,11 @@ impl Events {
     /// A reload failed; the old generation keeps serving.
     pub fn reload_failed(&self) {
         self.reloads.with_label_values(&["error"]).inc();
+    }
+
+    /// A query log entry was dropped: the writer's queue was full.
+    pub fn query_log_dropped(&self) {
+        self.query_log_dropped.inc();
     }
 
     /// Counts a TCP connection open until the guard is dropped.

@@ -217,6 +217,9 @@ impl Reloader {
         if old.state_dir != new.state_dir {
             changed.push("state_dir");
         }
+        if old.query_log != new.query_log {
+            changed.push("query_log");
+        }
         if old.watch != new.watch {
             changed.push("watch");
         }

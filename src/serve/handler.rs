@@ -20,6 +20,7 @@ use super::{ecs, encode, rules};
 use crate::answer::{Answer, resolve};
 use crate::compile::Snapshot;
 use crate::metrics::{self, Slot};
+use crate::querylog::{Entry, QueryLog, Started};
 
 /// Which transport a message came over; decides truncation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +36,7 @@ pub enum Transport {
 pub struct Responder {
     snapshot: Arc<ArcSwap<Snapshot>>,
     max_udp_payload: u16,
+    log: Option<Arc<QueryLog>>,
 }
 
 /// What came of a message.
@@ -52,7 +54,14 @@ impl Responder {
         Self {
             snapshot,
             max_udp_payload: max_udp_payload.max(512),
+            log: None,
         }
+    }
+
+    /// Sends a sample of the queries answered to `log`.
+    pub fn with_query_log(mut self, log: Arc<QueryLog>) -> Self {
+        self.log = Some(log);
+        self
     }
 
     /// The snapshot handle, shared with reload.
@@ -78,16 +87,20 @@ impl Responder {
             Transport::Udp => Protocol::Udp,
             Transport::Tcp => Protocol::Tcp,
         };
+        // The clocks are read only for a query the log samples.
+        let logged = self
+            .log
+            .as_deref()
+            .filter(|l| l.sample())
+            .map(|l| (l, Started::now()));
         let Ok(request) = Request::from_bytes(packet.to_vec(), src, protocol) else {
             unparsed(packet, self.max_udp_payload, out);
+            let answer = Answer::error(ResponseCode::FormErr);
             if metrics::enabled() {
-                count(
-                    &Answer::error(ResponseCode::FormErr),
-                    None,
-                    false,
-                    transport,
-                    out,
-                );
+                count(&answer, None, false, transport, out);
+            }
+            if let Some((log, started)) = logged {
+                log.record(entry(started, packet, src, transport, None, None, &answer));
             }
             return Outcome::Reply;
         };
@@ -113,11 +126,42 @@ impl Responder {
         };
         let opt = edns.reply(answer.scope);
         encode::reply(&request, meta, &answer, opt.as_ref(), limit, out);
+        let qtype = request.queries.queries().first().map(|q| q.query_type());
         if metrics::enabled() {
-            let qtype = request.queries.queries().first().map(|q| q.query_type());
             count(&answer, qtype, edns.subnet.is_some(), transport, out);
         }
+        if let Some((log, started)) = logged {
+            let ecs = edns.subnet.map(|s| (s.addr, s.source));
+            log.record(entry(started, packet, src, transport, qtype, ecs, &answer));
+        }
         Outcome::Reply
+    }
+}
+
+/// The query log's entry for a reply just encoded.
+fn entry(
+    started: Started,
+    packet: &[u8],
+    src: SocketAddr,
+    transport: Transport,
+    qtype: Option<RecordType>,
+    ecs: Option<(std::net::IpAddr, u8)>,
+    answer: &Answer<'_>,
+) -> Entry {
+    let (name, name_len) = Entry::question_name(packet);
+    Entry {
+        time: started.time,
+        client: src,
+        tcp: transport == Transport::Tcp,
+        ecs,
+        scope: ecs.and(answer.scope),
+        name,
+        name_len,
+        qtype: qtype.map(u16::from),
+        rcode: metrics::rcode_value(answer.rcode),
+        zone: answer.zone_metric,
+        chosen: answer.chosen,
+        latency: started.at.elapsed(),
     }
 }
 

@@ -18,6 +18,7 @@ mod metrics;
 #[path = "../support/mmdb.rs"]
 mod mmdb;
 mod ops;
+mod querylog;
 mod scenarios;
 mod shedding;
 mod weights;
