@@ -60,6 +60,7 @@ pub mod explain;
 pub mod family;
 pub mod geo;
 pub mod health;
+pub mod live;
 pub mod load;
 pub mod metrics;
 pub mod name_key;

@@ -18,4 +18,5 @@ mod mmdb;
 mod ops;
 mod scenarios;
 mod shedding;
+mod status;
 mod weights;
