@@ -139,12 +139,26 @@ pub async fn serve(listener: tokio::net::TcpListener, state: ApiState, cancel: C
 }
 
 /// The status page. It holds no data (it fetches `v1/status`), but it is guarded like the
-/// data so that `read_requires_token` hides all of it.
+/// data so that `read_requires_token` hides all of it. The content security policy lets
+/// it run its own inline script and style and fetch from this API, and nothing else: the
+/// page loads nothing from elsewhere, and shows text from zone files only as text.
 async fn status_page(State(state): State<ApiState>, headers: HeaderMap) -> Response {
     if let Err(r) = authorized_read(&state, &headers) {
         return *r;
     }
-    ([("cache-control", "no-store")], Html(status::PAGE)).into_response()
+    (
+        [
+            ("cache-control", "no-store"),
+            (
+                "content-security-policy",
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                 connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            ),
+            ("x-content-type-options", "nosniff"),
+        ],
+        Html(status::PAGE),
+    )
+        .into_response()
 }
 
 /// Every zone, GSLB name and data center as it stands now.

@@ -12,7 +12,6 @@
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -379,9 +378,11 @@ impl Drop for Chromium {
 }
 
 /// Loads `url` in headless Chromium (5 s of virtual time for the page's scripts and
-/// fetches) and returns the DOM it dumps. Fails the test when Chromium is missing, exits
-/// without a DOM, or takes longer than [`CHROMIUM_TIMEOUT`].
-fn dump_dom(url: &str, profile: &Path) -> String {
+/// fetches) with a fresh profile and returns the DOM it dumps. Fails the test when
+/// Chromium is missing, exits without a DOM, or takes longer than [`CHROMIUM_TIMEOUT`].
+fn dump_dom(url: &str) -> String {
+    let profile_dir = tempfile::tempdir().expect("chromium profile dir");
+    let profile = profile_dir.path();
     let mut cmd = Command::new("chromium");
     cmd.args([
         "--headless",
@@ -485,13 +486,12 @@ fn the_page_in_headless_chromium_shows_each_site_and_a_stopped_one_as_down() {
     let a = CheckServer::http("127.0.0.41");
     let mut b = CheckServer::http("127.0.0.42");
     let s = start(&a, &b, "");
-    let profile = tempfile::tempdir().expect("chromium profile dir");
     let url = format!("http://{}/", s.api_addr());
     for _ in 0..4 {
         ask_a(&s, "two");
     }
 
-    let dom = dump_dom(&url, profile.path());
+    let dom = dump_dom(&url);
     let got = rows(&dom);
     for (name, dcs) in [
         ("one", ["a", "b"]),
@@ -511,7 +511,7 @@ fn the_page_in_headless_chromium_shows_each_site_and_a_stopped_one_as_down() {
 
     b.close();
     wait_health(&s, "two", "b", "down");
-    let dom = dump_dom(&url, profile.path());
+    let dom = dump_dom(&url);
     let got = rows(&dom);
     for name in ["one", "two"] {
         assert!(
