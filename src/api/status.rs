@@ -13,8 +13,9 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::compile::{Candidate, GslbNode, Snapshot};
+use crate::geo::Coord;
 use crate::health::{Admin, TargetHealth};
-use crate::live::{self, SiteHealth};
+use crate::live;
 
 /// The status page: one self-contained HTML file (inline CSS and JS, no external assets)
 /// that fetches `v1/status` and redraws itself every 2 s.
@@ -154,7 +155,7 @@ fn name_status(snap: &Snapshot, name: String, g: &GslbNode) -> NameStatus {
 fn datacenter_status(
     snap: &Snapshot,
     c: &Candidate,
-    coord: Option<crate::geo::Coord>,
+    coord: Option<Coord>,
     answers: u64,
     all: u64,
 ) -> DatacenterStatus {
@@ -177,8 +178,7 @@ fn datacenter_status(
             });
         }
     }
-    let (health, reason): (SiteHealth, String) =
-        live::datacenter_state(admin, &verdicts, "no address");
+    let (health, reason) = live::datacenter_state(admin, &verdicts, "no address");
     DatacenterStatus {
         id: c.datacenter.clone(),
         lat: coord.map(|c| c.lat),

@@ -8,10 +8,11 @@
 //! The page test runs a real headless Chromium against the server and reads the data
 //! center rows from the DOM it dumps; it fails when `chromium` is not installed (CI installs
 //! it, see `.ci/run`). Every process a test starts is stopped when the test ends, on failure
-//! too: servers and check servers by their own drop, Chromium by [`Chromium`]'s.
+//! too: servers and check servers by their own drop, Chromium with its helper processes
+//! by [`ProcessGroup`]'s.
 
 use std::io::Read;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -356,24 +357,80 @@ fn read_requires_token_guards_page_status_metrics_and_explain() {
 /// Longest one Chromium run may take.
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A running Chromium in its own process group. Dropping it kills the whole group (the
-/// browser and every helper process it started) and reaps the browser, so a failed or
-/// hung test leaves nothing running.
-struct Chromium {
+/// A child in its own process group (Chromium: the browser and the helper processes it
+/// starts). Dropping it kills the whole group and reaps the child, so a failed or hung
+/// test leaves nothing running.
+struct ProcessGroup {
     child: Child,
 }
 
-impl Drop for Chromium {
+impl ProcessGroup {
+    /// Starts `cmd` as the leader of a new process group.
+    fn spawn(cmd: &mut Command) -> std::io::Result<Self> {
+        let child = cmd.process_group(0).spawn()?;
+        Ok(Self { child })
+    }
+}
+
+impl Drop for ProcessGroup {
     fn drop(&mut self) {
-        // The browser is not reaped before this, so its process group id is still its
-        // own: the kill cannot reach anyone else's processes.
-        let group = format!("kill -KILL -- -{} 2>/dev/null", self.child.id());
+        // The leader is not reaped before this, so the group id is still its own: the kill
+        // cannot reach anyone else's processes. (`kill -KILL -PGID`: the form both dash's
+        // and bash's built-in `kill` accept.)
+        let group = format!("kill -KILL -{} 2>/dev/null", self.child.id());
         let _ = Command::new("sh")
             .args(["-c", &group])
             .stdin(Stdio::null())
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The processes of group `pgid` still running (zombies do not count), from `/proc`.
+fn running_in_group(pgid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+        let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+        let state = fields.next()?;
+        let pgrp: u32 = fields.nth(1)?.parse().ok()?;
+        (pgrp == pgid && state != "Z").then_some(pid)
+    })
+    .collect()
+}
+
+#[test]
+fn a_dropped_process_group_leaves_nothing_running() {
+    let group = ProcessGroup::spawn(
+        Command::new("sh")
+            .args(["-c", "sleep 300 & sleep 300 & wait"])
+            .stdin(Stdio::null()),
+    )
+    .expect("spawn sh");
+    let pgid = group.child.id();
+    let started = std::time::Instant::now();
+    while running_in_group(pgid).len() < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "sh and its two sleeps never ran: {:?}",
+            running_in_group(pgid)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(group);
+    let started = std::time::Instant::now();
+    while !running_in_group(pgid).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still running after the drop: {:?}",
+            running_in_group(pgid)
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -398,15 +455,13 @@ fn dump_dom(url: &str) -> String {
     .env("HOME", profile)
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .process_group(0);
-    let child = cmd.spawn().unwrap_or_else(|e| {
+    .stderr(Stdio::piped());
+    let mut browser = ProcessGroup::spawn(&mut cmd).unwrap_or_else(|e| {
         panic!(
             "cannot run chromium: {e}; this test needs it: \
              apt-get install -y --no-install-recommends chromium (CI installs it)"
         )
     });
-    let mut browser = Chromium { child };
     let mut out = browser.child.stdout.take().expect("stdout");
     let mut err = browser.child.stderr.take().expect("stderr");
     let (tx, rx) = mpsc::channel();
