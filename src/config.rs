@@ -81,6 +81,10 @@ pub struct ApiConfig {
     pub listen: Option<SocketAddr>,
     /// Bearer token; when unset one is generated and kept in `state_dir/api-token`.
     pub token: Option<String>,
+    /// Whether the read-only endpoints (`/`, `/metrics`, `/v1/status`, `/v1/explain`) need
+    /// the token too. Off by default: they change nothing, and the API listens on loopback.
+    /// `/healthz` and `/readyz` stay open either way, for load balancers.
+    pub read_requires_token: bool,
 }
 
 impl ServerConfig {
@@ -175,6 +179,7 @@ impl Default for ServerConfig {
             api: ApiConfig {
                 listen: Some(DEFAULT_API.parse().expect("valid default")),
                 token: None,
+                read_requires_token: false,
             },
             health_startup_timeout: Duration::from_secs(10),
             metrics: true,
@@ -227,6 +232,7 @@ struct MetricsSpec {
 struct ApiSpec {
     listen: Option<Spanned<String>>,
     token: Option<Spanned<String>>,
+    read_requires_token: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -469,6 +475,9 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
             } else {
                 cfg.api.token = Some(t.get_ref().clone());
             }
+        }
+        if let Some(r) = api.read_requires_token {
+            cfg.api.read_requires_token = r;
         }
     }
     if let Some(w) = spec.watch {
@@ -749,6 +758,27 @@ mod tests {
         assert!(
             out.contains(":3:9: query_log.queue: 0 is outside 1..=1000000"),
             "{out}"
+        );
+    }
+
+    #[test]
+    fn reads_need_no_token_unless_configured() {
+        assert!(!parse_str("").0.unwrap().api.read_requires_token);
+        let on = parse_str("[api]\nread_requires_token = true\n").0.unwrap();
+        assert!(on.api.read_requires_token);
+        let (c, out) = parse_str("[api]\nread_requires_token = \"yes\"\n");
+        assert!(c.is_none());
+        assert!(
+            out.contains(":2:23: api: invalid type: string \"yes\", expected a boolean"),
+            "{out}"
+        );
+        // A misspelt key is still reported, with the keys the section has.
+        let (c, out) = parse_str("[api]\nread_require_token = true\n");
+        assert!(c.is_none());
+        assert_eq!(
+            out,
+            "error: /etc/meridian/meridian.toml:2:1: api: unknown key `read_require_token`\n  \
+             help: did you mean `read_requires_token`?\n"
         );
     }
 

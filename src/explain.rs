@@ -11,15 +11,13 @@ use std::str::FromStr;
 
 use hickory_proto::rr::{Name, RecordType};
 
-use std::time::SystemTime;
-
 use crate::answer::select::{self, Choice, Verdict};
 use crate::answer::{Answer, resolve};
 use crate::compile::{AllDownAnswer, Found, GslbNode, Snapshot};
 use crate::family::Family;
 use crate::geo::db::GeoAnswer;
 use crate::geo::decision::{Reason, Rule};
-use crate::health::{Admin, TargetHealth};
+use crate::live;
 use crate::name_key::NameKey;
 use crate::zone::model::Select;
 
@@ -212,25 +210,18 @@ fn geo_section(
         let f = c.family(family);
         // The verdicts the answer is chosen by: explain prints them, it does not recount.
         let verdicts: Vec<Verdict> = select::verdicts(c, &snap.health, family).collect();
-        let dc_state = match snap.health.word(c.slot).admin() {
-            Admin::None if f.records.is_empty() => format!("no {family_name} address"),
-            Admin::None => {
-                let up = verdicts.iter().filter(|v| v.is_in()).count();
-                match (up, verdicts.len()) {
-                    (0, _) => "down: every address is down".to_owned(),
-                    (u, n) if u == n => "up".to_owned(),
-                    (u, n) => format!("degraded: {u} of {n} addresses up"),
-                }
-            }
-            a => format!("{a} (operator override)"),
-        };
+        let (_, dc_state) = live::datacenter_state(
+            snap.health.word(c.slot).admin(),
+            &verdicts,
+            &format!("no {family_name} address"),
+        );
         let _ = writeln!(w, "  {}. {:<10} {dist}  {dc_state}", rank + 1, c.datacenter);
         for ((r, v), check) in f.records.iter().zip(&verdicts).zip(f.checks.iter()) {
             let _ = writeln!(
                 w,
                 "       {:<22} {}",
                 rdata_text(r),
-                address_state(*v, check.as_deref())
+                live::address_state(*v, check.as_deref())
             );
         }
     }
@@ -298,7 +289,7 @@ fn share_section(
             String::new()
         }
     );
-    let totals = crate::metrics::cells::totals(g.candidates.iter().map(|c| c.answers_metric));
+    let totals = live::answer_counts(g);
     let all: u64 = totals.iter().sum();
     for (pos, share) in s.fractions() {
         let c = &g.candidates[pos as usize];
@@ -359,12 +350,7 @@ fn load_text(load: &crate::health::LoadState) -> String {
     let s = &load.signal;
     let (high, low) = (s.high_milli as f64 / 1000.0, s.low_milli as f64 / 1000.0);
     let keep = load.keep();
-    let ago = |t: SystemTime| {
-        SystemTime::now()
-            .duration_since(t)
-            .map(|d| format!("{} s ago", d.as_secs()))
-            .unwrap_or_else(|_| "just now".to_owned())
-    };
+    let ago = live::ago;
     let value = match d.value {
         Some((v, at)) if v > high => format!("{v} > high {high} (read {})", ago(at)),
         Some((v, at)) if v < low => format!("{v} < low {low} (read {})", ago(at)),
@@ -394,50 +380,6 @@ fn rdata_text(r: &hickory_proto::rr::Record) -> String {
     }
 }
 
-/// `up since 3 s (http GET /health: last probe ok 3 s ago)`, `down (operator override)`,
-/// `up: data center forced up (down since 40 s (...))`: the verdict first, then the probe.
-fn address_state(verdict: Verdict, check: Option<&TargetHealth>) -> String {
-    match verdict {
-        Verdict::ForcedUp => "up (operator override)".to_owned(),
-        Verdict::AddressOut(a) => format!("{a} (operator override)"),
-        Verdict::DatacenterForcedUp => {
-            format!("up: data center forced up ({})", probe_state(check))
-        }
-        Verdict::DatacenterOut(a) => format!("out: data center {a} ({})", probe_state(check)),
-        // Only the table says down for an address without a check; print what it says.
-        Verdict::ProbeDown if check.is_none() => "down (no health check)".to_owned(),
-        Verdict::Up | Verdict::ProbeDown => probe_state(check),
-    }
-}
-
-/// What the probes say of an address.
-fn probe_state(target: Option<&TargetHealth>) -> String {
-    let Some(target) = target else {
-        return "up (no health check)".to_owned();
-    };
-    let d = target.detail();
-    let ago = |t: SystemTime| {
-        SystemTime::now()
-            .duration_since(t)
-            .map(|d| format!("{} s ago", d.as_secs()))
-            .unwrap_or_else(|_| "just now".to_owned())
-    };
-    let state = if d.probe_up { "up" } else { "down" };
-    let last = match &d.last {
-        None => "no result yet".to_owned(),
-        Some(o) => match &o.error {
-            None => format!("last probe ok {}", ago(o.at)),
-            Some(e) => format!("last probe failed {}: {e}", ago(o.at)),
-        },
-    };
-    let flapping = if d.flapping { ", flapping" } else { "" };
-    format!(
-        "{state} since {} ({}: {last}{flapping})",
-        ago(d.since),
-        target.check().kind
-    )
-}
-
 fn answer_section(w: &mut String, a: &Answer<'_>) {
     let flags = if a.authoritative { "aa" } else { "referral" };
     let _ = writeln!(w, "answer     {} ({flags})", a.rcode);
@@ -456,7 +398,7 @@ fn answer_section(w: &mut String, a: &Answer<'_>) {
 mod tests {
     use super::*;
     use crate::answer::select::admit;
-    use crate::health::{HealthSources, OverrideKey};
+    use crate::health::{Admin, HealthSources, OverrideKey};
 
     const ZONE: &str = r#"
 [datacenters.a]

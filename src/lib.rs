@@ -42,7 +42,9 @@
 //!                                 load column, per-thread rotation and hashing, Family
 //! ```
 //! `explain` and the API sit beside `serve` and call the same `answer` functions, so what
-//! they print is what is answered; `server` assembles everything.
+//! they print is what is answered; what they show of the live state (verdicts and why,
+//! effective weights, answer counts) comes from `live`, so `explain`, `/metrics` and
+//! `/v1/status` agree. `server` assembles everything.
 //!
 //! Loading runs beside it:
 //! ```text
@@ -60,6 +62,7 @@ pub mod explain;
 pub mod family;
 pub mod geo;
 pub mod health;
+pub mod live;
 pub mod load;
 pub mod metrics;
 pub mod name_key;

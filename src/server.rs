@@ -193,6 +193,7 @@ impl Server {
                 snapshot: snapshot.clone(),
                 overrides: health.overrides.clone(),
                 token: Arc::from(token),
+                read_requires_token: cfg.api.read_requires_token,
                 readiness: readiness.clone(),
                 reloader: reloader.clone(),
             };

@@ -10,9 +10,8 @@ use std::collections::BTreeMap;
 use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, TextEncoder};
 
-use crate::answer::select::admit;
 use crate::compile::Snapshot;
-use crate::health::Admin;
+use crate::live;
 use crate::metrics::{self, QUERY_CELLS, Series, Slot, cells, events::events};
 
 /// The whole exposition for the server serving `snap`.
@@ -140,24 +139,19 @@ fn live(snap: &Snapshot) -> Vec<MetricFamily> {
         let origin = zone.origin.to_string();
         for (_, g) in zone.gslb_names() {
             for c in g.candidates.iter() {
-                let dc = snap.health.word(c.slot);
                 for f in [&c.a, &c.aaaa] {
                     for (r, &slot) in f.records.iter().zip(f.slots.iter()) {
                         let Some(ip) = r.data.ip_addr() else {
                             continue;
                         };
-                        let is_in = admit(dc, snap.health.word(slot)).is_in();
+                        let is_in = live::verdict(snap, c, slot).is_in();
                         ups.insert(
                             (origin.clone(), c.datacenter.clone(), ip.to_string()),
                             i64::from(is_in),
                         );
                     }
                 }
-                let keep = c.load.map_or(100, |id| snap.health.keep(id));
-                let effective = match dc.admin() {
-                    Admin::Down | Admin::Drain => 0,
-                    _ => i64::from(c.weight) * i64::from(keep) / 100,
-                };
+                let effective = i64::from(live::effective_weight(snap, c));
                 weights.insert((origin.clone(), c.datacenter.clone()), effective);
             }
         }

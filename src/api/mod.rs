@@ -1,21 +1,30 @@
-//! The operator HTTP API: overrides and live `explain`, bound to loopback by default and
-//! guarded by a bearer token.
+//! The operator HTTP API: a status page, overrides, live `explain`, reloads and metrics,
+//! bound to loopback by default.
 //!
-//! | method and path | does |
-//! |---|---|
-//! | `GET /v1/overrides` | the overrides in force, as JSON |
-//! | `PUT /v1/overrides` `{"target": "ams", "zone": null, "state": "down"}` | sets one (`clear` removes it) |
-//! | `GET /v1/explain?name=&type=&client=` | the `explain` text over the live snapshot and health |
-//! | `POST /v1/reload` | reloads as SIGHUP does: `{"generation": N}`, or 422 with the diagnostics as `meridian check` prints them |
-//! | `GET /metrics` | Prometheus text format (no token; names in [`crate::metrics`]) |
-//! | `GET /healthz` | `200 ok` while the process serves (no token) |
-//! | `GET /readyz` | `200 ready` once zones are loaded, sockets bound and the first probe round is done; `503` with the reason before (no token) |
+//! | method and path | does | token |
+//! |---|---|---|
+//! | `GET /` | the status page ([`status::PAGE`]): every GSLB name, its data centers on a map and in a table | read |
+//! | `GET /v1/status` | the same as JSON ([`status::Status`]) | read |
+//! | `GET /v1/explain?name=&type=&client=` | the `explain` text over the live snapshot and health | read |
+//! | `GET /metrics` | Prometheus text format (names in [`crate::metrics`]) | read |
+//! | `GET /v1/overrides` | the overrides in force, as JSON | always |
+//! | `PUT /v1/overrides` `{"target": "ams", "zone": null, "state": "down"}` | sets one (`clear` removes it) | always |
+//! | `POST /v1/reload` | reloads as SIGHUP does: `{"generation": N}`, or 422 with the diagnostics as `meridian check` prints them | always |
+//! | `GET /healthz` | `200 ok` while the process serves | never |
+//! | `GET /readyz` | `200 ready` once zones are loaded, sockets bound and the first probe round is done; `503` with the reason before | never |
+//!
+//! "read": the bearer token is needed only with `[api] read_requires_token = true`. Those
+//! endpoints change nothing, and by default the API listens on loopback only. Whatever
+//! changes state, and the override list, always needs the token; the health endpoints
+//! never do, for load balancers. The token is checked before the request's parameters, so
+//! a request without it learns nothing but 401.
 //!
 //! The `meridian override`, `reload` and `explain` commands are clients of it ([`client`]):
 //! they read the same config to find the address and the [`token`].
 
 pub mod client;
 pub mod metrics;
+pub mod status;
 pub mod token;
 
 use std::net::IpAddr;
@@ -24,9 +33,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use arc_swap::ArcSwap;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -45,6 +55,8 @@ pub struct ApiState {
     pub overrides: Arc<Overrides>,
     /// The bearer token requests must carry.
     pub token: Arc<str>,
+    /// Whether the read-only endpoints need the token too (`[api] read_requires_token`).
+    pub read_requires_token: bool,
     /// How far the start has come, for `/readyz`.
     pub readiness: Arc<Readiness>,
     /// What `POST /v1/reload` runs: the same reload as SIGHUP.
@@ -112,6 +124,8 @@ pub struct OverrideEntry {
 /// Serves the API on `listener` until `cancel`.
 pub async fn serve(listener: tokio::net::TcpListener, state: ApiState, cancel: CancellationToken) {
     let app = Router::new()
+        .route("/", get(status_page))
+        .route("/v1/status", get(status_json))
         .route("/v1/overrides", get(list_overrides).put(set_override))
         .route("/v1/explain", get(explain))
         .route("/v1/reload", post(reload))
@@ -124,9 +138,43 @@ pub async fn serve(listener: tokio::net::TcpListener, state: ApiState, cancel: C
         .await;
 }
 
-/// The Prometheus exposition (no token: it is read-only, and the API is on loopback by
-/// default).
-async fn metrics_text(State(state): State<ApiState>) -> Response {
+/// The status page. It holds no data (it fetches `v1/status`), but it is guarded like the
+/// data so that `read_requires_token` hides all of it. The content security policy lets
+/// it run its own inline script and style and fetch from this API, and nothing else: the
+/// page loads nothing from elsewhere, and shows text from zone files only as text.
+async fn status_page(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorized_read(&state, &headers) {
+        return *r;
+    }
+    (
+        [
+            ("cache-control", "no-store"),
+            (
+                "content-security-policy",
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                 connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            ),
+            ("x-content-type-options", "nosniff"),
+        ],
+        Html(status::PAGE),
+    )
+        .into_response()
+}
+
+/// Every zone, GSLB name and data center as it stands now.
+async fn status_json(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorized_read(&state, &headers) {
+        return *r;
+    }
+    let snap = state.snapshot.load_full();
+    ([("cache-control", "no-store")], Json(status::status(&snap))).into_response()
+}
+
+/// The Prometheus exposition.
+async fn metrics_text(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorized_read(&state, &headers) {
+        return *r;
+    }
     let snap = state.snapshot.load_full();
     (
         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
@@ -149,6 +197,15 @@ async fn readyz(State(state): State<ApiState>) -> Response {
             format!("not ready: {why}\n"),
         )
             .into_response(),
+    }
+}
+
+/// For the read-only endpoints: open unless `read_requires_token`.
+fn authorized_read(state: &ApiState, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    if state.read_requires_token {
+        authorized(state, headers)
+    } else {
+        Ok(())
     }
 }
 
@@ -193,11 +250,16 @@ async fn list_overrides(State(state): State<ApiState>, headers: HeaderMap) -> Re
 async fn set_override(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Json(req): Json<OverrideRequest>,
+    req: Result<Json<OverrideRequest>, JsonRejection>,
 ) -> Response {
     if let Err(r) = authorized(&state, &headers) {
         return *r;
     }
+    // The body is judged after the token, so a caller without it learns nothing.
+    let Json(req) = match req {
+        Ok(r) => r,
+        Err(e) => return (e.status(), format!("{}\n", e.body_text())).into_response(),
+    };
     let Some(admin) = parse_admin(&req.state) else {
         return bad_request(format!(
             "{:?} is not a state: use up, down, drain or clear",
@@ -308,11 +370,21 @@ struct ExplainQuery {
 async fn explain(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Query(q): Query<ExplainQuery>,
+    q: Result<Query<ExplainQuery>, QueryRejection>,
 ) -> Response {
-    if let Err(r) = authorized(&state, &headers) {
+    if let Err(r) = authorized_read(&state, &headers) {
         return *r;
     }
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => {
+            return bad_request(format!(
+                "{}; give name, client and optionally type, e.g. \
+                 ?name=cdn.example.com&type=A&client=192.0.2.0/24",
+                e.body_text()
+            ));
+        }
+    };
     let qtype = q.qtype.as_deref().unwrap_or("A");
     let question = match crate::explain::Question::parse(&q.name, qtype, &q.client) {
         Ok(x) => x,

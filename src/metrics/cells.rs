@@ -5,7 +5,7 @@
 //! own cells (a relaxed load and store, no locked instruction), and a scrape reads every
 //! thread's row and adds them up. A scrape never blocks a query: it only loads.
 //!
-//! Cells are addressed by [`Slot`], handed out at compile time ([`super::slots`]) and
+//! Cells are addressed by [`Slot`], handed out at compile time ([`super::slot`]) and
 //! never reused, so a slot means the same series in every thread and across reloads.
 //! Rows grow in chunks the first time a thread touches a chunk, so memory follows the slots
 //! a thread actually counts, not every slot there is.

@@ -21,4 +21,5 @@ mod ops;
 mod querylog;
 mod scenarios;
 mod shedding;
+mod status;
 mod weights;
