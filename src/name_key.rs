@@ -76,6 +76,39 @@ impl NameKey {
         Some(key)
     }
 
+    /// The key of a query's name in wire form at the start of `wire` (any case, no
+    /// compression pointer), with the name's length on the wire. `None` for a pointer, a
+    /// label over 63 bytes, a name over 255 bytes or one cut short.
+    pub fn from_query(wire: &[u8]) -> Option<(Self, usize)> {
+        let mut key = Self {
+            buf: [0; MAX_NAME],
+            len: 0,
+            starts: [0; MAX_LABELS],
+            labels: 0,
+        };
+        let mut pos = 0usize;
+        loop {
+            let l = usize::from(*wire.get(pos)?);
+            if l == 0 {
+                break;
+            }
+            if l > 63 || key.labels as usize >= MAX_LABELS || pos + 1 + l >= MAX_NAME {
+                return None;
+            }
+            let label = wire.get(pos + 1..pos + 1 + l)?;
+            key.starts[key.labels as usize] = pos as u8;
+            key.labels += 1;
+            key.buf[pos] = l as u8;
+            for (i, b) in label.iter().enumerate() {
+                key.buf[pos + 1 + i] = b.to_ascii_lowercase();
+            }
+            pos += 1 + l;
+        }
+        key.buf[pos] = 0;
+        key.len = (pos + 1) as u8;
+        Some((key, pos + 1))
+    }
+
     /// Number of labels, root excluded.
     pub fn labels(&self) -> usize {
         self.labels as usize

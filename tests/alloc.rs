@@ -91,24 +91,18 @@ type Kind = (
 
 /// The query kinds of the request path and the most allocations each may make.
 const KINDS: [Kind; 6] = [
-    ("static A", "www.example.com.", RecordType::A, None, 11),
-    (
-        "GSLB by source",
-        "cdn.example.com.",
-        RecordType::A,
-        None,
-        10,
-    ),
+    ("static A", "www.example.com.", RecordType::A, None, 0),
+    ("GSLB by source", "cdn.example.com.", RecordType::A, None, 0),
     (
         "GSLB with ECS",
         "cdn.example.com.",
         RecordType::A,
         Some(("198.51.100.0", 24)),
-        13,
+        0,
     ),
-    ("NXDOMAIN", "nope.example.com.", RecordType::A, None, 14),
-    ("wildcard", "x.apps.example.com.", RecordType::A, None, 13),
-    ("referral", "www.dev.example.com.", RecordType::A, None, 19),
+    ("NXDOMAIN", "nope.example.com.", RecordType::A, None, 0),
+    ("wildcard", "x.apps.example.com.", RecordType::A, None, 1),
+    ("referral", "www.dev.example.com.", RecordType::A, None, 0),
 ];
 
 #[test]

@@ -466,6 +466,11 @@ impl CompiledZone {
             .filter_map(|n| n.gslb.as_deref().map(|g| (&n.name, g)))
     }
 
+    /// Every owner name of the zone (empty non-terminals too).
+    pub fn names(&self) -> impl Iterator<Item = &Name> {
+        self.nodes.iter().map(|n| &n.name)
+    }
+
     /// Number of nodes (names with data plus empty non-terminals).
     pub fn node_count(&self) -> usize {
         self.nodes.len()

@@ -131,6 +131,12 @@ impl ReplyOpt {
         }
     }
 
+    /// The same with the ECS echo `subnet` (address and source as asked, and the scope).
+    pub fn with_subnet(mut self, subnet: Option<(ClientSubnet, u8)>) -> Self {
+        self.subnet = subnet;
+        self
+    }
+
     /// Its length on the wire.
     pub fn wire_len(&self) -> usize {
         FIXED_LEN + self.rdata_len()

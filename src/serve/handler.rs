@@ -16,7 +16,7 @@ use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request;
 
 use super::edns::{QueryEdns, ReplyOpt};
-use super::{ecs, encode, rules};
+use super::{ecs, encode, fast, rules};
 use crate::answer::{Answer, resolve};
 use crate::compile::Snapshot;
 use crate::metrics::{self, Slot};
@@ -37,6 +37,8 @@ pub struct Responder {
     snapshot: Arc<ArcSwap<Snapshot>>,
     max_udp_payload: u16,
     log: Option<Arc<QueryLog>>,
+    /// Whether [`fast`] reads the queries it can (off only to compare the two paths).
+    fast: bool,
 }
 
 /// What came of a message.
@@ -55,7 +57,15 @@ impl Responder {
             snapshot,
             max_udp_payload: max_udp_payload.max(512),
             log: None,
+            fast: true,
         }
+    }
+
+    /// Every query through the general path: hickory parses and encodes. For comparing the
+    /// two paths, which must give the same bytes.
+    pub fn without_fast_path(mut self) -> Self {
+        self.fast = false;
+        self
     }
 
     /// Sends a sample of the queries answered to `log`.
@@ -93,6 +103,12 @@ impl Responder {
             .as_deref()
             .filter(|l| l.sample())
             .map(|l| (l, Started::now()));
+        if self.fast
+            && let Some(query) = fast::read(packet)
+            && self.respond_fast(&query, packet, src, transport, out, logged)
+        {
+            return Outcome::Reply;
+        }
         let Ok(request) = Request::from_bytes(packet.to_vec(), src, protocol) else {
             unparsed(packet, self.max_udp_payload, out);
             let answer = Answer::error(ResponseCode::FormErr);
@@ -135,6 +151,72 @@ impl Responder {
             log.record(entry(started, packet, src, transport, qtype, ecs, &answer));
         }
         Outcome::Reply
+    }
+}
+
+impl Responder {
+    /// The fast path (see [`fast`]): the query as read from its bytes, resolved as always,
+    /// the reply written directly, or by the general encoder when it holds what the fast
+    /// writer does not write. `false` when the general path must take the query whole.
+    fn respond_fast(
+        &self,
+        query: &fast::Query<'_>,
+        packet: &[u8],
+        src: SocketAddr,
+        transport: Transport,
+        out: &mut Vec<u8>,
+        logged: Option<(&QueryLog, Started)>,
+    ) -> bool {
+        let Some(name) = query.name() else {
+            return false;
+        };
+        let snap = self.snapshot.load();
+        let answer = resolve(
+            &snap,
+            &name,
+            &query.key,
+            query.qtype,
+            query.client(src.ip()),
+        );
+        let limit = match transport {
+            Transport::Udp => query.udp_limit(self.max_udp_payload),
+            Transport::Tcp => usize::from(u16::MAX),
+        };
+        let opt = query.reply_opt(self.max_udp_payload, answer.scope);
+        if !fast::write(packet, query, &answer, opt.as_ref(), limit, out) {
+            #[cfg(test)]
+            fast::tests::FALLBACKS.with(|f| f.set(f.get() + 1));
+            // Records the fast writer does not write, or a reply to cut: the general
+            // encoder, for the same answer.
+            let protocol = match transport {
+                Transport::Udp => Protocol::Udp,
+                Transport::Tcp => Protocol::Tcp,
+            };
+            let Ok(request) = Request::from_bytes(packet.to_vec(), src, protocol) else {
+                return false;
+            };
+            let mut meta = Metadata::response_from_request(&request.metadata);
+            meta.response_code = answer.rcode;
+            meta.authoritative = answer.authoritative;
+            encode::reply(&request, meta, &answer, opt.as_ref(), limit, out);
+        }
+        let ecs = query.edns.and_then(|e| e.subnet);
+        if metrics::enabled() {
+            count(&answer, Some(query.qtype), ecs.is_some(), transport, out);
+        }
+        if let Some((log, started)) = logged {
+            let ecs = ecs.map(|s| (s.addr, s.source));
+            log.record(entry(
+                started,
+                packet,
+                src,
+                transport,
+                Some(query.qtype),
+                ecs,
+                &answer,
+            ));
+        }
+        true
     }
 }
 

@@ -19,6 +19,7 @@
 pub mod ecs;
 pub mod edns;
 mod encode;
+pub mod fast;
 pub mod handler;
 pub mod rules;
 mod tcp;
