@@ -156,7 +156,7 @@ impl Server {
             files,
         } = self;
         crate::metrics::set_enabled(cfg.metrics);
-        let listeners = Listeners::bind(&cfg.listen)?;
+        let listeners = Listeners::bind(&cfg.listen, cfg.udp_threads)?;
         let api_listener = match cfg.api.listen {
             Some(addr) => Some(
                 tokio::net::TcpListener::bind(addr)

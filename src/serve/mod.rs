@@ -58,17 +58,30 @@ pub enum ServeError {
 /// Bound sockets, before serving starts.
 #[derive(Debug)]
 pub struct Listeners {
-    udp: Vec<UdpSocket>,
+    /// Per address, one socket per UDP thread (SO_REUSEPORT: the kernel spreads clients
+    /// over them, and no two threads share a socket).
+    udp: Vec<Vec<UdpSocket>>,
     tcp: Vec<TcpListener>,
 }
 
 impl Listeners {
-    /// Binds UDP and TCP on every address. With port 0, UDP gets an ephemeral port and TCP
-    /// the same one, so one number serves both (tests and `dig +tcp` rely on that).
-    pub fn bind(addrs: &[SocketAddr]) -> Result<Self, ServeError> {
+    /// Binds UDP (`udp_threads` sockets) and TCP on every address. With port 0, UDP gets an
+    /// ephemeral port and TCP the same one, so one number serves both (tests and
+    /// `dig +tcp` rely on that).
+    pub fn bind(addrs: &[SocketAddr], udp_threads: usize) -> Result<Self, ServeError> {
         let mut udp = Vec::new();
         let mut tcp = Vec::new();
         for &addr in addrs {
+            // SO_REUSEPORT would let this bind share a port another server (a second
+            // Meridian, say) already serves, and split its queries. A plain socket bound
+            // first fails on a port in use, whoever holds it; it is closed at once.
+            if addr.port() != 0 {
+                bind_udp_exclusive(addr).map_err(|source| ServeError::Bind {
+                    proto: "udp",
+                    addr,
+                    source,
+                })?;
+            }
             let mut last_err = None;
             // An ephemeral UDP port may be taken on TCP; try a few.
             for _ in 0..16 {
@@ -84,7 +97,15 @@ impl Listeners {
                 })?;
                 match bind_tcp(local) {
                     Ok(t) => {
-                        udp.push(u);
+                        let mut socks = vec![u];
+                        for _ in 1..udp_threads.max(1) {
+                            socks.push(bind_udp(local).map_err(|source| ServeError::Bind {
+                                proto: "udp",
+                                addr: local,
+                                source,
+                            })?);
+                        }
+                        udp.push(socks);
                         tcp.push(t);
                         last_err = None;
                         break;
@@ -112,7 +133,7 @@ impl Listeners {
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.udp
             .iter()
-            .filter_map(|s| s.local_addr().ok())
+            .filter_map(|s| s.first()?.local_addr().ok())
             .collect()
     }
 }
@@ -122,11 +143,22 @@ fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
+    // One socket per UDP thread on the same address (see [`Listeners`]).
+    s.set_reuse_port(true)?;
     // Bursts of queries wait in the kernel rather than being dropped.
     let _ = s.set_recv_buffer_size(4 << 20);
     let _ = s.set_send_buffer_size(4 << 20);
     s.bind(&addr.into())?;
     Ok(s.into())
+}
+
+/// A UDP socket on `addr` without SO_REUSEPORT: fails when anything holds the port.
+fn bind_udp_exclusive(addr: SocketAddr) -> io::Result<()> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.bind(&addr.into())
 }
 
 fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -191,10 +223,9 @@ pub fn start(
     let stop = Arc::new(AtomicBool::new(false));
     let tcp_stop = tcp::Stop::default();
     let mut udp_threads = Vec::new();
-    for sock in listeners.udp {
-        let addr = sock.local_addr()?;
-        for i in 0..config.udp_threads {
-            let sock = sock.try_clone()?;
+    for socks in listeners.udp {
+        for (i, sock) in socks.into_iter().enumerate() {
+            let addr = sock.local_addr()?;
             let responder = responder.clone();
             let stop = stop.clone();
             udp_threads.push(

@@ -88,6 +88,7 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let mut msg = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(4096);
+    let mut frame = Vec::with_capacity(4096 + 2);
     loop {
         // Wait for the next message's length, at most the idle timeout.
         let mut len = [0u8; 2];
@@ -118,10 +119,11 @@ async fn connection(
         let Ok(n) = u16::try_from(out.len()) else {
             return;
         };
-        let write = async {
-            stream.write_all(&n.to_be_bytes()).await?;
-            stream.write_all(&out).await
-        };
+        // Length and message in one write: one segment, one system call.
+        frame.clear();
+        frame.extend_from_slice(&n.to_be_bytes());
+        frame.extend_from_slice(&out);
+        let write = stream.write_all(&frame);
         // A client that does not read its answers is as stuck as one that does not write.
         match timeout(config.message_timeout, write).await {
             Ok(Ok(())) => {}

@@ -252,3 +252,39 @@ fn short_packets_and_responses_get_no_datagram() {
     // Also through the plain helper, which waits out the timeout.
     assert_eq!(s.udp_raw(&packet), None);
 }
+
+/// Bursts from several clients at once (the UDP threads take them in batches, each thread
+/// on its own socket of the port): every query gets its own answer, none is lost or
+/// crossed.
+#[test]
+fn a_burst_from_many_clients_is_answered_query_by_query() {
+    let s = Server::example();
+    let clients: Vec<_> = (1..=4)
+        .map(|i| udp_socket_from(&format!("127.0.{i}.9")))
+        .collect();
+    const EACH: u16 = 100;
+    for (c, sock) in clients.iter().enumerate() {
+        for k in 0..EACH {
+            let mut q = query("www.example.com.", RecordType::A);
+            q.metadata.id = (c as u16) * 1000 + k;
+            sock.send_to(&encode(&q), s.addr).expect("send");
+        }
+    }
+    for (c, sock) in clients.iter().enumerate() {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut buf = [0u8; 1500];
+        while seen.len() < usize::from(EACH) {
+            let (n, from) = sock
+                .recv_from(&mut buf)
+                .unwrap_or_else(|e| panic!("client {c}: {} of {EACH} answered: {e}", seen.len()));
+            assert_eq!(from, s.addr);
+            let r = parse(&buf[..n]);
+            assert_eq!(answer_ips(&r).len(), 2, "{r}");
+            let id = r.metadata.id;
+            assert!(
+                id / 1000 == c as u16 && seen.insert(id),
+                "client {c} got id {id}"
+            );
+        }
+    }
+}
