@@ -59,7 +59,7 @@ pub struct NameSpec {
     /// Name servers: at the apex the zone's own, below it a delegation.
     pub ns: Option<Spanned<Values>>,
     /// Makes this a GSLB name: A/AAAA answers chosen per client from data centers.
-    pub gslb: Option<Spanned<GslbSpec>>,
+    pub gslb: Option<Box<Spanned<GslbSpec>>>,
 }
 
 /// One `[datacenters.ID]` table.

@@ -82,7 +82,7 @@ impl Validator<'_, '_> {
     }
 
     pub(super) fn names(&mut self, origin: &Name, table: &DeTable<'_>) -> Vec<ParsedName> {
-        let mut out: Vec<ParsedName> = Vec::new();
+        let mut out: Vec<ParsedName> = Vec::with_capacity(table.len());
         let mut seen: HashMap<Name, String> = HashMap::new();
         for (k, v) in table.iter() {
             let raw = k.get_ref().as_ref();
