@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use hickory_proto::op::{Metadata, ResponseCode};
+use hickory_proto::op::{Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::RecordType;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request;
@@ -118,6 +118,8 @@ impl Responder {
             Err(rcode) => Answer::error(rcode),
         };
         let mut meta = Metadata::response_from_request(&request.metadata);
+        // RFC 6840 §5.9 copies CD for QUERY only; other opcodes echo RD alone (as Knot).
+        meta.checking_disabled &= meta.op_code == OpCode::Query;
         meta.response_code = answer.rcode;
         meta.authoritative = answer.authoritative;
         let limit = match transport {

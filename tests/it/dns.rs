@@ -252,3 +252,24 @@ fn short_packets_and_responses_get_no_datagram() {
     // Also through the plain helper, which waits out the timeout.
     assert_eq!(s.udp_raw(&packet), None);
 }
+
+// ---------------------------------------------------------------------------------------
+// Header flags of declined opcodes (ISC genreport `opcodeflg`)
+
+#[test]
+fn an_unknown_opcode_with_every_flag_set_echoes_rd_only() {
+    let s = server();
+    let question = raw_question("example.net.", RecordType::SOA, 1);
+    // QR clear, OPCODE 15, AA TC RD; RA, Z, AD, CD: every flag a query can carry.
+    let q = raw_packet(0x0f0f, 0x7ff0, [1, 0, 0, 0], &question);
+    let r = s.udp_bytes(&q);
+    assert_eq!(
+        (r[2], r[3]),
+        (0x80 | 0x78 | 0x01, 4),
+        "QR, OPCODE 15 and RD; NOTIMP, with AA, TC, RA, Z, AD and CD clear: {r:02x?}"
+    );
+    // A standard query keeps CD (RFC 6840 §5.9), and is answered: QR AA RD, CD, NOERROR.
+    let q = raw_packet(0x0e0e, 0x07f0, [1, 0, 0, 0], &question);
+    let r = s.udp_bytes(&q);
+    assert_eq!((r[2], r[3]), (0x80 | 0x04 | 0x01, 0x10), "{r:02x?}");
+}
