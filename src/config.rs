@@ -151,7 +151,8 @@ pub struct TcpConfig {
     pub idle_timeout: Duration,
     /// A started message must be complete within this time (defeats slow senders).
     pub message_timeout: Duration,
-    /// Connections served at once; further ones are closed on accept.
+    /// Connections served at once; at the cap a new one closes the connection idle the
+    /// longest, or is itself closed when none is idle.
     pub max_connections: usize,
 }
 

@@ -14,6 +14,7 @@ mod geoip_fixtures;
 mod harness;
 mod health;
 mod lifecycle;
+mod limits;
 mod metrics;
 #[path = "../support/mmdb.rs"]
 mod mmdb;
