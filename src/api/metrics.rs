@@ -73,6 +73,17 @@ fn counted() -> Vec<MetricFamily> {
         &["transport"],
     );
 
+    let rrl_dropped = counter(
+        "meridian_rrl_dropped_total",
+        "UDP replies response rate limiting dropped.",
+        &[],
+    );
+    let rrl_slipped = counter(
+        "meridian_rrl_slipped_total",
+        "UDP replies response rate limiting sent as an empty TC=1 reply instead (slip).",
+        &[],
+    );
+
     let add = |c: &IntCounterVec, labels: &[&str], n: u64| c.with_label_values(labels).inc_by(n);
     let fixed = cells::totals([
         Slot::ECS_WITH,
@@ -80,12 +91,16 @@ fn counted() -> Vec<MetricFamily> {
         Slot::GEOIP_MISS,
         Slot::TRUNCATED_UDP,
         Slot::TRUNCATED_TCP,
+        Slot::RRL_DROPPED,
+        Slot::RRL_SLIPPED,
     ]);
     add(&ecs, &["true"], fixed[0]);
     add(&ecs, &["false"], fixed[1]);
     add(&misses, &[], fixed[2]);
     add(&truncated, &["udp"], fixed[3]);
     add(&truncated, &["tcp"], fixed[4]);
+    add(&rrl_dropped, &[], fixed[5]);
+    add(&rrl_slipped, &[], fixed[6]);
 
     let mut zones = vec![("-".to_owned(), Slot::NO_ZONE)];
     for (series, slot) in metrics::series() {
@@ -113,10 +128,20 @@ fn counted() -> Vec<MetricFamily> {
             }
         }
     }
-    [queries, answers, failover, all_down, ecs, misses, truncated]
-        .iter()
-        .flat_map(Collector::collect)
-        .collect()
+    [
+        queries,
+        answers,
+        failover,
+        all_down,
+        ecs,
+        misses,
+        truncated,
+        rrl_dropped,
+        rrl_slipped,
+    ]
+    .iter()
+    .flat_map(Collector::collect)
+    .collect()
 }
 
 /// The families read from the live snapshot: health and weights as they are now.

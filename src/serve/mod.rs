@@ -9,6 +9,8 @@
 //!
 //!  Responder::respond: parse ─▶ edns.rs (BADVERS, ECS, UDP limit) ─▶ rules.rs (opcode,
 //!    QDCOUNT, class, AXFR, OPT) ─▶ answer::resolve ─▶ encode.rs (one encode, cut to fit)
+//!
+//!  UDP reply ─▶ rrl.rs (response rate limiting, when `[rrl]` is set) ─▶ send, drop or slip
 //! ```
 //!
 //! UDP threads do not go through an async runtime: a query needs no waiting, so a plain
@@ -20,6 +22,7 @@ pub mod ecs;
 pub mod edns;
 mod encode;
 pub mod handler;
+pub mod rrl;
 pub mod rules;
 mod tcp;
 mod udp;
@@ -190,16 +193,20 @@ pub fn start(
     let stop = Arc::new(AtomicBool::new(false));
     let tcp_stop = tcp::Stop::default();
     let mut udp_threads = Vec::new();
+    // One table for every UDP thread: a network is limited as a whole whichever thread
+    // its packets reach.
+    let rrl = config.rrl.as_ref().map(|c| Arc::new(rrl::Rrl::new(c)));
     for sock in listeners.udp {
         let addr = sock.local_addr()?;
         for i in 0..config.udp_threads {
             let sock = sock.try_clone()?;
             let responder = responder.clone();
             let stop = stop.clone();
+            let rrl = rrl.clone();
             udp_threads.push(
                 std::thread::Builder::new()
                     .name(format!("udp-{addr}-{i}"))
-                    .spawn(move || udp::serve(sock, &responder, &stop))?,
+                    .spawn(move || udp::serve(sock, &responder, rrl.as_deref(), &stop))?,
             );
         }
     }

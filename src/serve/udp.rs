@@ -6,12 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::handler::{Outcome, Responder, Transport};
+use super::rrl::Rrl;
 
 /// How often a blocked receive wakes up to check for shutdown.
 const STOP_POLL: Duration = Duration::from_millis(200);
 
 /// Serves `sock` until `stop` is set.
-pub(super) fn serve(sock: UdpSocket, responder: &Responder, stop: &AtomicBool) {
+/// Replies go through `rrl`, when configured, before they are sent.
+pub(super) fn serve(sock: UdpSocket, responder: &Responder, rrl: Option<&Rrl>, stop: &AtomicBool) {
     if let Err(e) = sock.set_read_timeout(Some(STOP_POLL)) {
         tracing::error!("udp socket: cannot set read timeout: {e}");
         return;
@@ -33,7 +35,9 @@ pub(super) fn serve(sock: UdpSocket, responder: &Responder, stop: &AtomicBool) {
             // ICMP errors from earlier sends surface here on some systems; keep serving.
             Err(_) => continue,
         };
-        if responder.respond(&buf[..len], src, Transport::Udp, &mut out) == Outcome::Reply {
+        if responder.respond(&buf[..len], src, Transport::Udp, &mut out) == Outcome::Reply
+            && rrl.is_none_or(|r| r.admit(src.ip(), &mut out))
+        {
             // A full send buffer or an unreachable client loses this reply only.
             let _ = sock.send_to(&out, src);
         }
