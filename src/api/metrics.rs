@@ -19,6 +19,9 @@ pub fn render(snap: &Snapshot) -> String {
     let mut families = events().registry.gather();
     families.extend(counted());
     families.extend(live(snap));
+    // The text encoder refuses a family without series and writes nothing after it: a
+    // server without GSLB names has no `meridian_answers_total` series, for one.
+    families.retain(|f| !f.get_metric().is_empty());
     families.sort_by(|a, b| a.name().cmp(b.name()));
     let mut out = Vec::new();
     // Encoding into a Vec fails only for families it cannot express; ours are plain.

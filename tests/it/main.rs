@@ -20,6 +20,7 @@ mod metrics;
 mod mmdb;
 mod ops;
 mod querylog;
+mod rrl;
 mod scenarios;
 mod shedding;
 mod status;
