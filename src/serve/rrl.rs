@@ -350,33 +350,39 @@ fn classify(reply: &[u8]) -> Option<(Kind, Option<usize>)> {
     Some(kind)
 }
 
-/// Feeds the name at `at` in `msg` to `h`, lowercased, following compression pointers.
+/// Feeds the name at `at` in `msg` to `h`, lowercased, following compression pointers:
+/// copied into one buffer first, so the hasher is called once.
 fn hash_name(msg: &[u8], mut at: usize, h: &mut impl Hasher) {
+    let mut buf = [0u8; 256];
+    let mut n = 0;
     // A name has at most 127 labels; the bound also stops pointer loops.
     for _ in 0..128 {
-        let Some(&len) = msg.get(at) else { return };
+        let Some(&len) = msg.get(at) else { break };
         match len & 0xC0 {
-            0x00 if len == 0 => {
-                h.write_u8(0);
-                return;
-            }
+            0x00 if len == 0 => break,
             0x00 => {
-                let Some(label) = msg.get(at + 1..at + 1 + usize::from(len)) else {
-                    return;
+                let l = usize::from(len);
+                let Some(label) = msg.get(at + 1..at + 1 + l) else {
+                    break;
                 };
-                h.write_u8(len);
-                for b in label {
-                    h.write_u8(b.to_ascii_lowercase());
+                if n + 1 + l > buf.len() {
+                    break;
                 }
-                at += 1 + usize::from(len);
+                buf[n] = len;
+                for (d, s) in buf[n + 1..n + 1 + l].iter_mut().zip(label) {
+                    *d = s.to_ascii_lowercase();
+                }
+                n += 1 + l;
+                at += 1 + l;
             }
             0xC0 => {
-                let Some(&low) = msg.get(at + 1) else { return };
+                let Some(&low) = msg.get(at + 1) else { break };
                 at = usize::from(u16::from_be_bytes([len & 0x3F, low]));
             }
-            _ => return,
+            _ => break,
         }
     }
+    h.write(&buf[..n]);
 }
 
 /// Rewrites `reply` into the slipped reply: its header with TC set, its question, no
@@ -569,6 +575,14 @@ mod tests {
         let nx = |q: &str| reply(0x8403, q, 0, &[("example.", 6)]);
         assert_eq!(sent("192.0.2.1", &nx("r1.example.")), 10);
         assert_eq!(sent("192.0.2.1", &nx("r2.example.")), 0);
+        // The SOA owner as a compression pointer (into "r3.example.") is the same zone.
+        let mut compressed = reply(0x8403, "r3.example.", 0, &[]);
+        compressed[9] = 1; // NSCOUNT
+        compressed.extend_from_slice(&[0xC0, 15, 0, 6, 0, 1, 0, 0, 0, 60, 0, 2, 0xC0, 12]);
+        assert_eq!(classify(&compressed), Some((Kind::NxDomain, Some(28))));
+        assert_eq!(sent("192.0.2.1", &compressed), 0);
+        assert_eq!(sent("192.0.4.1", &compressed), 10);
+        assert_eq!(sent("192.0.4.1", &nx("r4.example.")), 0);
         // Errors are keyed by the network alone.
         assert_eq!(sent("192.0.2.1", &reply(0x8005, "a.", 0, &[])), 10);
         assert_eq!(sent("192.0.2.1", &reply(0x8001, "b.", 0, &[])), 0);
