@@ -93,7 +93,12 @@ impl Responder {
             .as_deref()
             .filter(|l| l.sample())
             .map(|l| (l, Started::now()));
-        let Ok(request) = Request::from_bytes(packet.to_vec(), src, protocol) else {
+        // hickory reserves room for QDCOUNT questions before reading one: not for a count
+        // the packet cannot hold, which it would reject anyway (see rules::questions_fit).
+        let parsed = rules::questions_fit(packet)
+            .then(|| Request::from_bytes(packet.to_vec(), src, protocol).ok())
+            .flatten();
+        let Some(request) = parsed else {
             unparsed(packet, self.max_udp_payload, out);
             let answer = Answer::error(ResponseCode::FormErr);
             if metrics::enabled() {
