@@ -122,13 +122,14 @@ fn a_flood_gets_the_rate_slips_every_second_drop_and_spares_others() {
     });
 
     // A burst of rate × window, then one reply per 1/rate s while the flood lasts, as the
-    // server's clock saw it (a few ms either way of the client's).
+    // server's clock saw it: a few ms either way of the client's, more if the server is
+    // descheduled on a busy machine, hence ± 3 (4 %; every run so far was exact).
     let expected = (WINDOW_MS + took.as_millis() as u64) * RATE / 1000;
     eprintln!("flood over {took:?}: {seen:?}; expected {expected} answered");
     assert_eq!(seen.other, 0, "{seen:?}");
     assert!(
-        seen.answered.abs_diff(expected) <= 2,
-        "answered {} of 600, expected {expected} ± 2 ({seen:?})",
+        seen.answered.abs_diff(expected) <= 3,
+        "answered {} of 600, expected {expected} ± 3 ({seen:?})",
         seen.answered
     );
     // Slip 2: every second limited reply comes back as TC=1.
