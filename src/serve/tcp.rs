@@ -285,3 +285,36 @@ impl Conns {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_idle_connection_is_evicted_and_a_busy_one_never() {
+        let conns = Conns::new();
+        let (a, a_evicted, _a) = conns.register();
+        let (b, b_evicted, _b) = conns.register();
+        let (c, c_evicted, c_reg) = conns.register();
+        // All new connections are busy until they wait for a message.
+        assert!(!conns.evict_oldest_idle());
+        let a_stamp = a.idle();
+        std::thread::sleep(Duration::from_millis(2));
+        let b_stamp = b.idle();
+        let c_stamp = c.idle();
+        // c starts a message: no longer evictable.
+        assert!(c.busy(c_stamp));
+        assert!(conns.evict_oldest_idle());
+        assert!(a_evicted.is_cancelled() && !b_evicted.is_cancelled());
+        // The evicted one cannot turn busy; the next idle one is b, then none.
+        assert!(!a.busy(a_stamp));
+        assert!(conns.evict_oldest_idle());
+        assert!(b_evicted.is_cancelled() && !c_evicted.is_cancelled());
+        assert!(!b.busy(b_stamp));
+        assert!(!conns.evict_oldest_idle());
+        // A connection that ended is forgotten.
+        assert_eq!(conns.lock().open.len(), 1);
+        drop(c_reg);
+        assert!(conns.lock().open.is_empty());
+    }
+}
