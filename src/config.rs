@@ -61,6 +61,27 @@ pub struct ServerConfig {
     pub metrics: bool,
     /// The query log (`[query_log]`); `None`: off.
     pub query_log: Option<QueryLogConfig>,
+    /// Response rate limiting of UDP replies (`[rrl]`); `None`: off.
+    pub rrl: Option<RrlConfig>,
+}
+
+/// Response rate limiting (see [`crate::serve::rrl`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RrlConfig {
+    /// Replies per second to one client network, per kind and name.
+    pub responses_per_second: u32,
+    /// The burst a network gets after a quiet spell is `responses_per_second × window`.
+    pub window: Duration,
+    /// Every `slip`-th limited reply goes out as an empty TC=1 reply; 0 drops them all.
+    pub slip: u8,
+    /// IPv4 clients are grouped by this prefix length.
+    pub ipv4_prefix: u8,
+    /// IPv6 clients are grouped by this prefix length.
+    pub ipv6_prefix: u8,
+    /// Networks never limited.
+    pub exempt: Vec<ipnet::IpNet>,
+    /// Entries in the table (8 bytes each); the oldest are reused.
+    pub table_size: usize,
 }
 
 /// The query log: where, how much, and how far the writer may fall behind.
@@ -151,7 +172,8 @@ pub struct TcpConfig {
     pub idle_timeout: Duration,
     /// A started message must be complete within this time (defeats slow senders).
     pub message_timeout: Duration,
-    /// Connections served at once; further ones are closed on accept.
+    /// Connections served at once; at the cap a new one closes the connection idle the
+    /// longest, or is itself closed when none is idle.
     pub max_connections: usize,
 }
 
@@ -184,6 +206,7 @@ impl Default for ServerConfig {
             health_startup_timeout: Duration::from_secs(10),
             metrics: true,
             query_log: None,
+            rrl: None,
         }
     }
 }
@@ -211,6 +234,19 @@ struct ConfigSpec {
     health_startup_timeout: Option<Spanned<Seconds>>,
     metrics: Option<MetricsSpec>,
     query_log: Option<QueryLogSpec>,
+    rrl: Option<RrlSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RrlSpec {
+    responses_per_second: Option<Spanned<i64>>,
+    window: Option<Spanned<Seconds>>,
+    slip: Option<Spanned<i64>>,
+    ipv4_prefix: Option<Spanned<i64>>,
+    ipv6_prefix: Option<Spanned<i64>>,
+    exempt: Option<Vec<Spanned<String>>>,
+    table_size: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -278,6 +314,7 @@ const CONFIG_KEYS: &[&str] = &[
     "health_startup_timeout",
     "metrics",
     "query_log",
+    "rrl",
 ];
 
 /// Loads the config: `path` if given (it must exist), else the defaults.
@@ -327,6 +364,7 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
             "health_startup_timeout" => spec.health_startup_timeout = deserialize(d, key, v),
             "metrics" => spec.metrics = deserialize(d, key, v),
             "query_log" => spec.query_log = deserialize(d, key, v),
+            "rrl" => spec.rrl = deserialize(d, key, v),
             _ => return false,
         }
         true
@@ -448,6 +486,9 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
     }
     if let Some(q) = spec.query_log {
         cfg.query_log = query_log(&mut d, base, q);
+    }
+    if let Some(r) = spec.rrl {
+        cfg.rrl = rrl(&mut d, r);
     }
     if let Some(api) = spec.api {
         if let Some(l) = api.listen {
@@ -666,6 +707,115 @@ fn query_log(d: &mut FileDiags<'_>, base: &Path, q: QueryLogSpec) -> Option<Quer
     ok.then_some(out)
 }
 
+/// An integer setting of `[rrl]` within `range`, or an error naming it.
+fn int(
+    d: &mut FileDiags<'_>,
+    v: &Spanned<i64>,
+    key: &str,
+    range: std::ops::RangeInclusive<i64>,
+    help: &str,
+) -> Option<i64> {
+    let n = *v.get_ref();
+    if range.contains(&n) {
+        return Some(n);
+    }
+    d.error(
+        Some(v.span()),
+        format!("rrl.{key}"),
+        format!("{n} is outside {}..={}", range.start(), range.end()),
+        Some(help.into()),
+    );
+    None
+}
+
+/// The `[rrl]` section, checked.
+fn rrl(d: &mut FileDiags<'_>, r: RrlSpec) -> Option<RrlConfig> {
+    let mut out = RrlConfig {
+        responses_per_second: 0,
+        window: Duration::from_secs(15),
+        slip: 2,
+        ipv4_prefix: 24,
+        ipv6_prefix: 56,
+        exempt: Vec::new(),
+        table_size: 100_000,
+    };
+    let errors = d.error_count();
+    match &r.responses_per_second {
+        Some(v) => {
+            if let Some(n) = int(
+                d,
+                v,
+                "responses_per_second",
+                1..=1_000_000,
+                "BIND and Knot suggest 5 to 20",
+            ) {
+                out.responses_per_second = n as u32;
+            }
+        }
+        None => d.error(
+            None,
+            "rrl.responses_per_second",
+            "[rrl] has no `responses_per_second`",
+            Some("add responses_per_second = 20, or remove the section to limit nothing".into()),
+        ),
+    }
+    if let Some(v) = &r.slip {
+        if let Some(n) = int(
+            d,
+            v,
+            "slip",
+            0..=10,
+            "2 sends every second limited reply as TC=1; 0 drops them all",
+        ) {
+            out.slip = n as u8;
+        }
+    }
+    if let Some(v) = &r.ipv4_prefix {
+        if let Some(n) = int(d, v, "ipv4_prefix", 0..=32, "24 groups clients by /24") {
+            out.ipv4_prefix = n as u8;
+        }
+    }
+    if let Some(v) = &r.ipv6_prefix {
+        if let Some(n) = int(d, v, "ipv6_prefix", 0..=128, "56 groups clients by /56") {
+            out.ipv6_prefix = n as u8;
+        }
+    }
+    if let Some(v) = &r.table_size {
+        if let Some(n) = int(
+            d,
+            v,
+            "table_size",
+            4..=10_000_000,
+            "8 bytes an entry; 100000 is 800 kB",
+        ) {
+            out.table_size = n as usize;
+        }
+    }
+    if let Some(w) = &r.window {
+        match w.get_ref().0 {
+            1..=3600 => out.window = Duration::from_secs(w.get_ref().0),
+            other => d.error(
+                Some(w.span()),
+                "rrl.window",
+                format!("{other} s is outside 1 s to 1 h"),
+                Some("a few seconds, e.g. \"15s\"".into()),
+            ),
+        }
+    }
+    for (i, n) in r.exempt.iter().flatten().enumerate() {
+        match parse_network(n.get_ref()) {
+            Ok(net) => out.exempt.push(net),
+            Err(e) => d.error(
+                Some(n.span()),
+                format!("rrl.exempt[{i}]"),
+                e.message,
+                Some(e.help),
+            ),
+        }
+    }
+    (d.error_count() == errors).then_some(out)
+}
+
 /// Query log entries waiting for the writer, by default (about 2.6 MB).
 pub const DEFAULT_QUERY_LOG_QUEUE: usize = 8192;
 
@@ -759,6 +909,76 @@ mod tests {
             out.contains(":3:9: query_log.queue: 0 is outside 1..=1000000"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn rate_limiting_is_off_unless_configured_and_checked() {
+        assert_eq!(parse_str("").0.unwrap().rrl, None);
+        let (c, out) = parse_str("[rrl]\nresponses_per_second = 20\n");
+        assert_eq!(out, "");
+        assert_eq!(
+            c.unwrap().rrl,
+            Some(RrlConfig {
+                responses_per_second: 20,
+                window: Duration::from_secs(15),
+                slip: 2,
+                ipv4_prefix: 24,
+                ipv6_prefix: 56,
+                exempt: Vec::new(),
+                table_size: 100_000,
+            })
+        );
+        let (c, out) = parse_str(
+            "[rrl]\nresponses_per_second = 5\nwindow = \"2s\"\nslip = 0\nipv4_prefix = 32\n\
+             ipv6_prefix = 64\nexempt = [\"10.0.0.0/8\", \"2001:db8::/32\"]\ntable_size = 1000\n",
+        );
+        assert_eq!(out, "");
+        let r = c.unwrap().rrl.unwrap();
+        assert_eq!(
+            (
+                r.responses_per_second,
+                r.window,
+                r.slip,
+                r.ipv4_prefix,
+                r.ipv6_prefix,
+                r.table_size
+            ),
+            (5, Duration::from_secs(2), 0, 32, 64, 1000)
+        );
+        assert_eq!(
+            r.exempt,
+            [
+                "10.0.0.0/8".parse().unwrap(),
+                "2001:db8::/32".parse().unwrap()
+            ]
+        );
+    }
+
+    #[test]
+    fn every_bad_rate_limiting_value_is_reported_with_its_position() {
+        let (c, out) = parse_str(
+            "[rrl]\nwindow = \"0s\"\nslip = 11\nipv4_prefix = 33\nipv6_prefix = -1\n\
+             exempt = [\"10.0.0.1/8\", \"nope\"]\ntable_size = 0\n",
+        );
+        assert!(c.is_none());
+        assert_eq!(
+            out,
+            "error: /etc/meridian/meridian.toml: rrl.responses_per_second: [rrl] has no `responses_per_second`\n  \
+             help: add responses_per_second = 20, or remove the section to limit nothing\n\
+             error: /etc/meridian/meridian.toml:2:10: rrl.window: 0 s is outside 1 s to 1 h\n  help: a few seconds, e.g. \"15s\"\n\
+             error: /etc/meridian/meridian.toml:3:8: rrl.slip: 11 is outside 0..=10\n  \
+             help: 2 sends every second limited reply as TC=1; 0 drops them all\n\
+             error: /etc/meridian/meridian.toml:4:15: rrl.ipv4_prefix: 33 is outside 0..=32\n  help: 24 groups clients by /24\n\
+             error: /etc/meridian/meridian.toml:5:15: rrl.ipv6_prefix: -1 is outside 0..=128\n  help: 56 groups clients by /56\n\
+             error: /etc/meridian/meridian.toml:6:11: rrl.exempt[0]: \"10.0.0.1/8\" has address bits set past its prefix length\n  \
+             help: did you mean \"10.0.0.0/8\"?\n\
+             error: /etc/meridian/meridian.toml:6:25: rrl.exempt[1]: \"nope\" is not a network\n  \
+             help: write an address and prefix length, e.g. \"192.0.2.0/24\" or \"2001:db8::/32\"\n\
+             error: /etc/meridian/meridian.toml:7:14: rrl.table_size: 0 is outside 4..=10000000\n  help: 8 bytes an entry; 100000 is 800 kB\n"
+        );
+        let (c, out) = parse_str("[rrl]\nresponses_per_second = 0\nrate = 5\n");
+        assert!(c.is_none());
+        assert!(out.contains("rrl: unknown key `rate`"), "{out}");
     }
 
     #[test]

@@ -101,8 +101,11 @@ pub fn run(config: ServerConfig) -> Result<(), RunError> {
         .build()
         .map_err(RunError::Runtime)?;
     runtime.block_on(async {
+        // Before the server says it listens: a signal from then on is handled, where before
+        // it could still end the process by its default action.
+        let signals = Signals::install();
         let running = server.start().await?;
-        let signal = wait_for_signals(&running).await;
+        let signal = wait_for_signals(&running, signals).await;
         info!("{signal} received");
         running.shutdown().await;
         Ok::<_, RunError>(())
@@ -330,22 +333,37 @@ impl Running {
     }
 }
 
+/// The SIGINT, SIGTERM and SIGHUP streams; a signal is kept from the moment they exist.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers (inside the runtime); `None` if the system refuses one.
+    fn install() -> Option<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Some(Self {
+            int: signal(SignalKind::interrupt()).ok()?,
+            term: signal(SignalKind::terminate()).ok()?,
+            hup: signal(SignalKind::hangup()).ok()?,
+        })
+    }
+}
+
 /// Runs until SIGINT or SIGTERM and says which; SIGHUP reloads, keeping the old snapshot
 /// on error.
-async fn wait_for_signals(running: &Running) -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
+async fn wait_for_signals(running: &Running, signals: Option<Signals>) -> &'static str {
+    let Some(mut s) = signals else {
         let _ = tokio::signal::ctrl_c().await;
         return "SIGINT";
     };
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return "SIGINT",
-            _ = term.recv() => return "SIGTERM",
-            _ = hup.recv() => {
+            _ = s.int.recv() => return "SIGINT",
+            _ = s.term.recv() => return "SIGTERM",
+            _ = s.hup.recv() => {
                 info!("SIGHUP: reloading");
                 let _ = running.reload().await;
             }

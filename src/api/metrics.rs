@@ -19,6 +19,9 @@ pub fn render(snap: &Snapshot) -> String {
     let mut families = events().registry.gather();
     families.extend(counted());
     families.extend(live(snap));
+    // The text encoder refuses a family without series and writes nothing after it: a
+    // server without GSLB names has no `meridian_answers_total` series, for one.
+    families.retain(|f| !f.get_metric().is_empty());
     families.sort_by(|a, b| a.name().cmp(b.name()));
     let mut out = Vec::new();
     // Encoding into a Vec fails only for families it cannot express; ours are plain.
@@ -73,6 +76,17 @@ fn counted() -> Vec<MetricFamily> {
         &["transport"],
     );
 
+    let rrl_dropped = counter(
+        "meridian_rrl_dropped_total",
+        "UDP replies response rate limiting dropped.",
+        &[],
+    );
+    let rrl_slipped = counter(
+        "meridian_rrl_slipped_total",
+        "UDP replies response rate limiting sent as an empty TC=1 reply instead (slip).",
+        &[],
+    );
+
     let add = |c: &IntCounterVec, labels: &[&str], n: u64| c.with_label_values(labels).inc_by(n);
     let fixed = cells::totals([
         Slot::ECS_WITH,
@@ -80,12 +94,16 @@ fn counted() -> Vec<MetricFamily> {
         Slot::GEOIP_MISS,
         Slot::TRUNCATED_UDP,
         Slot::TRUNCATED_TCP,
+        Slot::RRL_DROPPED,
+        Slot::RRL_SLIPPED,
     ]);
     add(&ecs, &["true"], fixed[0]);
     add(&ecs, &["false"], fixed[1]);
     add(&misses, &[], fixed[2]);
     add(&truncated, &["udp"], fixed[3]);
     add(&truncated, &["tcp"], fixed[4]);
+    add(&rrl_dropped, &[], fixed[5]);
+    add(&rrl_slipped, &[], fixed[6]);
 
     let mut zones = vec![("-".to_owned(), Slot::NO_ZONE)];
     for (series, slot) in metrics::series() {
@@ -113,10 +131,20 @@ fn counted() -> Vec<MetricFamily> {
             }
         }
     }
-    [queries, answers, failover, all_down, ecs, misses, truncated]
-        .iter()
-        .flat_map(Collector::collect)
-        .collect()
+    [
+        queries,
+        answers,
+        failover,
+        all_down,
+        ecs,
+        misses,
+        truncated,
+        rrl_dropped,
+        rrl_slipped,
+    ]
+    .iter()
+    .flat_map(Collector::collect)
+    .collect()
 }
 
 /// The families read from the live snapshot: health and weights as they are now.

@@ -16,6 +16,8 @@
 //! | `meridian_ecs_queries_total` | with_ecs | queries with and without a usable ECS option |
 //! | `meridian_geoip_misses_total` | | GSLB lookups whose client address has no location |
 //! | `meridian_truncated_total` | transport | replies cut to fit, TC set |
+//! | `meridian_rrl_dropped_total` | | UDP replies rate limiting dropped |
+//! | `meridian_rrl_slipped_total` | | UDP replies rate limiting sent as an empty TC=1 reply instead |
 //! | `meridian_failover_answers_total` | zone, name | GSLB answers that skipped a down data center the client would otherwise get |
 //! | `meridian_all_down_answers_total` | zone, name, policy | GSLB answers given by the all-down policy |
 //! | `meridian_health_up` | zone, datacenter, address | 1 when the address is answered (probe and override), else 0 |
@@ -55,6 +57,10 @@ impl Slot {
     pub const TRUNCATED_UDP: Slot = Slot(3);
     /// Truncated replies over TCP (a reply over 64 KiB).
     pub const TRUNCATED_TCP: Slot = Slot(4);
+    /// UDP replies response rate limiting dropped.
+    pub const RRL_DROPPED: Slot = Slot(5);
+    /// UDP replies response rate limiting sent as an empty TC=1 reply instead.
+    pub const RRL_SLIPPED: Slot = Slot(6);
     /// The query cells of replies no zone gave (`zone="-"`).
     pub const NO_ZONE: Slot = Slot(8);
     /// The first slot handed out by [`slot`].

@@ -29,7 +29,7 @@
 //! state is keyed by check and address, so what a reload keeps keeps its state.
 //!
 //! Settings that shape sockets and threads (`listen`, `udp_threads`, `max_udp_payload`,
-//! `[tcp]`, `[api]`, `state_dir`, `watch`, `reload_check`) take effect at the next restart;
+//! `[tcp]`, `[rrl]`, `[api]`, `state_dir`, `watch`, `reload_check`) take effect at the next restart;
 //! a reload that finds them different from what the server started with says so.
 
 mod files;
@@ -219,6 +219,9 @@ impl Reloader {
         }
         if old.query_log != new.query_log {
             changed.push("query_log");
+        }
+        if old.rrl != new.rrl {
+            changed.push("rrl");
         }
         if old.watch != new.watch {
             changed.push("watch");

@@ -12,7 +12,9 @@
 //!
 //! The exception is a reply near 64 KiB, where hickory's encoder stops at its own ceiling
 //! and drops records (or the OPT) by itself. There the reply is encoded the old way, once
-//! per choice of sections with hickory writing the OPT, so its bytes stay what they were.
+//! per choice of sections with hickory writing the OPT, so its bytes stay what they were,
+//! except that a reply from which hickory left records out counts as not fitting: an RRset
+//! over 64 KiB gets TC and no records, over TCP too, never part of the RRset.
 
 use hickory_proto::op::{Edns, Metadata, ResponseCode};
 use hickory_proto::serialize::binary::BinEncoder;
@@ -138,13 +140,16 @@ fn fit_by_encoding(
 ) -> Fit {
     let edns = opt.map(ReplyOpt::to_edns);
     let edns = edns.as_ref();
+    // TC from hickory (`meta` has it clear) means it left records out at its ceiling: a
+    // partial RRset, which must not be sent as if whole (RFC 2181 §9), so that does not fit.
+    let fits = |out: &[u8]| out.len() <= limit && out[2] & TC == 0;
     encode(request, meta, answer, Sections::All, edns, out);
-    if out.len() <= limit {
+    if fits(out) {
         return Fit::All;
     }
     if droppable(answer) {
         encode(request, meta, answer, Sections::NoAdditional, edns, out);
-        if out.len() <= limit {
+        if fits(out) {
             return Fit::NoAdditional;
         }
     }
@@ -407,7 +412,7 @@ mod tests {
             ("MX and 40 additional addresses", Fit::Truncated),
             ("referral with glue", Fit::All),
             ("referral with glue", Fit::Truncated),
-            ("over 64 KiB", Fit::All),
+            ("over 64 KiB", Fit::Truncated),
             ("64 KiB less 5 bytes", Fit::All),
         ] {
             assert!(seen.contains(&case), "{case:?} never met: {seen:?}");

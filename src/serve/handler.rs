@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use hickory_proto::op::{Metadata, ResponseCode};
+use hickory_proto::op::{Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::RecordType;
 use hickory_server::net::xfer::Protocol;
 use hickory_server::server::Request;
@@ -109,7 +109,12 @@ impl Responder {
         {
             return Outcome::Reply;
         }
-        let Ok(request) = Request::from_bytes(packet.to_vec(), src, protocol) else {
+        // hickory reserves room for QDCOUNT questions before reading one: not for a count
+        // the packet cannot hold, which it would reject anyway (see rules::questions_fit).
+        let parsed = rules::questions_fit(packet)
+            .then(|| Request::from_bytes(packet.to_vec(), src, protocol).ok())
+            .flatten();
+        let Some(request) = parsed else {
             unparsed(packet, self.max_udp_payload, out);
             let answer = Answer::error(ResponseCode::FormErr);
             if metrics::enabled() {
@@ -134,6 +139,8 @@ impl Responder {
             Err(rcode) => Answer::error(rcode),
         };
         let mut meta = Metadata::response_from_request(&request.metadata);
+        // RFC 6840 §5.9 copies CD for QUERY only; other opcodes echo RD alone (as Knot).
+        meta.checking_disabled &= meta.op_code == OpCode::Query;
         meta.response_code = answer.rcode;
         meta.authoritative = answer.authoritative;
         let limit = match transport {

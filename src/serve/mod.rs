@@ -9,6 +9,8 @@
 //!
 //!  Responder::respond: parse ─▶ edns.rs (BADVERS, ECS, UDP limit) ─▶ rules.rs (opcode,
 //!    QDCOUNT, class, AXFR, OPT) ─▶ answer::resolve ─▶ encode.rs (one encode, cut to fit)
+//!
+//!  UDP reply ─▶ rrl.rs (response rate limiting, when `[rrl]` is set) ─▶ send, drop or slip
 //! ```
 //!
 //! UDP threads do not go through an async runtime: a query needs no waiting, so a plain
@@ -21,6 +23,7 @@ pub mod edns;
 mod encode;
 pub mod fast;
 pub mod handler;
+pub mod rrl;
 pub mod rules;
 mod tcp;
 mod udp;
@@ -223,15 +226,19 @@ pub fn start(
     let stop = Arc::new(AtomicBool::new(false));
     let tcp_stop = tcp::Stop::default();
     let mut udp_threads = Vec::new();
+    // One table for every UDP thread: a network is limited as a whole whichever thread
+    // (socket) its packets reach.
+    let rrl = config.rrl.as_ref().map(|c| Arc::new(rrl::Rrl::new(c)));
     for socks in listeners.udp {
         for (i, sock) in socks.into_iter().enumerate() {
             let addr = sock.local_addr()?;
             let responder = responder.clone();
             let stop = stop.clone();
+            let rrl = rrl.clone();
             udp_threads.push(
                 std::thread::Builder::new()
                     .name(format!("udp-{addr}-{i}"))
-                    .spawn(move || udp::serve(sock, &responder, &stop))?,
+                    .spawn(move || udp::serve(sock, &responder, rrl.as_deref(), &stop))?,
             );
         }
     }

@@ -52,6 +52,22 @@ pub fn check(request: &MessageRequest) -> Result<Question<'_>, ResponseCode> {
     Ok(Question { name, key, qtype })
 }
 
+/// Whether the packet has room for the questions its header announces: each takes at least
+/// 5 bytes (the root name, QTYPE, QCLASS), so a QDCOUNT beyond that cannot parse.
+///
+/// Checked before hickory-proto reads the message, because hickory allocates room for
+/// QDCOUNT questions first: a 12-byte packet claiming 65535 questions made it reserve
+/// 11 MB (168 bytes a question), and glibc's malloc, which raises its mmap threshold after such a block is
+/// freed, then serves later ones from each thread's heap and keeps them: RSS grew by about
+/// 20 MB under a barrage of random packets.
+pub fn questions_fit(packet: &[u8]) -> bool {
+    let Some(counts) = packet.get(4..6) else {
+        return false;
+    };
+    let qdcount = usize::from(u16::from_be_bytes([counts[0], counts[1]]));
+    qdcount * 5 <= packet.len().saturating_sub(12)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +122,26 @@ mod tests {
         let mut notify = a(DNSClass::IN);
         notify.metadata.op_code = OpCode::Notify;
         assert_eq!(verdict(&notify), Err(ResponseCode::NotImp));
+    }
+
+    #[test]
+    fn a_question_count_the_packet_cannot_hold_is_refused_before_parsing() {
+        let mut m = query("a.example.", RecordType::A, DNSClass::IN)
+            .to_vec()
+            .unwrap();
+        assert!(questions_fit(&m));
+        // Every count up to what the bytes could hold passes (and hickory decides).
+        let room = (m.len() - 12) / 5;
+        m[4..6].copy_from_slice(&(room as u16).to_be_bytes());
+        assert!(questions_fit(&m));
+        for count in [room + 1, 65_535] {
+            m[4..6].copy_from_slice(&(count as u16).to_be_bytes());
+            assert!(!questions_fit(&m));
+            let src = "192.0.2.1:53".parse().unwrap();
+            assert!(Request::from_bytes(m.clone(), src, Protocol::Udp).is_err());
+        }
+        assert!(questions_fit(&[0; 12]));
+        assert!(!questions_fit(&[0; 5]));
     }
 
     #[test]

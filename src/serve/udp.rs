@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::handler::{Outcome, Responder, Transport};
+use super::rrl::Rrl;
 
 /// How often a blocked receive wakes up to check for shutdown.
 const STOP_POLL: Duration = Duration::from_millis(200);
@@ -47,7 +48,8 @@ impl Batch {
 }
 
 /// Serves `sock` until `stop` is set.
-pub(super) fn serve(sock: UdpSocket, responder: &Responder, stop: &AtomicBool) {
+/// Replies go through `rrl`, when configured, before they are sent.
+pub(super) fn serve(sock: UdpSocket, responder: &Responder, rrl: Option<&Rrl>, stop: &AtomicBool) {
     if let Err(e) = sock.set_read_timeout(Some(STOP_POLL)) {
         tracing::error!("udp socket: cannot set read timeout: {e}");
         return;
@@ -76,8 +78,9 @@ pub(super) fn serve(sock: UdpSocket, responder: &Responder, stop: &AtomicBool) {
                 continue;
             };
             let packet = &batch.queries[i][..len];
-            if responder.respond(packet, src, Transport::Udp, &mut batch.replies[i])
-                == Outcome::Reply
+            let reply = &mut batch.replies[i];
+            if responder.respond(packet, src, Transport::Udp, reply) == Outcome::Reply
+                && rrl.is_none_or(|r| r.admit(src.ip(), reply))
             {
                 batch.to_send.push(i);
             }

@@ -134,39 +134,6 @@ fn exchange(c: &mut std::net::TcpStream, q: &Message) -> Option<Message> {
 }
 
 #[test]
-fn tcp_connections_over_the_limit_are_closed() {
-    let s = server_with("[tcp]\nmax_connections = 2\n");
-    let q = query("www.example.net.", RecordType::A);
-    // Two connections, each proven accepted by an answer, hold both slots.
-    let mut c1 = s.tcp_connect();
-    let mut c2 = s.tcp_connect();
-    assert!(exchange(&mut c1, &q).is_some());
-    assert!(exchange(&mut c2, &q).is_some());
-    // The third is closed without an answer.
-    let mut c3 = s.tcp_connect();
-    let _ = c3.write_all(&frame(&encode(&q)));
-    assert_eq!(wait_closed(&mut c3, Duration::from_secs(5)), Closed::Yes);
-    // The two still work.
-    assert!(exchange(&mut c2, &q).is_some());
-    // Once one closes its slot frees up (the server notices the close asynchronously).
-    drop(c1);
-    let mut served = false;
-    for _ in 0..50 {
-        let mut c = s.tcp_connect();
-        if exchange(&mut c, &q).is_some() {
-            served = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(
-        served,
-        "no slot freed after a connection closed\n{}",
-        s.log()
-    );
-}
-
-#[test]
 fn slow_tcp_sender_is_disconnected_and_blocks_no_one() {
     let s = server_with("[tcp]\nidle_timeout = \"30s\"\nmessage_timeout = \"1s\"\n");
     let mut slow = s.tcp_connect();
@@ -287,4 +254,25 @@ fn a_burst_from_many_clients_is_answered_query_by_query() {
             );
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Header flags of declined opcodes (ISC genreport `opcodeflg`)
+
+#[test]
+fn an_unknown_opcode_with_every_flag_set_echoes_rd_only() {
+    let s = server();
+    let question = raw_question("example.net.", RecordType::SOA, 1);
+    // QR clear, OPCODE 15, AA TC RD; RA, Z, AD, CD: every flag a query can carry.
+    let q = raw_packet(0x0f0f, 0x7ff0, [1, 0, 0, 0], &question);
+    let r = s.udp_bytes(&q);
+    assert_eq!(
+        (r[2], r[3]),
+        (0x80 | 0x78 | 0x01, 4),
+        "QR, OPCODE 15 and RD; NOTIMP, with AA, TC, RA, Z, AD and CD clear: {r:02x?}"
+    );
+    // A standard query keeps CD (RFC 6840 §5.9), and is answered: QR AA RD, CD, NOERROR.
+    let q = raw_packet(0x0e0e, 0x07f0, [1, 0, 0, 0], &question);
+    let r = s.udp_bytes(&q);
+    assert_eq!((r[2], r[3]), (0x80 | 0x04 | 0x01, 0x10), "{r:02x?}");
 }

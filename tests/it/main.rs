@@ -14,11 +14,13 @@ mod geoip_fixtures;
 mod harness;
 mod health;
 mod lifecycle;
+mod limits;
 mod metrics;
 #[path = "../support/mmdb.rs"]
 mod mmdb;
 mod ops;
 mod querylog;
+mod rrl;
 mod scenarios;
 mod shedding;
 mod status;
