@@ -10,7 +10,7 @@
 //! question of class IN and a type of [`TYPES`], no answer or authority records, at most
 //! an OPT of version 0 whose only option is a valid ECS, and nothing after it. Anything
 //! else returns `None` and goes the general way (hickory parses it), which also answers
-//! every error. [`write`] takes the records the fast path knows (A, AAAA, CNAME, NS, SOA)
+//! every error. [`write()`] takes the records the fast path knows (A, AAAA, CNAME, NS, SOA)
 //! when the reply fits the client's size; otherwise the caller encodes the same answer
 //! the general way, so no query is resolved twice.
 //!
