@@ -6,9 +6,10 @@
 //!
 //! Every file is named `seed-*` and the output is the same on every run:
 //! - `respond/`: two bytes choosing the client address (see fuzz_targets/respond.rs), then
-//!   a query: static names, GSLB names with and without ECS, a CNAME, a wildcard, a
-//!   delegation, NXDOMAIN, ANY, queries whose answer needs TC at 512 bytes, BADVERS, an
-//!   unknown opcode, a second question, a response, a short packet;
+//!   a query: static names, GSLB names with and without ECS, CNAMEs, a wildcard, a
+//!   delegation, NXDOMAIN, ANY, answers that need TC at 512 and at 1232 bytes (example.net
+//!   of tests/fixtures/good), BADVERS, an unknown opcode, a second question, a response,
+//!   short packets;
 //! - `zone_loader/`: the example zone, the test fixtures' zone files, the zones of the
 //!   scenario files (tests/fixtures/scenarios) and the README's zone snippets;
 //! - `config_loader/`: the test configs, the scenario files' configs and the README's
@@ -211,6 +212,33 @@ fn respond_seeds() -> Result<Seeds, Box<dyn Error>> {
         ("axfr", AMS, "example.com.", AXFR, Opt::None),
         ("badvers", AMS, "cdn.example.com.", A, Opt::Version(1)),
         ("small-payload", AMS, "example.com.", ANY, Opt::Payload(100)),
+        // example.net (tests/fixtures/good): answers over 512 and 1232 bytes, CNAME chains.
+        ("tc-512", AMS, "many.example.net.", A, Opt::None),
+        ("tc-1232", AMS, "many.example.net.", A, Opt::Payload(1232)),
+        (
+            "tc-tcp-sized",
+            AMS,
+            "many.example.net.",
+            A,
+            Opt::Payload(65535),
+        ),
+        ("big-mx", NYC, "bigmx.example.net.", MX, Opt::None),
+        (
+            "long-txt",
+            NYC,
+            "longtxt.example.net.",
+            TXT,
+            Opt::Payload(1232),
+        ),
+        ("cname-chain", AMS, "hop1.example.net.", A, Opt::None),
+        ("cname-wildcard", AMS, "to-wild.example.net.", A, Opt::None),
+        (
+            "cname-dangling",
+            AMS,
+            "dangling.example.net.",
+            AAAA,
+            Opt::None,
+        ),
     ];
     let mut seeds = Vec::new();
     for (i, (name, src, qname, qtype, opt)) in cases.into_iter().enumerate() {
@@ -218,11 +246,11 @@ fn respond_seeds() -> Result<Seeds, Box<dyn Error>> {
         bytes.extend(query(0x1000 + i as u16, qname, qtype, opt)?);
         seeds.push((name.to_owned(), bytes));
     }
-    // A name of 127 one-byte labels: the reply to ANY at it is cut to fit 512 bytes.
+    // A name of 60 one-byte labels under the wildcard.
     let long = format!("{}apps.example.com.", "a.".repeat(60));
     let mut bytes = AMS.to_vec();
     bytes.extend(query(0x2000, &long, RecordType::ANY, Opt::None)?);
-    seeds.push(("tc-long-name".into(), bytes));
+    seeds.push(("long-name".into(), bytes));
 
     let base = {
         let mut b = AMS.to_vec();

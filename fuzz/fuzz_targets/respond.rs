@@ -1,5 +1,6 @@
 //! The whole request path: bytes in, reply out, through `Responder::respond` over the
-//! example zones (zones/) and the test GeoIP data (geoip/test-city.mmdb), over UDP and TCP.
+//! example zone (zones/), the test zone example.net (tests/fixtures/good/: big answers, CNAME
+//! chains) and the test GeoIP data (geoip/test-city.mmdb), over UDP and TCP.
 //!
 //! The first two input bytes choose the client's address (so GeoIP and the `network` rule
 //! of the example's map come into play); the rest is the query. Invariants checked:
@@ -21,10 +22,10 @@ use std::sync::{Arc, OnceLock};
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, ResponseCode};
 use libfuzzer_sys::fuzz_target;
-use meridian::config::ServerConfig;
+use meridian::compile::Snapshot;
 use meridian::diag::Diagnostics;
+use meridian::geo::db::GeoDb;
 use meridian::health::HealthSources;
-use meridian::load::load_snapshot;
 use meridian::serve::{Outcome, Responder, Transport};
 use meridian::zone::model::AllDown;
 
@@ -48,19 +49,25 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let root = root();
-        let mut cfg = ServerConfig {
-            zones_dir: root.join("zones"),
-            max_udp_payload: MAX_UDP_PAYLOAD,
-            ..ServerConfig::default()
-        };
-        cfg.geoip.databases = vec![root.join("geoip/test-city.mmdb")];
+        // The example zone, and the test zone whose big answers need TC and whose CNAME
+        // chains cross names (as tests/fixtures/scenarios use them).
+        let mut diags = Diagnostics::new();
+        let mut zones = meridian::zone::load_dir(&root.join("zones"), &mut diags);
+        zones.extend(meridian::zone::load_dir(
+            &root.join("tests/fixtures/good"),
+            &mut diags,
+        ));
+        assert!(!diags.has_errors(), "{}", diags.render());
+        let geo = GeoDb::open(&[root.join("geoip/test-city.mmdb")], None, Vec::new())
+            .expect("the test GeoIP data opens");
+        let base = geo
+            .base_partition()
+            .expect("the test GeoIP data partitions");
         let health = HealthSources::new(None).expect("in-memory overrides");
-        let (snap, _) = load_snapshot(&cfg, &health, 1).expect("the example zones load");
+        let snap =
+            Snapshot::compile(&zones, Arc::new(geo), &base, &health, 1).expect("the zones compile");
         let responder = Responder::new(Arc::new(ArcSwap::from_pointee(snap)), MAX_UDP_PAYLOAD);
 
-        let mut diags = Diagnostics::new();
-        let zones = meridian::zone::load_dir(&cfg.zones_dir, &mut diags);
-        assert!(!diags.has_errors(), "{}", diags.render());
         let mut candidates = HashMap::new();
         for zone in &zones {
             for node in &zone.nodes {
