@@ -263,6 +263,7 @@ fn respond_seeds() -> Result<Seeds, Box<dyn Error>> {
     b[5] = 0xf0;
     seeds.push(("opcode-flags".into(), b));
     let mut m = Message::query();
+    m.metadata.id = 0x4000;
     m.metadata.op_code = OpCode::Notify;
     m.add_query(Query::query(
         Name::from_str("example.com.")?,
@@ -273,6 +274,7 @@ fn respond_seeds() -> Result<Seeds, Box<dyn Error>> {
     seeds.push(("notify".into(), b));
     // Two questions.
     let mut m = Message::query();
+    m.metadata.id = 0x4001;
     m.add_query(Query::query(
         Name::from_str("www.example.com.")?,
         RecordType::A,
