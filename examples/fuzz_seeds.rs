@@ -14,7 +14,9 @@
 //!   scenario files (tests/fixtures/scenarios) and the README's zone snippets;
 //! - `config_loader/`: the test configs, the scenario files' configs and the README's
 //!   config snippets;
-//! - `ecs/`: ECS option bodies, valid and not, each followed by a scope byte.
+//! - `ecs/`: ECS option bodies, valid and not, each followed by a scope byte;
+//! - `zone_loader.dict`, `config_loader.dict`: libFuzzer dictionaries of the keys, table
+//!   headers and short string values of those seeds, and TOML punctuation.
 
 use std::error::Error;
 use std::fs;
@@ -43,6 +45,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     ] {
         let dir = out.join(target);
         fs::create_dir_all(&dir)?;
+        if target.ends_with("_loader") {
+            fs::write(out.join(format!("{target}.dict")), toml_dictionary(&seeds))?;
+        }
         for (name, bytes) in seeds {
             fs::write(dir.join(format!("seed-{name}")), bytes)?;
             n += 1;
@@ -455,4 +460,58 @@ fn ecs_seeds() -> Seeds {
         .iter()
         .map(|(name, b)| ((*name).to_owned(), b.to_vec()))
         .collect()
+}
+
+/// A libFuzzer dictionary for TOML seeds: every key and key segment, table header and
+/// short quoted value they contain, and TOML's punctuation. Sorted, one quoted token a line.
+fn toml_dictionary(seeds: &Seeds) -> String {
+    let mut tokens = std::collections::BTreeSet::new();
+    for t in [
+        "[", "]", "[[", "]]", " = ", "\n", "\"", "'", "{", "}", ", ", "\"\"\"", "#",
+    ] {
+        tokens.insert(t.to_owned());
+    }
+    for (_, bytes) in seeds {
+        for line in String::from_utf8_lossy(bytes).lines() {
+            let line = line.trim();
+            if line.starts_with('#') {
+                continue;
+            }
+            let (key, value) = match line.strip_prefix('[') {
+                Some(_) if line.contains('#') => {
+                    let header = line.split('#').next().unwrap_or_default().trim();
+                    tokens.insert(format!("{header}\n"));
+                    (header.trim_matches(|c| c == '[' || c == ']'), "")
+                }
+                Some(header) => {
+                    tokens.insert(format!("{line}\n"));
+                    (header.trim_matches(|c| c == '[' || c == ']'), "")
+                }
+                None => match line.split_once('=') {
+                    Some((k, v)) => (k.trim(), v.trim()),
+                    None => continue,
+                },
+            };
+            tokens.insert(format!("{key} = "));
+            for segment in key.split('.') {
+                tokens.insert(segment.trim_matches('"').to_owned());
+            }
+            if value.starts_with('"') && value.len() <= 24 {
+                tokens.insert(value.split(" #").next().unwrap_or(value).trim().to_owned());
+            }
+        }
+    }
+    let mut out = String::new();
+    for t in tokens.iter().filter(|t| !t.is_empty() && t.len() <= 64) {
+        out.push('"');
+        for b in t.bytes() {
+            match b {
+                b'"' | b'\\' => out.push_str(&format!("\\x{b:02x}")),
+                0x20..=0x7e => out.push(char::from(b)),
+                _ => out.push_str(&format!("\\x{b:02x}")),
+            }
+        }
+        out.push_str("\"\n");
+    }
+    out
 }

@@ -6,8 +6,9 @@
 #   bash fuzz/run.sh [SECONDS]
 #
 # The toolchain is stable: RUSTC_BOOTSTRAP=1 lets it take the nightly flags cargo-fuzz
-# passes (-Zsanitizer=address). Seeds come from fuzz/corpus/TARGET (regenerate them with
-# `cargo run --example fuzz_seeds`); what the fuzzer adds goes to fuzz/target/corpus/TARGET.
+# passes (-Zsanitizer=address). Seeds come from fuzz/corpus/TARGET, and the TOML targets
+# use the dictionary fuzz/corpus/TARGET.dict (regenerate both with `cargo run --example
+# fuzz_seeds`); what the fuzzer adds goes to fuzz/target/corpus/TARGET.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -34,7 +35,11 @@ for t in $targets; do
     mkdir -p "$work" "corpus/$t"
     echo "== $t: ${secs}s"
     status=ok
-    if ! cargo fuzz run "$t" "$work" "corpus/$t" -- \
+    dict=()
+    if [ -f "corpus/$t.dict" ]; then
+        dict=(-dict="corpus/$t.dict")
+    fi
+    if ! cargo fuzz run "$t" "$work" "corpus/$t" -- "${dict[@]}" \
         -max_total_time="$secs" -jobs=1 -workers=1 -print_final_stats=1 >"$log" 2>&1; then
         status=FAILED
         failed+=("$t")
