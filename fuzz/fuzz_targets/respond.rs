@@ -9,6 +9,7 @@
 //!   header-only FORMERR sent for a query hickory cannot parse;
 //! - a UDP reply fits the client's size: 512 bytes without EDNS, else the advertised size
 //!   clamped to 512..=1232 (the responder's payload size); a TCP reply fits 65535;
+//! - a question in the reply is the query's, letter case included;
 //! - every A/AAAA record owned by a GSLB name of the example zones is one of that name's
 //!   candidate addresses (its data centers' addresses and its `all_down` addresses).
 
@@ -164,6 +165,22 @@ fn check(f: &Fixture, query: &[u8], src: SocketAddr, transport: Transport, out: 
             return;
         }
     };
+    // A question in the reply is the query's, letter case included (resolvers match it
+    // against what they sent, some with random case: draft-vixie-dnsext-dns0x20).
+    if !reply.queries.is_empty() {
+        let sent = Message::from_vec(query)
+            .map(|m| m.queries)
+            .unwrap_or_default();
+        assert_eq!(reply.queries.len(), sent.len(), "question count");
+        for (got, want) in reply.queries.iter().zip(&sent) {
+            assert!(
+                got.name().eq_case(want.name())
+                    && got.query_type() == want.query_type()
+                    && got.query_class() == want.query_class(),
+                "the reply's question {got} is not the query's {want}"
+            );
+        }
+    }
     for r in &reply.answers {
         let Some(ip) = r.data.ip_addr() else { continue };
         if let Some(set) = f.candidates.get(&r.name.to_lowercase().to_string()) {
