@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds every fuzz target and runs each for SECONDS (default 60), one after another, with
 # one job, then prints the executions of each. Exits non-zero when a target fails (a crash,
-# a failed invariant, a leak or a timeout); the input is then in fuzz/artifacts/TARGET/.
+# a failed invariant, a leak, or one input running over 10 s); the input is then in
+# fuzz/artifacts/TARGET/.
 #
 #   bash fuzz/run.sh [SECONDS]
 #
@@ -40,7 +41,7 @@ for t in $targets; do
         dict=(-dict="corpus/$t.dict")
     fi
     if ! cargo fuzz run "$t" "$work" "corpus/$t" -- "${dict[@]}" \
-        -max_total_time="$secs" -jobs=1 -workers=1 -print_final_stats=1 >"$log" 2>&1; then
+        -max_total_time="$secs" -timeout=10 -jobs=1 -workers=1 -print_final_stats=1 >"$log" 2>&1; then
         status=FAILED
         failed+=("$t")
         tail -n 60 "$log"

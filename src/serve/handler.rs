@@ -219,8 +219,8 @@ fn count(
 /// (offsets 0 to 11). hickory-server copies the question's bytes into the reply as they came,
 /// pointers included, and the reply's header is not the query's, so there the name would
 /// read differently, or not parse at all. No client compresses into the header; such a
-/// query gets the same FORMERR as one hickory cannot parse. A message too broken to walk
-/// is left to the parser.
+/// query gets the same FORMERR as one hickory cannot parse, as does a name of over 255
+/// labels and pointers. A message too broken to walk is left to the parser.
 fn question_points_into_header(packet: &[u8]) -> bool {
     let be16 = |i: usize| {
         packet
@@ -232,10 +232,17 @@ fn question_points_into_header(packet: &[u8]) -> bool {
     };
     let mut start = 12;
     for _ in 0..questions {
-        // Follow the name as a parser does, through its pointers; a pointer must point
-        // back (RFC 1035 §4.1.4 as hickory reads it), which also ends any loop.
+        // Follow the name as a parser does, through its pointers. A pointer must point
+        // before the labels that lead to it (as hickory reads RFC 1035 §4.1.4), so each
+        // jump lands earlier than the last and the walk ends.
         let mut at = start;
-        loop {
+        let mut labels_from = start;
+        for step in 0.. {
+            // A name has at most 127 labels (RFC 1035 §2.3.4: 255 bytes); one that takes
+            // more steps is a pointer chain no client sends, and would make this walk long.
+            if step > 255 {
+                return true;
+            }
             let Some(&len) = packet.get(at) else {
                 return false;
             };
@@ -249,10 +256,11 @@ fn question_points_into_header(packet: &[u8]) -> bool {
                     if target < 12 {
                         return true;
                     }
-                    if target >= at {
+                    if target >= labels_from {
                         return false;
                     }
                     at = target;
+                    labels_from = target;
                 }
                 _ => return false,
             }
@@ -408,6 +416,18 @@ mod tests {
                 assert_eq!(out, [q[0], q[1], 0x80 | rd, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]);
             }
         }
+        // Pointers that do not point before their own labels (here "a" and a pointer back to
+        // it, a loop) are the parser's to reject; the walk ends. Found by the fuzz target
+        // when an earlier version of the walk followed them forever.
+        let looped = vec![
+            0x12, 0x35, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 0xc0, 12, 0, 1, 0, 1,
+        ];
+        assert!(Request::from_bytes(looped.clone(), src, Protocol::Udp).is_err());
+        assert_eq!(
+            r.respond(&looped, src, Transport::Udp, &mut out),
+            Outcome::Reply
+        );
+        assert_eq!(out, [0x12, 0x35, 0x81, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]);
         // A pointer into an earlier question is fine: the same bytes are at the same place
         // in the reply. (It still gets FORMERR, for its two questions, with them echoed.)
         let mut ok = vec![0x40, 0x02, 0x00, 0x00, 0, 2, 0, 0, 0, 0, 0, 0];
