@@ -5,7 +5,7 @@
 //! The first two input bytes choose the client's address (so GeoIP and the `network` rule
 //! of the example's map come into play); the rest is the query. Invariants checked:
 //! - `Drop` only for what is shorter than a header or is itself a response (QR=1);
-//! - a reply has the query's ID and QR=1, and parses with hickory-proto, or is the
+//! - a reply has the query's ID and opcode and QR=1, and parses with hickory-proto, or is the
 //!   header-only FORMERR sent for a query hickory cannot parse;
 //! - a UDP reply fits the client's size: 512 bytes without EDNS, else the advertised size
 //!   clamped to 512..=1232 (the responder's payload size); a TCP reply fits 65535;
@@ -144,6 +144,11 @@ fn check(f: &Fixture, query: &[u8], src: SocketAddr, transport: Transport, out: 
     assert!(out.len() >= 12, "reply shorter than a header: {out:02x?}");
     assert_eq!(out[..2], query[..2], "the reply carries the query's id");
     assert!(out[2] & 0x80 != 0, "QR is set");
+    assert_eq!(
+        out[2] & 0x78,
+        query[2] & 0x78,
+        "the reply has the query's opcode"
+    );
     let truncated = out[2] & 0x02 != 0;
     match transport {
         Transport::Udp => {
