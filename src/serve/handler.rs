@@ -111,7 +111,8 @@ impl Responder {
         }
         // hickory reserves room for QDCOUNT questions before reading one: not for a count
         // the packet cannot hold, which it would reject anyway (see rules::questions_fit).
-        let parsed = rules::questions_fit(packet)
+        // A question pointing into the header would be echoed with other bytes.
+        let parsed = (rules::questions_fit(packet) && !question_points_into_header(packet))
             .then(|| Request::from_bytes(packet.to_vec(), src, protocol).ok())
             .flatten();
         let Some(request) = parsed else {
@@ -301,7 +302,66 @@ fn count(
     });
 }
 
-/// FORMERR for a message hickory-proto cannot parse: a header with the same id and opcode
+/// Whether a name of the question section is compressed with a pointer into the header
+/// (offsets 0 to 11). hickory-server copies the question's bytes into the reply as they came,
+/// pointers included, and the reply's header is not the query's, so there the name would
+/// read differently, or not parse at all. No client compresses into the header; such a
+/// query gets the same FORMERR as one hickory cannot parse, as does a name of over 255
+/// labels and pointers. A message too broken to walk is left to the parser.
+fn question_points_into_header(packet: &[u8]) -> bool {
+    let be16 = |i: usize| {
+        packet
+            .get(i..i + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let Some(questions) = be16(4) else {
+        return false;
+    };
+    let mut start = 12;
+    for _ in 0..questions {
+        // Follow the name as a parser does, through its pointers. A pointer must point
+        // before the labels that lead to it (as hickory reads RFC 1035 §4.1.4), so each
+        // jump lands earlier than the last and the walk ends.
+        let mut at = start;
+        let mut labels_from = start;
+        for step in 0.. {
+            // A name has at most 127 labels (RFC 1035 §2.3.4: 255 bytes); one that takes
+            // more steps is a pointer chain no client sends, and would make this walk long.
+            if step > 255 {
+                return true;
+            }
+            let Some(&len) = packet.get(at) else {
+                return false;
+            };
+            match len & 0xC0 {
+                0x00 if len == 0 => break,
+                0x00 => at += 1 + usize::from(len),
+                0xC0 => {
+                    let Some(target) = be16(at).map(|p| usize::from(p & 0x3FFF)) else {
+                        return false;
+                    };
+                    if target < 12 {
+                        return true;
+                    }
+                    if target >= labels_from {
+                        return false;
+                    }
+                    at = target;
+                    labels_from = target;
+                }
+                _ => return false,
+            }
+        }
+        let Some(end) = ecs::skip_name(packet, start) else {
+            return false;
+        };
+        start = end + 4;
+    }
+    false
+}
+
+/// FORMERR for a message hickory-proto cannot parse (or whose question points into the
+/// header, see [`question_points_into_header`]): a header with the same id and opcode
 /// and RD copied, no question, and an OPT when the query has one (RFC 6891 §7), like the
 /// reply to an ECS option our own checks reject: hickory rejects some malformed ECS options
 /// itself (an unknown family, a prefix longer than the address) and lets others through.
@@ -415,6 +475,59 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A question name compressed with a pointer into the header (found by the `respond`
+    /// fuzz target): hickory-server copies the question's bytes into the reply, where the
+    /// header differs, so the reply named another question, or none that parses. FORMERR,
+    /// header only, as for a message hickory cannot parse.
+    #[test]
+    fn a_question_pointing_into_the_header_is_formerr() {
+        let r = example_responder();
+        let src: std::net::SocketAddr = "127.0.1.7:5353".parse().unwrap();
+        // The fuzzer's input: QDCOUNT 2, the second question "cdn" and a pointer to offset 1.
+        let mut two = vec![0x40, 0x01, 0x00, 0x00, 0, 2, 0, 0, 0, 0, 0, 0];
+        two.extend_from_slice(b"\x03www\x07example\x03com\x00\x00\x01\x00\x01");
+        two.extend_from_slice(b"\x03cdn\xc0\x01\x00\x01\x00\x01");
+        // One question that is a pointer to offset 2: "\000." with RD set in the query, but
+        // an invalid label type where the reply has QR and RD.
+        let one = vec![
+            0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x02, 0, 1, 0, 1,
+        ];
+        let mut out = Vec::new();
+        for q in [two, one] {
+            assert!(Request::from_bytes(q.clone(), src, Protocol::Udp).is_ok());
+            for t in [Transport::Udp, Transport::Tcp] {
+                assert_eq!(r.respond(&q, src, t, &mut out), Outcome::Reply);
+                let rd = q[2] & 0x01;
+                assert_eq!(out, [q[0], q[1], 0x80 | rd, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]);
+            }
+        }
+        // Pointers that do not point before their own labels (here "a" and a pointer back to
+        // it, a loop) are the parser's to reject; the walk ends. Found by the fuzz target
+        // when an earlier version of the walk followed them forever.
+        let looped = vec![
+            0x12, 0x35, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 0xc0, 12, 0, 1, 0, 1,
+        ];
+        assert!(Request::from_bytes(looped.clone(), src, Protocol::Udp).is_err());
+        assert_eq!(
+            r.respond(&looped, src, Transport::Udp, &mut out),
+            Outcome::Reply
+        );
+        assert_eq!(out, [0x12, 0x35, 0x81, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]);
+        // A pointer into an earlier question is fine: the same bytes are at the same place
+        // in the reply. (It still gets FORMERR, for its two questions, with them echoed.)
+        let mut ok = vec![0x40, 0x02, 0x00, 0x00, 0, 2, 0, 0, 0, 0, 0, 0];
+        ok.extend_from_slice(b"\x03www\x07example\x03com\x00\x00\x01\x00\x01");
+        ok.extend_from_slice(b"\x03cdn\xc0\x10\x00\x01\x00\x01");
+        assert_eq!(
+            r.respond(&ok, src, Transport::Udp, &mut out),
+            Outcome::Reply
+        );
+        let m = Message::from_vec(&out).unwrap();
+        let asked = Message::from_vec(&ok).unwrap();
+        assert_eq!(m.queries, asked.queries);
+        assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
     }
 
     /// A query whose ECS option hickory rejects (family 3) gets FORMERR with an OPT carrying
