@@ -10,6 +10,8 @@
 //!   delegation, NXDOMAIN, ANY, answers that need TC at 512 and at 1232 bytes (example.net
 //!   of tests/fixtures/good), BADVERS, an unknown opcode, a second question, a response,
 //!   short packets;
+//! - `fast_path/`: the same queries with a transport byte after the address (even: UDP,
+//!   odd: TCP), one of each;
 //! - `zone_loader/`: the example zone, the test fixtures' zone files, the zones of the
 //!   scenario files (tests/fixtures/scenarios) and the README's zone snippets;
 //! - `config_loader/`: the test configs, the scenario files' configs and the README's
@@ -37,8 +39,22 @@ fn main() -> Result<(), Box<dyn Error>> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("fuzz/corpus"));
     let mut n = 0;
+    let respond = respond_seeds()?;
+    // fast_path: the address bytes, a transport byte, the query.
+    let fast_path: Seeds = respond
+        .iter()
+        .flat_map(|(name, bytes)| {
+            [(0u8, "udp"), (1, "tcp")].map(|(t, label)| {
+                let mut b = bytes[..2.min(bytes.len())].to_vec();
+                b.push(t);
+                b.extend_from_slice(bytes.get(2..).unwrap_or(&[]));
+                (format!("{name}-{label}"), b)
+            })
+        })
+        .collect();
     for (target, seeds) in [
-        ("respond", respond_seeds()?),
+        ("respond", respond),
+        ("fast_path", fast_path),
         ("zone_loader", zone_seeds(root)?),
         ("config_loader", config_seeds(root)?),
         ("ecs", ecs_seeds()),
