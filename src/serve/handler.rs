@@ -140,8 +140,11 @@ impl Responder {
             Err(rcode) => Answer::error(rcode),
         };
         let mut meta = Metadata::response_from_request(&request.metadata);
-        // RFC 6840 §5.9 copies CD for QUERY only; other opcodes echo RD alone (as Knot).
-        meta.checking_disabled &= meta.op_code == OpCode::Query;
+        // RD and CD are defined for QUERY only (RFC 1035 §4.1.1, RFC 6840 §5.9): the
+        // NOTIMP for another opcode echoes neither (ISC genreport's `opcodeflg`).
+        let query = meta.op_code == OpCode::Query;
+        meta.checking_disabled &= query;
+        meta.recursion_desired &= query;
         meta.response_code = answer.rcode;
         meta.authoritative = answer.authoritative;
         let limit = match transport {
@@ -362,14 +365,16 @@ fn question_points_into_header(packet: &[u8]) -> bool {
 
 /// FORMERR for a message hickory-proto cannot parse (or whose question points into the
 /// header, see [`question_points_into_header`]): a header with the same id and opcode
-/// and RD copied, no question, and an OPT when the query has one (RFC 6891 §7), like the
+/// and RD copied for QUERY, no question, and an OPT when the query has one (RFC 6891 §7), like the
 /// reply to an ECS option our own checks reject: hickory rejects some malformed ECS options
 /// itself (an unknown family, a prefix longer than the address) and lets others through.
 fn unparsed(packet: &[u8], max_udp_payload: u16, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(&packet[..2]);
-    let opcode_and_rd = packet[2] & 0x79;
-    out.push(0x80 | opcode_and_rd);
+    // RD as the answered replies have it: copied for QUERY only.
+    let opcode = packet[2] & 0x78;
+    let rd = if opcode == 0 { packet[2] & 0x01 } else { 0 };
+    out.push(0x80 | opcode | rd);
     out.push(ResponseCode::FormErr.low());
     out.extend_from_slice(&[0; 8]);
     if let Some(opt) = ecs::opt(packet) {
