@@ -98,7 +98,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let query = &data[3..];
-    if fast::read(query).is_none() {
+    if fast::read(query, 1232).is_none() {
         return;
     }
     let f = fixture();

@@ -39,24 +39,9 @@ impl QueryEdns {
     /// read from the bytes, see [`ecs`]). `max_udp_payload` is the server's payload size.
     pub fn read(request: &MessageRequest, raw: &[u8], max_udp_payload: u16) -> Self {
         let Some(edns) = &request.edns else {
-            return Self {
-                opt: None,
-                error: None,
-                subnet: None,
-                udp_limit: PLAIN_UDP_LIMIT,
-            };
+            return Self::absent();
         };
-        let mut read = Self {
-            opt: Some(ReplyOpt {
-                payload: max_udp_payload,
-                // RFC 3225 §3: the DO bit is copied into the response.
-                dnssec_ok: edns.flags().dnssec_ok,
-                subnet: None,
-            }),
-            error: None,
-            subnet: None,
-            udp_limit: edns.max_payload().clamp(512, max_udp_payload) as usize,
-        };
+        let mut read = Self::version_0(edns.max_payload(), edns.flags().dnssec_ok, max_udp_payload);
         // RFC 6891 §6.1.3: only version 0 exists; a higher one gets BADVERS, and its options
         // are not read (their meaning could differ in that version).
         if edns.version() > 0 {
@@ -70,6 +55,32 @@ impl QueryEdns {
             None => {}
         }
         read
+    }
+
+    /// A query without an OPT: the reply gets none, and 512 bytes over UDP.
+    pub fn absent() -> Self {
+        Self {
+            opt: None,
+            error: None,
+            subnet: None,
+            udp_limit: PLAIN_UDP_LIMIT,
+        }
+    }
+
+    /// A version-0 OPT offering `payload` bytes, with DO as given and no ECS yet;
+    /// `max_udp_payload` is the server's payload size.
+    pub fn version_0(payload: u16, dnssec_ok: bool, max_udp_payload: u16) -> Self {
+        Self {
+            opt: Some(ReplyOpt {
+                payload: max_udp_payload,
+                // RFC 3225 §3: the DO bit is copied into the response.
+                dnssec_ok,
+                subnet: None,
+            }),
+            error: None,
+            subnet: None,
+            udp_limit: payload.clamp(512, max_udp_payload) as usize,
+        }
     }
 
     /// The address to answer for: the ECS address, or the resolver's own when there is no
@@ -129,12 +140,6 @@ impl ReplyOpt {
             dnssec_ok,
             subnet: None,
         }
-    }
-
-    /// The same with the ECS echo `subnet` (address and source as asked, and the scope).
-    pub fn with_subnet(mut self, subnet: Option<(ClientSubnet, u8)>) -> Self {
-        self.subnet = subnet;
-        self
     }
 
     /// Its length on the wire.

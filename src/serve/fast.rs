@@ -20,15 +20,13 @@
 //! does not compress a lowercase owner), at most 64 candidates below offset 0x3FFF, and no
 //! compression after 120 names.
 
-use std::net::IpAddr;
-
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use smallvec::SmallVec;
 
-use super::ecs::{self, ClientSubnet};
-use super::edns::ReplyOpt;
-use crate::answer::{Answer, Client, Rec};
+use super::ecs;
+use super::edns::{QueryEdns, ReplyOpt};
+use crate::answer::{Answer, Rec};
 use crate::name_key::NameKey;
 
 /// The question types the fast path reads.
@@ -50,61 +48,15 @@ pub struct Query<'p> {
     pub qtype: RecordType,
     /// The whole question (name, type, class), copied into the reply as asked.
     pub question: &'p [u8],
-    /// The query's EDNS, when it has an OPT.
-    pub edns: Option<Edns>,
-}
-
-/// What the query's OPT says.
-#[derive(Clone, Copy, Debug)]
-pub struct Edns {
-    /// The client's UDP payload size.
-    pub payload: u16,
-    /// DO.
-    pub dnssec_ok: bool,
-    /// A valid ECS option.
-    pub subnet: Option<ClientSubnet>,
+    /// What the query's OPT asks of the reply, as the general path reads it.
+    pub edns: QueryEdns,
 }
 
 impl Query<'_> {
     /// The question name as a hickory [`Name`], case kept: what `resolve` takes (an owner
-    /// for wildcard answers). Built from labels, on the stack for names of up to 32 bytes.
+    /// for wildcard answers). On the stack for names of up to 32 bytes.
     pub fn name(&self) -> Option<Name> {
         Name::read(&mut BinDecoder::new(self.qname)).ok()
-    }
-
-    /// Who the answer is for: the ECS address, or the packet's source (as the general path
-    /// decides it, [`super::edns::QueryEdns::client`]).
-    pub fn client(&self, src: IpAddr) -> Client {
-        match self.edns.and_then(|e| e.subnet) {
-            Some(cs) if cs.source > 0 => Client {
-                addr: cs.addr,
-                ecs_source: Some(cs.source),
-            },
-            _ => Client::from(src.to_canonical()),
-        }
-    }
-
-    /// The largest UDP reply: the client's payload size within 512 and ours; 512 without
-    /// EDNS.
-    pub fn udp_limit(&self, max_udp_payload: u16) -> usize {
-        match self.edns {
-            Some(e) => usize::from(e.payload.clamp(512, max_udp_payload)),
-            None => 512,
-        }
-    }
-
-    /// The reply's OPT (as [`super::edns::QueryEdns::reply`] makes it).
-    pub fn reply_opt(&self, max_udp_payload: u16, scope: Option<u8>) -> Option<ReplyOpt> {
-        let e = self.edns?;
-        let subnet = e.subnet.map(|cs| {
-            let scope = if cs.source == 0 {
-                0
-            } else {
-                scope.unwrap_or(0)
-            };
-            (cs, scope)
-        });
-        Some(ReplyOpt::new(max_udp_payload, e.dnssec_ok).with_subnet(subnet))
     }
 }
 
@@ -112,8 +64,9 @@ fn be16(p: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*p.get(at)?, *p.get(at + 1)?]))
 }
 
-/// Reads `packet` if the fast path takes it (see the module docs).
-pub fn read(packet: &[u8]) -> Option<Query<'_>> {
+/// Reads `packet` if the fast path takes it (see the module docs); `max_udp_payload` is the
+/// server's payload size.
+pub fn read(packet: &[u8], max_udp_payload: u16) -> Option<Query<'_>> {
     if packet.len() < 12 {
         return None;
     }
@@ -155,25 +108,19 @@ pub fn read(packet: &[u8]) -> Option<Query<'_>> {
         let rdlen = usize::from(be16(packet, end + 9)?);
         let rdata = packet.get(end + 11..end + 11 + rdlen)?;
         end += 11 + rdlen;
-        let subnet = match rdata.len() {
-            0 => None,
-            _ => {
-                // Exactly one option, ECS, well formed.
-                let code = be16(rdata, 0)?;
-                let len = usize::from(be16(rdata, 2)?);
-                if code != 8 || 4 + len != rdata.len() {
-                    return None;
-                }
-                Some(ecs::parse(&rdata[4..]).ok()?)
+        let mut edns = QueryEdns::version_0(payload, flags & 0x8000 != 0, max_udp_payload);
+        if !rdata.is_empty() {
+            // Exactly one option, ECS, well formed.
+            let code = be16(rdata, 0)?;
+            let len = usize::from(be16(rdata, 2)?);
+            if code != 8 || 4 + len != rdata.len() {
+                return None;
             }
-        };
-        Some(Edns {
-            payload,
-            dnssec_ok: flags & 0x8000 != 0,
-            subnet,
-        })
+            edns.subnet = Some(ecs::parse(&rdata[4..]).ok()?);
+        }
+        edns
     } else {
-        None
+        QueryEdns::absent()
     };
     if end != packet.len() {
         return None;
@@ -545,7 +492,7 @@ pub(super) mod tests {
             );
             let mut taken = 0;
             for (i, (q, _, _)) in queries.iter().enumerate() {
-                if read(q).is_some() {
+                if read(q, 1232).is_some() {
                     taken += 1;
                 }
                 assert_eq!(
@@ -571,25 +518,25 @@ pub(super) mod tests {
     #[test]
     fn declines_what_it_does_not_answer_itself() {
         let q = |flags: [u8; 2], qtype: u16| packet(1, flags, "www.example.com.", qtype, None);
-        assert!(read(&q([0, 0], 1)).is_some());
+        assert!(read(&q([0, 0], 1), 1232).is_some());
         assert!(
-            read(&q([0x01, 0x30], 28)).is_some(),
+            read(&q([0x01, 0x30], 28), 1232).is_some(),
             "RD, AD and CD are fine"
         );
-        assert!(read(&q([0x80, 0], 1)).is_none(), "a response");
-        assert!(read(&q([0x28, 0], 1)).is_none(), "NOTIFY");
-        assert!(read(&q([0x02, 0], 1)).is_none(), "TC");
-        assert!(read(&q([0, 0x40], 1)).is_none(), "Z");
-        assert!(read(&q([0, 0], 16)).is_none(), "TXT");
-        assert!(read(&q([0, 0], 252)).is_none(), "AXFR");
+        assert!(read(&q([0x80, 0], 1), 1232).is_none(), "a response");
+        assert!(read(&q([0x28, 0], 1), 1232).is_none(), "NOTIFY");
+        assert!(read(&q([0x02, 0], 1), 1232).is_none(), "TC");
+        assert!(read(&q([0, 0x40], 1), 1232).is_none(), "Z");
+        assert!(read(&q([0, 0], 16), 1232).is_none(), "TXT");
+        assert!(read(&q([0, 0], 252), 1232).is_none(), "AXFR");
         let mut trailing = q([0, 0], 1);
         trailing.push(0);
-        assert!(read(&trailing).is_none(), "bytes after the question");
+        assert!(read(&trailing, 1232).is_none(), "bytes after the question");
         let v1 = packet(1, [0, 0], "a.", 1, Some((1232, false, None)));
         let mut badvers = v1.clone();
         badvers[v1.len() - 5] = 1;
         assert!(
-            read(&v1).is_some() && read(&badvers).is_none(),
+            read(&v1, 1232).is_some() && read(&badvers, 1232).is_none(),
             "EDNS version 1"
         );
         let bad_ecs = packet(
@@ -604,12 +551,12 @@ pub(super) mod tests {
         // 1.2.9/20: the right length, but bits set past the prefix.
         host_bits[n - 1] = 9;
         host_bits[n - 5] = 20;
-        assert!(read(&bad_ecs).is_some());
-        assert!(read(&host_bits).is_none(), "ECS with host bits set");
+        assert!(read(&bad_ecs, 1232).is_some());
+        assert!(read(&host_bits, 1232).is_none(), "ECS with host bits set");
         let mut pointer = q([0, 0], 1);
         pointer[12] = 0xC0;
         assert!(
-            read(&pointer).is_none(),
+            read(&pointer, 1232).is_none(),
             "a compression pointer in the question"
         );
     }

@@ -104,7 +104,7 @@ impl Responder {
             .filter(|l| l.sample())
             .map(|l| (l, Started::now()));
         if self.fast
-            && let Some(query) = fast::read(packet)
+            && let Some(query) = fast::read(packet, self.max_udp_payload)
             && self.respond_fast(&query, packet, src, transport, out, logged)
         {
             return Outcome::Reply;
@@ -187,13 +187,13 @@ impl Responder {
             &name,
             &query.key,
             query.qtype,
-            query.client(src.ip()),
+            query.edns.client(src.ip()),
         );
         let limit = match transport {
-            Transport::Udp => query.udp_limit(self.max_udp_payload),
+            Transport::Udp => query.edns.udp_limit,
             Transport::Tcp => usize::from(u16::MAX),
         };
-        let opt = query.reply_opt(self.max_udp_payload, answer.scope);
+        let opt = query.edns.reply(answer.scope);
         if !fast::write(packet, query, &answer, opt.as_ref(), limit, out) {
             #[cfg(test)]
             fast::tests::FALLBACKS.with(|f| f.set(f.get() + 1));
@@ -211,7 +211,7 @@ impl Responder {
             meta.authoritative = answer.authoritative;
             encode::reply(&request, meta, &answer, opt.as_ref(), limit, out);
         }
-        let ecs = query.edns.and_then(|e| e.subnet);
+        let ecs = query.edns.subnet;
         if metrics::enabled() {
             count(&answer, Some(query.qtype), ecs.is_some(), transport, out);
         }
