@@ -31,6 +31,23 @@ pub enum Transport {
     Tcp,
 }
 
+impl Transport {
+    fn protocol(self) -> Protocol {
+        match self {
+            Transport::Udp => Protocol::Udp,
+            Transport::Tcp => Protocol::Tcp,
+        }
+    }
+
+    /// The largest reply: `udp_limit` (the client's, from its EDNS) over UDP, 65535 over TCP.
+    fn limit(self, udp_limit: usize) -> usize {
+        match self {
+            Transport::Udp => udp_limit,
+            Transport::Tcp => usize::from(u16::MAX),
+        }
+    }
+}
+
 /// Answers DNS messages from the current snapshot.
 #[derive(Debug)]
 pub struct Responder {
@@ -93,10 +110,7 @@ impl Responder {
         if packet.len() < 12 || packet[2] & 0x80 != 0 {
             return Outcome::Drop;
         }
-        let protocol = match transport {
-            Transport::Udp => Protocol::Udp,
-            Transport::Tcp => Protocol::Tcp,
-        };
+        let protocol = transport.protocol();
         // The clocks are read only for a query the log samples.
         let logged = self
             .log
@@ -139,20 +153,16 @@ impl Responder {
             Ok(q) => resolve(&snap, q.name, &q.key, q.qtype, edns.client(src.ip())),
             Err(rcode) => Answer::error(rcode),
         };
-        let mut meta = Metadata::response_from_request(&request.metadata);
-        // RD and CD are defined for QUERY only (RFC 1035 §4.1.1, RFC 6840 §5.9): the
-        // NOTIMP for another opcode echoes neither (ISC genreport's `opcodeflg`).
-        let query = meta.op_code == OpCode::Query;
-        meta.checking_disabled &= query;
-        meta.recursion_desired &= query;
-        meta.response_code = answer.rcode;
-        meta.authoritative = answer.authoritative;
-        let limit = match transport {
-            Transport::Udp => edns.udp_limit,
-            Transport::Tcp => usize::from(u16::MAX),
-        };
+        let limit = transport.limit(edns.udp_limit);
         let opt = edns.reply(answer.scope);
-        encode::reply(&request, meta, &answer, opt.as_ref(), limit, out);
+        encode::reply(
+            &request,
+            reply_meta(&request, &answer),
+            &answer,
+            opt.as_ref(),
+            limit,
+            out,
+        );
         let qtype = request.queries.queries().first().map(|q| q.query_type());
         if metrics::enabled() {
             count(&answer, qtype, edns.subnet.is_some(), transport, out);
@@ -189,26 +199,18 @@ impl Responder {
             query.qtype,
             query.edns.client(src.ip()),
         );
-        let limit = match transport {
-            Transport::Udp => query.edns.udp_limit,
-            Transport::Tcp => usize::from(u16::MAX),
-        };
+        let limit = transport.limit(query.edns.udp_limit);
         let opt = query.edns.reply(answer.scope);
         if !fast::write(packet, query, &answer, opt.as_ref(), limit, out) {
             #[cfg(test)]
             fast::tests::FALLBACKS.with(|f| f.set(f.get() + 1));
             // Records the fast writer does not write, or a reply to cut: the general
             // encoder, for the same answer.
-            let protocol = match transport {
-                Transport::Udp => Protocol::Udp,
-                Transport::Tcp => Protocol::Tcp,
-            };
-            let Ok(request) = Request::from_bytes(packet.to_vec(), src, protocol) else {
+            let Ok(request) = Request::from_bytes(packet.to_vec(), src, transport.protocol())
+            else {
                 return false;
             };
-            let mut meta = Metadata::response_from_request(&request.metadata);
-            meta.response_code = answer.rcode;
-            meta.authoritative = answer.authoritative;
+            let meta = reply_meta(&request, &answer);
             encode::reply(&request, meta, &answer, opt.as_ref(), limit, out);
         }
         let ecs = query.edns.subnet;
@@ -229,6 +231,19 @@ impl Responder {
         }
         true
     }
+}
+
+/// The reply's header fields for `answer` to `request`.
+fn reply_meta(request: &Request, answer: &Answer<'_>) -> Metadata {
+    let mut meta = Metadata::response_from_request(&request.metadata);
+    // RD and CD are defined for QUERY only (RFC 1035 §4.1.1, RFC 6840 §5.9): the NOTIMP for
+    // another opcode echoes neither (ISC genreport's `opcodeflg`).
+    let query = meta.op_code == OpCode::Query;
+    meta.checking_disabled &= query;
+    meta.recursion_desired &= query;
+    meta.response_code = answer.rcode;
+    meta.authoritative = answer.authoritative;
+    meta
 }
 
 /// The query log's entry for a reply just encoded.
