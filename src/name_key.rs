@@ -21,14 +21,19 @@ pub struct NameKey {
 }
 
 impl NameKey {
-    /// The key of `name` (absolute or not; the root label is implied).
-    pub fn new(name: &Name) -> Option<Self> {
-        let mut key = Self {
+    /// No labels yet, before a name is read in.
+    fn empty() -> Self {
+        Self {
             buf: [0; MAX_NAME],
             len: 0,
             starts: [0; MAX_LABELS],
             labels: 0,
-        };
+        }
+    }
+
+    /// The key of `name` (absolute or not; the root label is implied).
+    pub fn new(name: &Name) -> Option<Self> {
+        let mut key = Self::empty();
         let mut pos = 0usize;
         for label in name.iter() {
             if key.labels as usize >= MAX_LABELS || pos + 1 + label.len() >= MAX_NAME {
@@ -49,12 +54,7 @@ impl NameKey {
 
     /// Parses a lowercase wire-format key (as stored by [`key_of`]).
     pub fn from_wire(wire: &[u8]) -> Option<Self> {
-        let mut key = Self {
-            buf: [0; MAX_NAME],
-            len: 0,
-            starts: [0; MAX_LABELS],
-            labels: 0,
-        };
+        let mut key = Self::empty();
         if wire.is_empty() || wire.len() > MAX_NAME {
             return None;
         }
@@ -80,12 +80,7 @@ impl NameKey {
     /// compression pointer), with the name's length on the wire. `None` for a pointer, a
     /// label over 63 bytes, a name over 255 bytes or one cut short.
     pub fn from_query(wire: &[u8]) -> Option<(Self, usize)> {
-        let mut key = Self {
-            buf: [0; MAX_NAME],
-            len: 0,
-            starts: [0; MAX_LABELS],
-            labels: 0,
-        };
+        let mut key = Self::empty();
         let mut pos = 0usize;
         loop {
             let l = usize::from(*wire.get(pos)?);

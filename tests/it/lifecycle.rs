@@ -15,19 +15,7 @@ use hickory_proto::rr::RecordType;
 use crate::check_server::{CheckServer, Mode};
 use crate::harness::*;
 
-const ZONE: &str = r#"origin = "example.com"
-ttl = "1h"
-[soa]
-primary = "ns1"
-contact = "hostmaster@example.com"
-serial = 1
-[names."@"]
-ns = "ns1"
-[names.ns1]
-a = "192.0.2.53"
-[names.www]
-a = "192.0.2.1"
-"#;
+use crate::ops::ZONE;
 
 /// Only the watcher can explain a reload within the tests' waits.
 const SLOW_CHECK: &str = "reload_check = \"60s\"\n";

@@ -47,7 +47,8 @@ pub(crate) fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<
         })
 }
 
-fn scrape(s: &Server) -> String {
+/// `GET /metrics`, which must answer 200.
+pub(crate) fn scrape(s: &Server) -> String {
     let (status, text) = s.api(
         reqwest::Method::GET,
         "/metrics",

@@ -10,7 +10,8 @@ use hickory_proto::rr::RecordType;
 
 use crate::harness::*;
 
-const ZONE: &str = r#"origin = "example.com"
+/// A small zone: apex, ns1 and www.
+pub(crate) const ZONE: &str = r#"origin = "example.com"
 ttl = "1h"
 [soa]
 primary = "ns1"

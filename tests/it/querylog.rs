@@ -12,7 +12,7 @@ use hickory_proto::rr::RecordType;
 use serde_json::Value;
 
 use crate::harness::*;
-use crate::metrics::sample;
+use crate::metrics::{sample, scrape};
 use crate::weights::{wait_api, zone_with};
 
 fn zone() -> String {
@@ -163,14 +163,7 @@ fn a_blocked_writer_drops_lines_not_answers_and_counts_them() {
         let r = s.udp(&query("www.example.com.", RecordType::A));
         assert_eq!(answer_ips(&r).len(), 1, "query {i} unanswered");
     }
-    let (status, text) = s.api(
-        reqwest::Method::GET,
-        "/metrics",
-        None,
-        None,
-        Duration::from_secs(5),
-    );
-    assert_eq!(status, 200);
+    let text = scrape(&s);
     assert_eq!(
         sample(&text, "meridian_query_log_dropped_total", &[]),
         Some(42.0),
