@@ -6,6 +6,9 @@
 
 #![no_main]
 
+#[path = "shared.rs"]
+mod shared;
+
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
@@ -20,28 +23,5 @@ fuzz_target!(|data: &[u8]| {
     let path = Path::new(FILE);
     let mut diags = Diagnostics::new();
     let config = meridian::config::parse(path, text, &mut diags);
-    assert_eq!(
-        config.is_some(),
-        !diags.has_errors(),
-        "a config is returned exactly when there is no error:\n{}",
-        diags.render()
-    );
-    let lines = text.split('\n').count();
-    for d in diags.sorted() {
-        assert_eq!(
-            d.file.as_deref(),
-            Some(path),
-            "diagnostic without its file: {d}"
-        );
-        assert!(
-            d.position.is_some() || !d.key.is_empty(),
-            "diagnostic with neither position nor key: {d}"
-        );
-        if let Some((line, col)) = d.position {
-            assert!(
-                line >= 1 && line <= lines && col >= 1,
-                "position out of the text: {d}"
-            );
-        }
-    }
+    shared::check_diagnostics(path, text, &diags, config.is_some());
 });

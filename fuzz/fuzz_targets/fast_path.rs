@@ -10,16 +10,14 @@
 
 #![no_main]
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+#[path = "shared.rs"]
+mod shared;
+
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use libfuzzer_sys::fuzz_target;
-use meridian::compile::Snapshot;
-use meridian::diag::Diagnostics;
-use meridian::geo::db::GeoDb;
-use meridian::health::HealthSources;
 use meridian::serve::{Outcome, Responder, Transport, fast};
 
 struct Fixture {
@@ -27,59 +25,17 @@ struct Fixture {
     general: Responder,
 }
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("fuzz/ sits in the crate root")
-        .to_path_buf()
-}
-
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         meridian::metrics::set_enabled(false);
-        let root = root();
-        let mut diags = Diagnostics::new();
-        let mut zones = meridian::zone::load_dir(&root.join("zones"), &mut diags);
-        zones.extend(meridian::zone::load_dir(
-            &root.join("tests/fixtures/good"),
-            &mut diags,
-        ));
-        assert!(!diags.has_errors(), "{}", diags.render());
-        let geo = GeoDb::open(&[root.join("geoip/test-city.mmdb")], None, Vec::new())
-            .expect("the test GeoIP data opens");
-        let base = geo
-            .base_partition()
-            .expect("the test GeoIP data partitions");
-        let health = HealthSources::new(None).expect("in-memory overrides");
-        let snap =
-            Snapshot::compile(&zones, Arc::new(geo), &base, &health, 1).expect("the zones compile");
-        let shared = Arc::new(ArcSwap::from_pointee(snap));
+        let (_, snap) = shared::fixture_zones();
+        let snapshot = Arc::new(ArcSwap::from_pointee(snap));
         Fixture {
-            fast: Responder::new(shared.clone(), 1232),
-            general: Responder::new(shared, 1232).without_fast_path(),
+            fast: Responder::new(snapshot.clone(), 1232),
+            general: Responder::new(snapshot, 1232).without_fast_path(),
         }
     })
-}
-
-/// The client address, as `respond` chooses it.
-fn source(a: u8, b: u8) -> SocketAddr {
-    let ip = match a >> 6 {
-        0 => IpAddr::V4(Ipv4Addr::new(127, 0, a & 0x07, b)),
-        1 => IpAddr::V4(Ipv4Addr::new(192, 0, 2, b)),
-        2 => IpAddr::V6(Ipv4Addr::new(127, 0, a & 0x07, b).to_ipv6_mapped()),
-        _ => IpAddr::V6(Ipv6Addr::new(
-            0x2001,
-            0xdb8,
-            0,
-            0,
-            0,
-            0,
-            u16::from(a),
-            u16::from(b),
-        )),
-    };
-    SocketAddr::new(ip, 5353)
 }
 
 fn answer(r: &Responder, query: &[u8], src: SocketAddr, t: Transport) -> Option<Vec<u8>> {
@@ -102,7 +58,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let f = fixture();
-    let src = source(data[0], data[1]);
+    let src = shared::source(data[0], data[1]);
     let t = if data[2] & 1 == 0 {
         Transport::Udp
     } else {

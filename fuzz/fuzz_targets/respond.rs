@@ -15,18 +15,16 @@
 
 #![no_main]
 
+#[path = "shared.rs"]
+mod shared;
+
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Message, ResponseCode};
 use libfuzzer_sys::fuzz_target;
-use meridian::compile::Snapshot;
-use meridian::diag::Diagnostics;
-use meridian::geo::db::GeoDb;
-use meridian::health::HealthSources;
 use meridian::serve::{Outcome, Responder, Transport};
 use meridian::zone::model::AllDown;
 
@@ -39,34 +37,10 @@ struct Fixture {
     candidates: HashMap<String, HashSet<IpAddr>>,
 }
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("fuzz/ sits in the crate root")
-        .to_path_buf()
-}
-
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let root = root();
-        // The example zone, and the test zone whose big answers need TC and whose CNAME
-        // chains cross names (as tests/fixtures/scenarios use them).
-        let mut diags = Diagnostics::new();
-        let mut zones = meridian::zone::load_dir(&root.join("zones"), &mut diags);
-        zones.extend(meridian::zone::load_dir(
-            &root.join("tests/fixtures/good"),
-            &mut diags,
-        ));
-        assert!(!diags.has_errors(), "{}", diags.render());
-        let geo = GeoDb::open(&[root.join("geoip/test-city.mmdb")], None, Vec::new())
-            .expect("the test GeoIP data opens");
-        let base = geo
-            .base_partition()
-            .expect("the test GeoIP data partitions");
-        let health = HealthSources::new(None).expect("in-memory overrides");
-        let snap =
-            Snapshot::compile(&zones, Arc::new(geo), &base, &health, 1).expect("the zones compile");
+        let (zones, snap) = shared::fixture_zones();
         let responder = Responder::new(Arc::new(ArcSwap::from_pointee(snap)), MAX_UDP_PAYLOAD);
 
         let mut candidates = HashMap::new();
@@ -95,27 +69,6 @@ fn fixture() -> &'static Fixture {
             candidates,
         }
     })
-}
-
-/// The client address: 127.0.0.0/16 (where the test GeoIP data places 127.0.1.0/24 to
-/// 127.0.5.0/24), 192.0.2.0/24 (the example map's `network` rule), or IPv6, mapped or not.
-fn source(a: u8, b: u8) -> SocketAddr {
-    let ip = match a >> 6 {
-        0 => IpAddr::V4(Ipv4Addr::new(127, 0, a & 0x07, b)),
-        1 => IpAddr::V4(Ipv4Addr::new(192, 0, 2, b)),
-        2 => IpAddr::V6(Ipv4Addr::new(127, 0, a & 0x07, b).to_ipv6_mapped()),
-        _ => IpAddr::V6(Ipv6Addr::new(
-            0x2001,
-            0xdb8,
-            0,
-            0,
-            0,
-            0,
-            u16::from(a),
-            u16::from(b),
-        )),
-    };
-    SocketAddr::new(ip, 5353)
 }
 
 /// The largest UDP reply the query allows, read with hickory-proto independently of the
@@ -203,7 +156,7 @@ fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {
         return;
     }
-    let src = source(data[0], data[1]);
+    let src = shared::source(data[0], data[1]);
     let query = &data[2..];
     let mut out = Vec::new();
     check(f, query, src, Transport::Udp, &mut out);

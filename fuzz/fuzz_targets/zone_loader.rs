@@ -7,6 +7,9 @@
 
 #![no_main]
 
+#[path = "shared.rs"]
+mod shared;
+
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -20,13 +23,7 @@ const FILE: &str = "zones/fuzz.example.toml";
 
 fn geo() -> &'static (Arc<GeoDb>, BasePartition) {
     static GEO: OnceLock<(Arc<GeoDb>, BasePartition)> = OnceLock::new();
-    GEO.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let db = GeoDb::open(&[root.join("geoip/test-city.mmdb")], None, Vec::new())
-            .expect("the test GeoIP data opens");
-        let base = db.base_partition().expect("the test GeoIP data partitions");
-        (Arc::new(db), base)
-    })
+    GEO.get_or_init(shared::test_geo)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -36,30 +33,7 @@ fuzz_target!(|data: &[u8]| {
     let path = Path::new(FILE);
     let mut diags = Diagnostics::new();
     let zone = meridian::zone::validate_zone(path, text, &mut diags);
-    assert_eq!(
-        zone.is_some(),
-        !diags.has_errors(),
-        "a zone is returned exactly when there is no error:\n{}",
-        diags.render()
-    );
-    let lines = text.split('\n').count();
-    for d in diags.sorted() {
-        assert_eq!(
-            d.file.as_deref(),
-            Some(path),
-            "diagnostic without its file: {d}"
-        );
-        assert!(
-            d.position.is_some() || !d.key.is_empty(),
-            "diagnostic with neither position nor key: {d}"
-        );
-        if let Some((line, col)) = d.position {
-            assert!(
-                line >= 1 && line <= lines && col >= 1,
-                "position out of the text: {d}"
-            );
-        }
-    }
+    shared::check_diagnostics(path, text, &diags, zone.is_some());
     if let Some(zone) = zone {
         let (db, base) = geo();
         let health = HealthSources::new(None).expect("in-memory overrides");
