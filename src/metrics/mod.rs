@@ -66,6 +66,11 @@ impl Slot {
     /// The first slot handed out by [`slot`].
     const FIRST_FREE: u32 = 8 + QUERY_CELLS;
 
+    /// One of the fixed slots above, which no [`Series`] names.
+    pub fn is_fixed(self) -> bool {
+        self.0 < Self::FIRST_FREE
+    }
+
     /// The cell of one query kind in the query range starting at `self` (a zone's slot).
     #[inline]
     pub fn query(self, qtype: RecordType, rcode: u16, transport: Transport) -> Slot {

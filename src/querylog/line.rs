@@ -31,6 +31,11 @@ pub struct Names {
 
 impl Names {
     fn get(&mut self, slot: Slot) -> Option<&Series> {
+        // The fixed slots (no zone, among them) name no series: nothing to read for them,
+        // or every REFUSED line would copy the whole list.
+        if slot.is_fixed() {
+            return None;
+        }
         if !self.known.contains_key(&slot) {
             // New since the last look (a reload added a zone or a name): read them all.
             self.known = metrics::series().into_iter().map(|(s, i)| (i, s)).collect();
