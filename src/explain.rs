@@ -157,6 +157,13 @@ fn geo_section(
             let _ = writeln!(w, "geoip      not in any database: location unknown");
         }
     }
+    for file in &geo.unavailable {
+        let _ = writeln!(
+            w,
+            "           {} changed on disk since the load: not asked (reload to load it)",
+            file.display()
+        );
+    }
     let l = &geo.location;
     if l != &Default::default() {
         let mut place = Vec::new();
@@ -203,7 +210,7 @@ fn geo_section(
     let family_name = if family == Family::V6 { "AAAA" } else { "A" };
     for (rank, &pos) in decision.list.iter().enumerate() {
         let c = &g.candidates[pos as usize];
-        let dist = match (geo.location.coord, g.policy.coords[pos as usize]) {
+        let dist = match (geo.location.coord, g.policy.coords()[pos as usize]) {
             (Some(a), Some(b)) => format!("{:>7.0} km", a.distance_km(&b)),
             _ => String::from("          "),
         };

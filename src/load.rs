@@ -21,36 +21,19 @@ pub fn load_snapshot(
 ) -> Result<(Snapshot, Diagnostics), Diagnostics> {
     let mut diags = Diagnostics::new();
     let zones = zone::load_dir(&config.zones_dir, &mut diags);
-    let geo = match GeoDb::open(
+    // The databases are read even when a zone is broken, so that `check` reports every
+    // problem at once.
+    let loaded = GeoDb::load(
         &config.geoip.databases,
         config.geoip.asn.as_deref(),
         config.geoip.overrides.clone(),
-    ) {
-        Ok(g) => Some(g),
-        Err(e) => {
-            diags.error_global(
-                e.to_string(),
-                Some(
-                    "point [geoip] databases at a MaxMind DB (.mmdb) file; see geoip/README.md"
-                        .into(),
-                ),
-            );
-            None
-        }
-    };
-    if diags.has_errors() {
-        return Err(diags);
+    );
+    if let Err(e) = &loaded {
+        diags.error_global(e.to_string(), Some(e.hint().into()));
     }
-    let geo = geo.unwrap_or_else(|| GeoDb::empty(Vec::new()));
-    let base = match geo.base_partition() {
-        Ok(b) => b,
-        Err(e) => {
-            diags.error_global(
-                e.to_string(),
-                Some("replace the file with a valid database".into()),
-            );
-            return Err(diags);
-        }
+    let (geo, base) = match loaded {
+        Ok(loaded) if !diags.has_errors() => loaded,
+        _ => return Err(diags),
     };
     let compiled = Snapshot::compile(&zones, Arc::new(geo), &base, health, generation);
     drop((zones, base));

@@ -24,9 +24,8 @@ pub fn root() -> PathBuf {
 
 /// The test GeoIP data (geoip/test-city.mmdb) and its partition.
 pub fn test_geo() -> (Arc<GeoDb>, BasePartition) {
-    let db = GeoDb::open(&[root().join("geoip/test-city.mmdb")], None, Vec::new())
-        .expect("the test GeoIP data opens");
-    let base = db.base_partition().expect("the test GeoIP data partitions");
+    let (db, base) = GeoDb::load(&[root().join("geoip/test-city.mmdb")], None, Vec::new())
+        .expect("the test GeoIP data loads");
     (Arc::new(db), base)
 }
 

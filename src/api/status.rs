@@ -140,7 +140,7 @@ fn name_status(snap: &Snapshot, name: String, g: &GslbNode) -> NameStatus {
         .iter()
         .enumerate()
         .map(|(pos, c)| {
-            let coord = g.policy.coords.get(pos).copied().flatten();
+            let coord = g.policy.coords().get(pos).copied().flatten();
             let answers = counts.get(pos).copied().unwrap_or(0);
             datacenter_status(snap, c, coord, answers, all)
         })

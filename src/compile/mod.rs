@@ -575,16 +575,15 @@ fn compile_gslb(
             }
         }
     };
-    let policy = CompiledPolicy {
-        coords: g
-            .candidates
+    let policy = CompiledPolicy::new(
+        g.candidates
             .iter()
             .map(|&c| datacenters[c].location)
             .collect(),
         rule,
         networks,
-        band_km: g.band_km,
-    };
+        g.band_km,
+    );
     let (policy, table) = match tables.0.iter().find(|(p, _)| **p == policy) {
         Some((p, t)) => (p.clone(), t.clone()),
         None => {
@@ -770,8 +769,7 @@ a = "192.0.2.53"
                     .unwrap_or_else(|| panic!("{}", diags.render()))
             })
             .collect();
-        let geo = GeoDb::empty(Vec::new());
-        let base = geo.base_partition().unwrap();
+        let (geo, base) = GeoDb::load(&[], None, Vec::new()).unwrap();
         Snapshot::compile(&zones, Arc::new(geo), &base, health, 1).unwrap()
     }
 }

@@ -1,33 +1,46 @@
 //! GeoIP databases (MaxMind DB format) and operator overrides → client [`Location`]s.
 //!
-//! One decoder reads every layout operators bring: MaxMind GeoIP2/GeoLite2 City and
-//! Country and DB-IP's compatible files (nested `country.iso_code`, `location.latitude`…),
-//! and the flat layouts of IPinfo Lite and ip-location-db (`country_code`, `latitude`,
-//! `asn`…). Several location databases may be given (ip-location-db ships IPv4 and IPv6
-//! separately); the first one that knows an address wins.
+//! One decoder reads every layout operators bring (see [`super::record`]). Several location
+//! databases may be given (ip-location-db ships IPv4 and IPv6 separately); the first one
+//! that knows an address wins.
 //!
-//! Files are read into memory rather than mapped: a database overwritten in place (`cp`
-//! over it) would otherwise crash the server with SIGBUS. Answers never read the files;
-//! they use the tables compiled from them (see [`super::partition`]).
+//! A load reads each file into memory, walks it once into the address partition every
+//! GSLB table is compiled from, and lets the bytes go: answers never read the files. Files
+//! are read rather than mapped for the walk because a database overwritten in place (`cp`
+//! over it) while mapped would crash the server with SIGBUS, and the watcher starts a
+//! reload exactly when files change. `explain` alone goes back to a file, mapping it for
+//! one lookup and only when it is still the file that was loaded (same inode, size and
+//! modification time), so the server holds no copy of any database between loads.
 
-use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
 use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use maxminddb::{Reader, WithinOptions};
-use serde_json::Value;
+use rustc_hash::FxHashMap;
 use thiserror::Error;
 
-use super::partition::Partition;
-use super::{Code, Coord, Location};
+use super::partition::{Partition, SortedRanges};
+use super::record::DecodedRecord;
+use super::{Code, Location};
 use crate::family::Family;
 
 /// Why a database could not be used.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum GeoError {
-    /// The file could not be read or is not a MaxMind DB.
+    /// The file could not be read.
+    #[error("{path}: cannot read GeoIP database: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file was read but is not a MaxMind DB.
     #[error("{path}: cannot open GeoIP database: {source}")]
     Open {
         /// The file.
@@ -43,6 +56,28 @@ pub enum GeoError {
         /// Why.
         source: maxminddb::MaxMindDbError,
     },
+    /// The search tree lists networks out of address order.
+    #[error("{path}: corrupt GeoIP database: network {network} is out of address order")]
+    Unordered {
+        /// The file.
+        path: PathBuf,
+        /// The first network out of order.
+        network: IpNet,
+    },
+}
+
+impl GeoError {
+    /// What the operator can do about it.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            GeoError::Read { .. } | GeoError::Open { .. } => {
+                "point [geoip] databases at a MaxMind DB (.mmdb) file; see geoip/README.md"
+            }
+            GeoError::Corrupt { .. } | GeoError::Unordered { .. } => {
+                "replace the file with a valid database"
+            }
+        }
+    }
 }
 
 /// A location the operator pins to a network, ahead of any database.
@@ -56,28 +91,40 @@ pub struct LocationOverride {
     pub asn: Option<u32>,
 }
 
-/// The databases of one load.
+/// The databases of one load, as `explain` finds them again: which files, in which
+/// order, and which version of each was loaded.
+#[derive(Debug)]
 pub struct GeoDb {
     locations: Vec<Source>,
     asn: Option<Source>,
     overrides: Vec<LocationOverride>,
 }
 
+/// One database file and the version of it that was loaded.
+#[derive(Debug)]
 struct Source {
     path: PathBuf,
-    reader: Reader<Vec<u8>>,
+    stamp: Stamp,
 }
 
-impl std::fmt::Debug for GeoDb {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GeoDb")
-            .field(
-                "locations",
-                &self.locations.iter().map(|s| &s.path).collect::<Vec<_>>(),
-            )
-            .field("asn", &self.asn.as_ref().map(|s| &s.path))
-            .field("overrides", &self.overrides.len())
-            .finish()
+/// What tells one version of a file from another without reading it: a file replaced by
+/// rename has a new inode, one written in place a new modification time (and usually size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(m: &std::fs::Metadata) -> Self {
+        Self {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+        }
     }
 }
 
@@ -92,6 +139,9 @@ pub struct GeoAnswer {
     pub location: Location,
     /// AS number and its network, when known.
     pub asn: Option<(u32, Option<IpNet>)>,
+    /// Database files that could not be asked: changed or gone since the load (the
+    /// answers come from what was loaded; a reload brings the new version in).
+    pub unavailable: Vec<PathBuf>,
 }
 
 /// Every address range of both families mapped to (location id, AS number; 0 = unknown),
@@ -116,37 +166,86 @@ impl GeoDb {
         }
     }
 
-    /// Opens the location databases (in priority order), the optional ASN database, and
-    /// keeps the overrides.
-    pub fn open(
+    /// Reads the location databases (in priority order) and the optional ASN database,
+    /// one at a time, into the partition of every address, with the overrides laid over.
+    /// At most one file's bytes are held at once, and none after.
+    pub fn load(
         locations: &[PathBuf],
         asn: Option<&Path>,
         overrides: Vec<LocationOverride>,
-    ) -> Result<Self, GeoError> {
-        let open = |p: &Path| -> Result<Source, GeoError> {
-            let reader = Reader::open_readfile(p).map_err(|source| GeoError::Open {
-                path: p.to_path_buf(),
-                source,
+    ) -> Result<(Self, BasePartition), GeoError> {
+        let mut located = Interner::new();
+        // Location databases, first one wins where several know an address.
+        let mut sources = Vec::with_capacity(locations.len());
+        let mut v4: Option<Partition<(u32, u32)>> = None;
+        let mut v6: Option<Partition<(u32, u32)>> = None;
+        for path in locations {
+            let (source, reader) = read(path)?;
+            let (p4, p6) = walk(&reader, path, |rec| {
+                (located.id(rec.location), rec.asn.unwrap_or(0))
             })?;
-            Ok(Source {
-                path: p.to_path_buf(),
-                reader,
-            })
+            drop(reader);
+            sources.push(source);
+            v4 = Some(first_known(v4, p4));
+            v6 = Some(first_known(v6, p6));
+        }
+        let mut v4 = v4.unwrap_or_else(|| Partition::uniform(Family::V4, (0, 0)));
+        let mut v6 = v6.unwrap_or_else(|| Partition::uniform(Family::V6, (0, 0)));
+
+        // The ASN database, where given, decides AS numbers.
+        let asn = match asn {
+            Some(path) => {
+                let (source, reader) = read(path)?;
+                let (a4, a6) = walk(&reader, path, |rec| rec.asn.unwrap_or(0))?;
+                drop(reader);
+                let asn_over = |(l, a): (u32, u32), b: u32| (l, if b != 0 { b } else { a });
+                v4 = v4.zip(&a4, asn_over);
+                v6 = v6.zip(&a6, asn_over);
+                Some(source)
+            }
+            None => None,
         };
-        Ok(Self {
-            locations: locations
+
+        // Operator overrides beat every database.
+        if !overrides.is_empty() {
+            let ids: Vec<(u32, u32)> = overrides
                 .iter()
-                .map(|p| open(p))
-                .collect::<Result<_, _>>()?,
-            asn: asn.map(open).transpose()?,
+                .map(|o| (located.id(o.location.clone()), o.asn.unwrap_or(0)))
+                .collect();
+            let nets: Vec<(IpNet, usize)> = overrides
+                .iter()
+                .enumerate()
+                .map(|(i, o)| (o.network, i))
+                .collect();
+            let (o4, o6) = Partition::from_networks(&nets);
+            let apply = |(l, a): (u32, u32), o: Option<usize>| match o {
+                Some(i) => (ids[i].0, if ids[i].1 != 0 { ids[i].1 } else { a }),
+                None => (l, a),
+            };
+            v4 = v4.zip(&o4, apply);
+            v6 = v6.zip(&o6, apply);
+        }
+        v4.coalesce();
+        v6.coalesce();
+        let db = Self {
+            locations: sources,
+            asn,
             overrides,
-        })
+        };
+        Ok((
+            db,
+            BasePartition {
+                v4,
+                v6,
+                locations: located.into_locations(),
+            },
+        ))
     }
 
     /// Looks one address up the slow way (decoding records), for `explain`.
     pub fn lookup(&self, ip: IpAddr) -> GeoAnswer {
-        // The same precedence as [`Self::base_partition`]: location databases in order,
-        // the ASN database over their AS numbers, overrides over both.
+        // The same precedence as [`Self::load`]: location databases in order, the ASN
+        // database over their AS numbers, overrides over both.
         let ip = ip.to_canonical();
         let mut out = GeoAnswer::default();
         // As in the compiled tables: addresses in the aliases of the IPv4 subtree
@@ -158,29 +257,28 @@ impl GeoDb {
             }
             IpAddr::V4(_) => false,
         };
-        for s in self.locations.iter().filter(|_| !aliased) {
-            let Ok(r) = s.reader.lookup(ip) else { continue };
-            if !r.has_data() {
-                continue;
+        if !aliased {
+            for s in &self.locations {
+                match s.find(ip) {
+                    Err(()) => out.unavailable.push(s.path.clone()),
+                    Ok(None) => {}
+                    Ok(Some((net, rec))) => {
+                        out.location = rec.location;
+                        out.asn = rec.asn.map(|a| (a, Some(net)));
+                        out.network = Some((net, s.path.clone()));
+                        break;
+                    }
+                }
             }
-            if let (Ok(Some(v)), Ok(net)) = (r.decode::<Value>(), r.network()) {
-                let net = IpNet::new(net.ip(), net.prefix()).ok();
-                let rec = decode_record(&v);
-                out.location = rec.location;
-                out.asn = rec.asn.map(|a| (a, net));
-                out.network = net.map(|n| (n, s.path.clone()));
-                break;
-            }
-        }
-        if let Some(r) = self
-            .asn
-            .as_ref()
-            .filter(|_| !aliased)
-            .and_then(|db| db.reader.lookup(ip).ok())
-        {
-            if let (Ok(Some(v)), Ok(net)) = (r.decode::<Value>(), r.network()) {
-                if let Some(a) = decode_record(&v).asn {
-                    out.asn = Some((a, IpNet::new(net.ip(), net.prefix()).ok()));
+            if let Some(s) = &self.asn {
+                match s.find(ip) {
+                    Err(()) => out.unavailable.push(s.path.clone()),
+                    Ok(None) => {}
+                    Ok(Some((net, rec))) => {
+                        if let Some(a) = rec.asn {
+                            out.asn = Some((a, Some(net)));
+                        }
+                    }
                 }
             }
         }
@@ -198,273 +296,266 @@ impl GeoDb {
         }
         out
     }
+}
 
-    /// Walks every database into one partition per family: each range of addresses gets
-    /// the location and AS number its clients have. Ranges no database knows get id 0.
-    pub fn base_partition(&self) -> Result<BasePartition, GeoError> {
-        let mut locations = vec![Location::default()];
-        let mut interned: HashMap<LocationKey, u32> = HashMap::new();
-        let mut intern = |loc: Location, locations: &mut Vec<Location>| -> u32 {
-            let key = LocationKey::of(&loc);
-            *interned.entry(key).or_insert_with(|| {
-                locations.push(loc);
-                (locations.len() - 1) as u32
-            })
+impl Source {
+    /// The record for `ip` in the loaded version of this file; `Err` when the file is
+    /// gone, changed, or unreadable.
+    fn find(&self, ip: IpAddr) -> Result<Option<(IpNet, DecodedRecord)>, ()> {
+        let file = File::open(&self.path).map_err(drop)?;
+        let meta = file.metadata().map_err(drop)?;
+        if Stamp::of(&meta) != self.stamp {
+            return Err(());
+        }
+        // SAFETY: the map lives for this one lookup, of a file that is the version loaded
+        // (checked just above); replacing it by rename does not touch the mapped inode.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(drop)?;
+        let reader = Reader::from_source(map).map_err(drop)?;
+        let Ok(r) = reader.lookup(ip) else {
+            return Ok(None);
         };
-
-        // Location databases, first one wins where several know an address.
-        let mut v4: Option<Partition<(u32, u32)>> = None;
-        let mut v6: Option<Partition<(u32, u32)>> = None;
-        for s in &self.locations {
-            let (p4, p6) = walk(s, |v| {
-                let rec = decode_record(v);
-                (intern(rec.location, &mut locations), rec.asn.unwrap_or(0))
-            })?;
-            let (p4, p6) = (
-                p4.map(Option::unwrap_or_default),
-                p6.map(Option::unwrap_or_default),
-            );
-            v4 = Some(match v4 {
-                None => p4,
-                Some(prev) => prev.zip(&p4, |a, b| if a.0 == 0 { b } else { a }),
-            });
-            v6 = Some(match v6 {
-                None => p6,
-                Some(prev) => prev.zip(&p6, |a, b| if a.0 == 0 { b } else { a }),
-            });
+        if !r.has_data() {
+            return Ok(None);
         }
-        let mut v4 = v4.unwrap_or_else(|| Partition::uniform(Family::V4, (0, 0)));
-        let mut v6 = v6.unwrap_or_else(|| Partition::uniform(Family::V6, (0, 0)));
-
-        // The ASN database, where given, decides AS numbers.
-        if let Some(s) = &self.asn {
-            let (a4, a6) = walk(s, |v| decode_record(v).asn)?;
-            v4 = v4.zip(&a4, |(l, a), b| (l, b.flatten().unwrap_or(a)));
-            v6 = v6.zip(&a6, |(l, a), b| (l, b.flatten().unwrap_or(a)));
-        }
-
-        // Operator overrides beat every database.
-        if !self.overrides.is_empty() {
-            let ids: Vec<(u32, u32)> = self
-                .overrides
-                .iter()
-                .map(|o| {
-                    (
-                        intern(o.location.clone(), &mut locations),
-                        o.asn.unwrap_or(0),
-                    )
-                })
-                .collect();
-            let nets: Vec<(IpNet, usize)> = self
-                .overrides
-                .iter()
-                .enumerate()
-                .map(|(i, o)| (o.network, i))
-                .collect();
-            let (o4, o6) = Partition::from_networks(&nets);
-            let apply = |(l, a): (u32, u32), o: Option<usize>| match o {
-                Some(i) => (ids[i].0, if ids[i].1 != 0 { ids[i].1 } else { a }),
-                None => (l, a),
-            };
-            v4 = v4.zip(&o4, apply);
-            v6 = v6.zip(&o6, apply);
-        }
-        v4.coalesce();
-        v6.coalesce();
-        Ok(BasePartition { v4, v6, locations })
+        let (Ok(Some(rec)), Ok(net)) = (r.decode::<DecodedRecord>(), r.network()) else {
+            return Ok(None);
+        };
+        Ok(IpNet::new(net.ip(), net.prefix()).ok().map(|n| (n, rec)))
     }
 }
 
-/// Identity of a location for interning (floats compared by bits).
-#[derive(Hash, PartialEq, Eq)]
-struct LocationKey(
-    Option<Code>,
-    Option<Code>,
-    Option<Box<str>>,
-    Option<(u64, u64)>,
-    Option<Box<str>>,
-);
+/// Reads a database file whole, and notes which version of it that was.
+fn read(path: &Path) -> Result<(Source, Reader<Vec<u8>>), GeoError> {
+    let io = |source| GeoError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes).map_err(io)?;
+    let reader = Reader::from_source(bytes).map_err(|source| GeoError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok((
+        Source {
+            path: path.to_path_buf(),
+            stamp: Stamp::of(&meta),
+        },
+        reader,
+    ))
+}
 
-impl LocationKey {
-    fn of(l: &Location) -> Self {
-        Self(
+/// `prev` where it knows the location, `next` elsewhere (location id 0 is unknown).
+fn first_known(
+    prev: Option<Partition<(u32, u32)>>,
+    next: Partition<(u32, u32)>,
+) -> Partition<(u32, u32)> {
+    match prev {
+        None => next,
+        // A file without networks of this family (ip-location-db's IPv4-only files) has
+        // nothing to add: skip the pass over millions of ranges.
+        Some(prev) if next.len() == 1 && next.value(0).0 == 0 => prev,
+        Some(prev) => prev.zip(&next, |a, b| if a.0 == 0 { b } else { a }),
+    }
+}
+
+/// Locations by value, each stored once: a city database has millions of networks and a
+/// few hundred thousand places. Id 0 is the unknown location.
+struct Interner(FxHashMap<ByValue, u32>);
+
+impl Interner {
+    fn new() -> Self {
+        let mut ids = FxHashMap::default();
+        ids.insert(ByValue(Location::default()), 0);
+        Self(ids)
+    }
+
+    fn id(&mut self, loc: Location) -> u32 {
+        let next = self.0.len() as u32;
+        *self.0.entry(ByValue(loc)).or_insert(next)
+    }
+
+    /// The locations, indexed by id.
+    fn into_locations(self) -> Vec<Location> {
+        let mut by_id: Vec<(u32, Location)> = self.0.into_iter().map(|(l, id)| (id, l.0)).collect();
+        by_id.sort_unstable_by_key(|(id, _)| *id);
+        by_id.into_iter().map(|(_, l)| l).collect()
+    }
+}
+
+/// A location compared and hashed by value (coordinates by their bits).
+struct ByValue(Location);
+
+impl ByValue {
+    #[allow(clippy::type_complexity)]
+    fn key(
+        &self,
+    ) -> (
+        Option<Code>,
+        Option<Code>,
+        Option<&str>,
+        Option<(u64, u64)>,
+        Option<&str>,
+        bool,
+    ) {
+        let l = &self.0;
+        (
             l.country,
             l.continent,
-            l.subdivision.clone(),
+            l.subdivision.as_deref(),
             l.coord.map(|c| (c.lat.to_bits(), c.lon.to_bits())),
-            l.city.clone(),
+            l.city.as_deref(),
+            l.coord_is_centroid,
         )
     }
 }
 
-/// Every network of `s` with data as one partition per family. Each distinct record is
-/// decoded once (networks share records by offset), and `decode` turns it into a small
-/// value, so the walk holds a few bytes per network, never a decoded record.
+impl PartialEq for ByValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for ByValue {}
+
+impl std::hash::Hash for ByValue {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.key().hash(h);
+    }
+}
+
+/// Every network of `reader` with data, as one partition per family. Each distinct record
+/// is decoded once (networks share records by offset), and `decode` turns it into a small
+/// value; ranges go straight into the partitions, neighbours with one value merged, so the
+/// walk holds a few bytes per range and never the list of networks.
 #[allow(clippy::type_complexity)]
-fn walk<T: Copy + PartialEq>(
-    s: &Source,
-    mut decode: impl FnMut(&Value) -> T,
-) -> Result<(Partition<Option<T>>, Partition<Option<T>>), GeoError> {
+fn walk<T: Copy + PartialEq + Default>(
+    reader: &Reader<Vec<u8>>,
+    path: &Path,
+    mut decode: impl FnMut(DecodedRecord) -> T,
+) -> Result<(Partition<T>, Partition<T>), GeoError> {
     let corrupt = |source| GeoError::Corrupt {
-        path: s.path.clone(),
+        path: path.to_path_buf(),
         source,
     };
-    let mut cache: HashMap<usize, T> = HashMap::new();
-    let mut v4: Vec<(u128, u128, T)> = Vec::new();
-    let mut v6: Vec<(u128, u128, T)> = Vec::new();
-    // Aliases of the IPv4 subtree (6to4, Teredo) are left out: they would copy every IPv4
-    // network into the IPv6 tables of every policy. Their clients are unknown; `lookup`
-    // says the same.
-    for item in s
-        .reader
-        .networks(WithinOptions::default())
-        .map_err(corrupt)?
-    {
+    let mut cache: FxHashMap<usize, Option<T>> = FxHashMap::default();
+    let mut last: Option<(usize, Option<T>)> = None;
+    // Networks number about as many as tree nodes; ranges at most twice the networks.
+    let room = 2 * reader.metadata().node_count as usize;
+    let mut v4 = SortedRanges::with_capacity(Family::V4, room);
+    let mut v6 = SortedRanges::with_capacity(Family::V6, room);
+    // Aliases of the IPv4 subtree (6to4, Teredo) are left out (the default): they would
+    // copy every IPv4 network into the IPv6 tables of every policy. Their clients are
+    // unknown; `lookup` says the same.
+    for item in reader.networks(WithinOptions::default()).map_err(corrupt)? {
         let r = item.map_err(corrupt)?;
         let Some(offset) = r.offset() else { continue };
-        let net = r.network().map_err(corrupt)?;
-        let value = match cache.get(&offset) {
-            Some(v) => *v,
-            None => {
-                let Some(v) = r.decode::<Value>().map_err(corrupt)? else {
-                    continue;
+        // Neighbouring networks often share a record (one place split into several
+        // prefixes): the last one answers without a probe of the cache.
+        let value = match last {
+            Some((o, v)) if o == offset => v,
+            _ => {
+                let v = match cache.get(&offset) {
+                    Some(v) => *v,
+                    None => {
+                        let v = r
+                            .decode::<DecodedRecord>()
+                            .map_err(corrupt)?
+                            .map(&mut decode);
+                        cache.insert(offset, v);
+                        v
+                    }
                 };
-                let t = decode(&v);
-                cache.insert(offset, t);
-                t
+                last = Some((offset, v));
+                v
             }
         };
+        let Some(value) = value else { continue };
+        let net = r.network().map_err(corrupt)?;
         let Ok(net) = IpNet::new(net.ip(), net.prefix()) else {
             continue;
         };
         let (start, end) = Family::range_of(&net);
-        match net {
-            IpNet::V4(_) => v4.push((start, end, value)),
-            IpNet::V6(_) => v6.push((start, end, value)),
-        }
+        let ranges = match net {
+            IpNet::V4(_) => &mut v4,
+            IpNet::V6(_) => &mut v6,
+        };
+        ranges
+            .add(start, end, value)
+            .map_err(|_| GeoError::Unordered {
+                path: path.to_path_buf(),
+                network: net,
+            })?;
     }
-    Ok((
-        Partition::from_sorted(Family::V4, v4),
-        Partition::from_sorted(Family::V6, v6),
-    ))
-}
-
-/// What one database record says, whatever its layout.
-#[derive(Debug, Default, PartialEq)]
-pub struct DecodedRecord {
-    /// The location (completed from the country table where the record lacks parts).
-    pub location: Location,
-    /// The AS number, for layouts that carry one.
-    pub asn: Option<u32>,
-}
-
-/// Reads a record of any supported layout.
-pub fn decode_record(v: &Value) -> DecodedRecord {
-    fn s(v: Option<&Value>) -> Option<&str> {
-        v.and_then(Value::as_str)
-    }
-    let num = |v: Option<&Value>| -> Option<f64> {
-        match v? {
-            Value::Number(n) => n.as_f64(),
-            Value::String(s) => s.parse().ok(),
-            _ => None,
-        }
-    };
-    let country = s(v.pointer("/country/iso_code"))
-        .or_else(|| s(v.pointer("/registered_country/iso_code")))
-        .or_else(|| s(v.get("country_code")))
-        .and_then(Code::parse);
-    let continent = s(v.pointer("/continent/code"))
-        .or_else(|| s(v.get("continent_code")))
-        .and_then(Code::parse);
-    let lat = num(v.pointer("/location/latitude")).or_else(|| num(v.get("latitude")));
-    let lon = num(v.pointer("/location/longitude")).or_else(|| num(v.get("longitude")));
-    let coord = match (lat, lon) {
-        (Some(lat), Some(lon))
-            if (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon) =>
-        {
-            Some(Coord { lat, lon })
-        }
-        _ => None,
-    };
-    let subdivision = s(v.pointer("/subdivisions/0/iso_code"))
-        .zip(country)
-        .map(|(sub, c)| format!("{c}-{}", sub.to_ascii_uppercase()).into_boxed_str());
-    let city = s(v.pointer("/city/names/en"))
-        .or_else(|| s(v.get("city")))
-        .map(Box::from);
-    let asn = match v.get("autonomous_system_number").or_else(|| v.get("asn")) {
-        Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-        Some(Value::String(s)) => super::parse_asn(s),
-        _ => None,
-    };
-    DecodedRecord {
-        location: Location {
-            city,
-            country,
-            continent,
-            subdivision,
-            coord,
-            coord_is_centroid: false,
-        }
-        .complete(),
-        asn,
-    }
+    Ok((v4.finish(), v6.finish()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    #[test]
-    fn nested_geoip2_layout() {
-        let r = decode_record(&json!({
-            "city": {"names": {"en": "Amsterdam"}},
-            "continent": {"code": "EU"},
-            "country": {"iso_code": "NL"},
-            "location": {"latitude": 52.37, "longitude": 4.89},
-            "subdivisions": [{"iso_code": "NH"}]
-        }));
-        assert_eq!(r.location.country.unwrap().as_str(), "NL");
-        assert_eq!(r.location.continent.unwrap().as_str(), "EU");
-        assert_eq!(r.location.subdivision.as_deref(), Some("NL-NH"));
-        assert_eq!(r.location.city.as_deref(), Some("Amsterdam"));
-        assert!(!r.location.coord_is_centroid);
-        assert_eq!(r.asn, None);
+    fn test_data(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("geoip")
+            .join(name)
     }
 
     #[test]
-    fn flat_layouts_and_country_only_records() {
-        let r = decode_record(&json!({
-            "country_code": "BR", "country": "Brazil", "continent_code": "SA",
-            "continent": "South America", "asn": "AS64500"
-        }));
-        assert_eq!(r.location.country.unwrap().as_str(), "BR");
-        assert_eq!(r.asn, Some(64500));
-        // No coordinates in the record: the country's centroid stands in.
-        assert!(r.location.coord_is_centroid);
-        assert!(r.location.coord.is_some());
-
-        let r = decode_record(
-            &json!({"country_code": "AU", "latitude": -33.87, "longitude": "151.21"}),
-        );
-        assert_eq!(r.location.continent.unwrap().as_str(), "OC");
+    fn the_partition_places_what_the_database_says() {
+        let (_, base) = GeoDb::load(&[test_data("test-city.mmdb")], None, Vec::new()).unwrap();
+        let at = |p: &Partition<(u32, u32)>, key: u128| *p.value(p.index_of(key));
+        let ams = at(&base.v4, u128::from(u32::from_be_bytes([127, 0, 1, 9])));
+        let loc = &base.locations[ams.0 as usize];
+        assert_eq!(loc.city.as_deref(), Some("Amsterdam"));
+        assert_eq!(loc.subdivision.as_deref(), Some("NL-NH"));
+        let v6 = at(&base.v6, 0x2001_0db8_0005_0000_0000_0000_0000_0001);
         assert_eq!(
-            r.location.coord,
-            Some(Coord {
-                lat: -33.87,
-                lon: 151.21
-            })
+            base.locations[v6.0 as usize].city.as_deref(),
+            Some("Sydney")
         );
+        // Unknown space is location 0, the unknown location.
+        assert_eq!(at(&base.v4, 0x0A00_0001).0, 0);
+        assert!(base.locations[0].is_unknown());
     }
 
     #[test]
-    fn asn_layout() {
-        let r = decode_record(
-            &json!({"autonomous_system_number": 64501, "autonomous_system_organization": "x"}),
-        );
-        assert_eq!(r.asn, Some(64501));
-        assert_eq!(r.location, Location::default());
+    fn explain_asks_the_loaded_file_and_no_other_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("city.mmdb");
+        std::fs::copy(test_data("test-city.mmdb"), &path).unwrap();
+        let (db, _) = GeoDb::load(std::slice::from_ref(&path), None, Vec::new()).unwrap();
+        let ip: IpAddr = "127.0.1.9".parse().unwrap();
+
+        let a = db.lookup(ip);
+        assert_eq!(a.location.city.as_deref(), Some("Amsterdam"));
+        assert_eq!(a.network.as_ref().map(|(_, f)| f), Some(&path));
+        assert!(a.unavailable.is_empty());
+
+        // Replaced by rename (as geoipupdate does): a new inode, not the version loaded.
+        let new = dir.path().join("new.mmdb");
+        std::fs::copy(test_data("test-country.mmdb"), &new).unwrap();
+        std::fs::rename(&new, &path).unwrap();
+        let a = db.lookup(ip);
+        assert_eq!(a.unavailable, vec![path.clone()]);
+        assert_eq!(a.network, None);
+        assert!(a.location.is_unknown());
+
+        // Gone altogether: the same.
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(db.lookup(ip).unavailable, vec![path]);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_reported_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junk.mmdb");
+        std::fs::write(&path, b"not a database").unwrap();
+        let err = GeoDb::load(std::slice::from_ref(&path), None, Vec::new()).unwrap_err();
+        assert!(matches!(err, GeoError::Open { .. }), "{err:?}");
+        assert!(err.to_string().contains("junk.mmdb"), "{err}");
+        let err = GeoDb::load(&[dir.path().join("missing.mmdb")], None, Vec::new()).unwrap_err();
+        assert!(matches!(err, GeoError::Read { .. }), "{err:?}");
     }
 }

@@ -5,10 +5,10 @@
 //! country, continent, default. `nearest` sorts by great-circle distance; a client with no
 //! known location gets the candidates in the order written.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use ipnet::IpNet;
+use rustc_hash::FxHashMap;
 
 use super::db::BasePartition;
 use super::partition::Partition;
@@ -18,14 +18,17 @@ use super::{Code, Coord, Location};
 /// A policy with its lists as candidate positions, ready to decide.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompiledPolicy {
-    /// Each candidate's location (positions as in the GSLB name).
-    pub coords: Vec<Option<Coord>>,
+    /// Each candidate's location (positions as in the GSLB name). Private: `units` is
+    /// worked out from it.
+    coords: Vec<Option<Coord>>,
     /// The rule.
     pub rule: Rule,
     /// Network rules (zone overrides first, then the name's own; later wins on a tie).
     pub networks: Vec<(IpNet, Vec<u8>)>,
     /// Candidates within this many km of the nearest count as equally near (`band`).
     pub band_km: Option<f64>,
+    /// Each candidate's point on the unit sphere, for [`Self::distances`].
+    units: Vec<Option<[f64; 3]>>,
 }
 
 /// The ordering rule.
@@ -87,6 +90,42 @@ impl fmt::Display for Reason {
 }
 
 impl CompiledPolicy {
+    /// A policy over candidates at `coords`.
+    pub fn new(
+        coords: Vec<Option<Coord>>,
+        rule: Rule,
+        networks: Vec<(IpNet, Vec<u8>)>,
+        band_km: Option<f64>,
+    ) -> Self {
+        let units = coords.iter().map(|c| c.map(|c| c.unit())).collect();
+        Self {
+            coords,
+            rule,
+            networks,
+            band_km,
+            units,
+        }
+    }
+
+    /// Each candidate's location (positions as in the GSLB name).
+    pub fn coords(&self) -> &[Option<Coord>] {
+        &self.coords
+    }
+
+    /// Great-circle distance from `client` to each candidate (infinite where a candidate
+    /// has no location). From the chord between points on the unit sphere: the client's
+    /// point costs four sines and cosines, each candidate's was worked out once, and a city
+    /// database has hundreds of thousands of locations to decide at load.
+    pub fn distances(&self, client: Coord) -> smallvec::SmallVec<[f64; 16]> {
+        let u = client.unit();
+        self.units
+            .iter()
+            .map(|v| match v {
+                Some(v) => arc_km(&u, v),
+                None => f64::INFINITY,
+            })
+            .collect()
+    }
     /// Orders the candidates for a client at `loc` in AS `asn` (0 = unknown). Network
     /// rules are not consulted here: they are laid over the table by address.
     pub fn decide(&self, loc: &Location, asn: u32) -> (Vec<u8>, Reason) {
@@ -138,13 +177,9 @@ impl CompiledPolicy {
         let Some(client) = loc.coord else {
             return (order, Reason::Unknown);
         };
-        let dist = |i: u8| {
-            self.coords[i as usize]
-                .map(|c| client.distance_km(&c))
-                .unwrap_or(f64::INFINITY)
-        };
+        let dist = self.distances(client);
         // Stable: equal distances keep the written order.
-        order.sort_by(|a, b| dist(*a).total_cmp(&dist(*b)));
+        order.sort_by(|a, b| dist[*a as usize].total_cmp(&dist[*b as usize]));
         (order, Reason::Nearest(client))
     }
 
@@ -155,18 +190,14 @@ impl CompiledPolicy {
         else {
             return 1;
         };
-        let dist = |i: u8| {
-            self.coords[i as usize]
-                .map(|c| client.distance_km(&c))
-                .unwrap_or(f64::INFINITY)
-        };
+        let dist = self.distances(client);
         let Some(&first) = order.first() else {
             return 1;
         };
-        let limit = dist(first) + band;
+        let limit = dist[first as usize] + band;
         order
             .iter()
-            .take_while(|&&i| dist(i) <= limit)
+            .take_while(|&&i| dist[i as usize] <= limit)
             .count()
             .max(1) as u8
     }
@@ -183,11 +214,17 @@ impl CompiledPolicy {
     }
 }
 
+/// Great-circle distance in km between two points on the unit sphere.
+fn arc_km(a: &[f64; 3], b: &[f64; 3]) -> f64 {
+    let chord = ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt();
+    2.0 * super::EARTH_RADIUS_KM * (chord / 2.0).min(1.0).asin()
+}
+
 /// Compiles `policy` over every address: each range of `base` gets the list its location
 /// decides, network rules are laid over by address, and neighbours with one list merge.
 pub fn build_table(base: &BasePartition, policy: &CompiledPolicy) -> GeoTable {
     let mut lists: Vec<Ranked> = Vec::new();
-    let mut interned: HashMap<(Vec<u8>, u8), ListId> = HashMap::new();
+    let mut interned: FxHashMap<(Vec<u8>, u8), ListId> = FxHashMap::default();
     let mut intern = |l: Vec<u8>, near: u8, lists: &mut Vec<Ranked>| -> ListId {
         *interned.entry((l, near)).or_insert_with_key(|(l, near)| {
             lists.push(Ranked {
@@ -203,17 +240,31 @@ pub fn build_table(base: &BasePartition, policy: &CompiledPolicy) -> GeoTable {
         .map(|(n, l)| (*n, intern(l.clone(), 1, &mut lists)))
         .collect();
     let (n4, n6) = Partition::from_networks(&nets);
-    let mut memo: HashMap<(u32, u32), ListId> = HashMap::new();
+    // Each location is decided once. Without AS number rules the AS number cannot change
+    // the list, so the memo is a plain array by location id (millions of ranges, a few
+    // hundred thousand locations in a city database); with them, a map by both.
+    let asn_rules = matches!(&policy.rule, Rule::Map { asn, .. } if !asn.is_empty());
+    let mut by_location: Vec<ListId> = vec![ListId::MAX; base.locations.len()];
+    let mut by_both: FxHashMap<(u32, u32), ListId> = FxHashMap::default();
     let mut decide = |(loc, asn): (u32, u32), forced: Option<ListId>| -> ListId {
         if let Some(id) = forced {
             return id;
         }
-        *memo.entry((loc, asn)).or_insert_with(|| {
+        let mut compute = || {
             let location = &base.locations[loc as usize];
             let (list, reason) = policy.decide(location, asn);
             let near = policy.near(location, &list, &reason);
             intern(list, near, &mut lists)
-        })
+        };
+        if asn_rules {
+            *by_both.entry((loc, asn)).or_insert_with(compute)
+        } else {
+            let slot = &mut by_location[loc as usize];
+            if *slot == ListId::MAX {
+                *slot = compute();
+            }
+            *slot
+        }
     };
     let mut v4 = base.v4.zip(&n4, &mut decide);
     let mut v6 = base.v6.zip(&n6, &mut decide);
@@ -241,17 +292,47 @@ mod tests {
     }
 
     fn map_policy() -> CompiledPolicy {
-        CompiledPolicy {
-            coords: vec![None, None, None],
-            rule: Rule::Map {
+        CompiledPolicy::new(
+            vec![None, None, None],
+            Rule::Map {
                 asn: vec![(64500, vec![2])],
                 subdivision: vec![(Box::from("US-CA"), vec![1, 0])],
                 country: vec![(code("US"), vec![0, 1])],
                 continent: vec![(code("NA"), vec![1]), (code("EU"), vec![2, 0])],
                 default: Some(vec![0]),
             },
-            networks: vec![],
-            band_km: None,
+            vec![],
+            None,
+        )
+    }
+
+    #[test]
+    fn chord_distances_agree_with_haversine() {
+        let grid: Vec<Coord> = (-9..=9)
+            .flat_map(|a| {
+                (-18..=18).map(move |o| Coord {
+                    lat: f64::from(a) * 9.99,
+                    lon: f64::from(o) * 9.99,
+                })
+            })
+            .collect();
+        let sites = [grid[0], grid[100], grid[333], grid[grid.len() - 1]];
+        let p = CompiledPolicy::new(
+            sites.iter().map(|c| Some(*c)).chain([None]).collect(),
+            Rule::Nearest,
+            vec![],
+            None,
+        );
+        for client in &grid {
+            let d = p.distances(*client);
+            for (site, got) in sites.iter().zip(&d) {
+                let want = client.distance_km(site);
+                assert!(
+                    (got - want).abs() < 1e-6,
+                    "{client:?} → {site:?}: {got} vs {want}"
+                );
+            }
+            assert_eq!(d[4], f64::INFINITY);
         }
     }
 
@@ -296,12 +377,12 @@ mod tests {
             lat: 1.35,
             lon: 103.82,
         };
-        let p = CompiledPolicy {
-            coords: vec![Some(ams), Some(nyc), Some(sin)],
-            rule: Rule::Nearest,
-            networks: vec![],
-            band_km: None,
-        };
+        let p = CompiledPolicy::new(
+            vec![Some(ams), Some(nyc), Some(sin)],
+            Rule::Nearest,
+            vec![],
+            None,
+        );
         let sao_paulo = Location {
             coord: Some(Coord {
                 lat: -23.55,
@@ -326,18 +407,9 @@ mod tests {
 
     #[test]
     fn map_default_nearest_falls_back_to_distance() {
-        let mut p = map_policy();
-        p.coords = vec![
-            Some(Coord { lat: 0.0, lon: 0.0 }),
-            Some(Coord {
-                lat: 0.0,
-                lon: 90.0,
-            }),
-            Some(Coord {
-                lat: 0.0,
-                lon: 180.0,
-            }),
-        ];
+        let map = map_policy();
+        let coords = [0.0, 90.0, 180.0].map(|lon| Some(Coord { lat: 0.0, lon }));
+        let mut p = CompiledPolicy::new(coords.to_vec(), map.rule, vec![], None);
         if let Rule::Map { default, .. } = &mut p.rule {
             *default = None;
         }

@@ -1,7 +1,7 @@
 //! Client geography: GeoIP databases, locations, and the prefix tables GSLB answers come from.
 //!
 //! ```text
-//! *.mmdb ──db::GeoDb::open──▶ readers ──db::base_partition──▶ every address range → (location, ASN)
+//! *.mmdb ──db::GeoDb::load (record: any layout)──▶ every address range → (location, ASN)
 //!                                                   │   + [[geoip.override]] networks
 //!                                                   ▼
 //!               per GSLB policy: range → ordered candidate list (decision.rs), neighbours merged
@@ -15,6 +15,7 @@ pub mod country;
 pub mod db;
 pub mod decision;
 pub mod partition;
+pub mod record;
 pub mod table;
 pub mod unlocated;
 
@@ -173,16 +174,25 @@ pub struct Coord {
     pub lon: f64,
 }
 
+/// Mean Earth radius: distances are on a sphere (the 0.5% error of ignoring the ellipsoid
+/// never changes which site is nearer in practice).
+const EARTH_RADIUS_KM: f64 = 6371.0;
+
 impl Coord {
-    /// Great-circle distance in kilometres (haversine on a sphere of mean Earth radius;
-    /// the 0.5% error of ignoring the ellipsoid never changes which site is nearer in practice).
+    /// Great-circle distance in kilometres (haversine).
     pub fn distance_km(&self, other: &Coord) -> f64 {
-        const EARTH_RADIUS_KM: f64 = 6371.0;
         let (la1, la2) = (self.lat.to_radians(), other.lat.to_radians());
         let dla = la2 - la1;
         let dlo = (other.lon - self.lon).to_radians();
         let h = (dla / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlo / 2.0).sin().powi(2);
         2.0 * EARTH_RADIUS_KM * h.sqrt().min(1.0).asin()
+    }
+
+    /// The point on the unit sphere.
+    pub fn unit(&self) -> [f64; 3] {
+        let (sla, cla) = self.lat.to_radians().sin_cos();
+        let (slo, clo) = self.lon.to_radians().sin_cos();
+        [cla * clo, cla * slo, sla]
     }
 }
 

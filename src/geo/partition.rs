@@ -116,6 +116,25 @@ impl<V> Partition<V> {
     }
 }
 
+impl<V> Partition<V> {
+    /// A partition with the same boundaries valued `f(value)`, neighbours that become
+    /// equal merged as it is built (so it is never larger than it needs to be).
+    pub fn derive<X: PartialEq>(&self, mut f: impl FnMut(&V) -> X) -> Partition<X> {
+        let mut out = Partition {
+            family: self.family,
+            starts: Vec::new(),
+            values: Vec::new(),
+            jump: None,
+        };
+        for (start, value) in self.starts.iter().zip(&self.values) {
+            out.push(*start, f(value));
+        }
+        out.starts.shrink_to_fit();
+        out.values.shrink_to_fit();
+        out
+    }
+}
+
 impl<V: PartialEq> Partition<V> {
     /// Merges neighbouring ranges with equal values.
     pub fn coalesce(&mut self) {
@@ -150,24 +169,66 @@ impl<V: PartialEq> Partition<V> {
 }
 
 impl<T: Clone + PartialEq> Partition<Option<T>> {
-    /// From ranges sorted by start that do not overlap (a database walk); gaps are `None`.
+    /// From ranges sorted by start that do not overlap; gaps are `None`.
     pub fn from_sorted(family: Family, ranges: Vec<(u128, u128, T)>) -> Self {
-        // Databases cover most of their space without gaps: about one range per network.
+        let mut p = SortedRanges::with_capacity(family, ranges.len() * 2);
+        for (s, e, v) in ranges {
+            p.add(s, e, Some(v))
+                .expect("ranges sorted and not overlapping");
+        }
+        p.finish()
+    }
+}
+
+/// A range given to [`SortedRanges::add`] that starts before the previous one ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutOfOrder;
+
+/// Builds a partition from ranges given in address order (a database walk), merging
+/// neighbours with one value as they come, so it never holds more than the result. Gaps
+/// between ranges get `T::default()`.
+#[derive(Debug)]
+pub struct SortedRanges<T> {
+    p: Partition<T>,
+    /// The first address no range has covered yet; `None` once the family's end is reached.
+    next: Option<u128>,
+}
+
+impl<T: Clone + PartialEq + Default> SortedRanges<T> {
+    /// Nothing covered yet, room for `ranges` ranges (reserved, not touched: pages a walk
+    /// never fills cost no memory).
+    pub fn with_capacity(family: Family, ranges: usize) -> Self {
         let mut p = Partition {
             family,
-            starts: Vec::with_capacity(ranges.len() + ranges.len() / 8 + 1),
-            values: Vec::with_capacity(ranges.len() + ranges.len() / 8 + 1),
+            starts: Vec::with_capacity(ranges.max(1)),
+            values: Vec::with_capacity(ranges.max(1)),
             jump: None,
         };
         p.starts.push(0);
-        p.values.push(None);
-        for (s, e, v) in ranges {
-            p.push(s, Some(v));
-            if e < family.max() {
-                p.push(e + 1, None);
-            }
+        p.values.push(T::default());
+        Self { p, next: Some(0) }
+    }
+
+    /// Gives `[start, end]` the value `v`. `Err` when the range starts before the end of
+    /// the previous one.
+    pub fn add(&mut self, start: u128, end: u128, v: T) -> Result<(), OutOfOrder> {
+        match self.next {
+            Some(next) if start >= next && end >= start => {}
+            _ => return Err(OutOfOrder),
         }
-        p
+        self.p.push(start, v);
+        self.next = (end < self.p.family.max()).then(|| end + 1);
+        if let Some(after) = self.next {
+            self.p.push(after, T::default());
+        }
+        Ok(())
+    }
+
+    /// The partition.
+    pub fn finish(mut self) -> Partition<T> {
+        self.p.starts.shrink_to_fit();
+        self.p.values.shrink_to_fit();
+        self.p
     }
 }
 
@@ -318,6 +379,19 @@ mod tests {
         // Only presence matters here: neighbours that agree merge.
         let merged = a.zip(&b, |a, _| a.is_some());
         assert_eq!(merged.len(), 3);
+    }
+
+    #[test]
+    fn sorted_ranges_refuse_overlap_and_disorder() {
+        let mut r = SortedRanges::with_capacity(Family::V4, 4);
+        r.add(10, 19, 1u8).unwrap();
+        assert!(r.add(15, 30, 2).is_err(), "overlaps the previous range");
+        assert!(r.add(5, 8, 2).is_err(), "before the previous range");
+        r.add(20, u32::MAX as u128, 2).unwrap();
+        assert!(r.add(0, 0, 3).is_err(), "the family is covered to its end");
+        let p = r.finish();
+        let got: Vec<_> = p.iter().map(|(s, e, v)| (s, e, *v)).collect();
+        assert_eq!(got, vec![(0, 9, 0), (10, 19, 1), (20, u32::MAX as u128, 2)]);
     }
 
     #[test]

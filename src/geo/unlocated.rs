@@ -23,12 +23,11 @@ impl Unlocated {
     /// continent or coordinates.
     pub fn new(base: &BasePartition) -> Self {
         let unknown = |p: &Partition<(u32, u32)>| {
-            let mut p = p.clone().map(|(loc, _)| {
+            let mut p = p.derive(|(loc, _)| {
                 base.locations
-                    .get(loc as usize)
+                    .get(*loc as usize)
                     .is_none_or(super::Location::is_unknown)
             });
-            p.coalesce();
             p.build_index();
             p
         };
