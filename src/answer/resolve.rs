@@ -157,7 +157,7 @@ fn gslb_answer<'s>(
     } else {
         // Only where the location decides: a name that answers everyone alike misses
         // nothing.
-        if snap.unlocated.contains(client.addr) {
+        if decision.maybe_unlocated && snap.unlocated.contains(client.addr) {
             ans.tally.push(Slot::GEOIP_MISS);
         }
         decision.scope

@@ -234,9 +234,11 @@ impl Snapshot {
         health: &HealthSources,
         generation: u64,
     ) -> Result<Self, TableFull> {
+        let unlocated = Unlocated::new(base);
         let mut ctx = Ctx {
             tables: TableCache::default(),
             health,
+            unlocated: &unlocated,
             keys: HashSet::new(),
             load_keys: HashSet::new(),
             rotors: 0,
@@ -250,15 +252,18 @@ impl Snapshot {
             .enumerate()
             .map(|(i, z)| (key_of(&z.origin), i))
             .collect();
+        let Ctx {
+            keys, load_keys, ..
+        } = ctx;
         Ok(Self {
             generation,
             zones: compiled,
             zone_index,
             geo,
-            unlocated: Unlocated::new(base),
+            unlocated,
             health: health.table().clone(),
-            health_keys: ctx.keys,
-            load_keys: ctx.load_keys,
+            health_keys: keys,
+            load_keys,
         })
     }
 
@@ -522,6 +527,8 @@ struct TableCache(Vec<(Arc<CompiledPolicy>, Arc<GeoTable>)>);
 struct Ctx<'h> {
     tables: TableCache,
     health: &'h HealthSources,
+    /// Where the databases place no one (tables mark the ranges that hold such addresses).
+    unlocated: &'h Unlocated,
     keys: HashSet<Key>,
     /// Every (zone, data center) with a load signal.
     load_keys: HashSet<LoadKey>,
@@ -587,7 +594,7 @@ fn compile_gslb(
     let (policy, table) = match tables.0.iter().find(|(p, _)| **p == policy) {
         Some((p, t)) => (p.clone(), t.clone()),
         None => {
-            let table = Arc::new(build_table(base, &policy));
+            let table = Arc::new(build_table(base, ctx.unlocated, &policy));
             let policy = Arc::new(policy);
             tables.0.push((policy.clone(), table.clone()));
             (policy, table)

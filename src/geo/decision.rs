@@ -13,7 +13,9 @@ use rustc_hash::FxHashMap;
 use super::db::BasePartition;
 use super::partition::Partition;
 use super::table::{GeoTable, ListId, Ranked};
+use super::unlocated::Unlocated;
 use super::{Code, Coord, Location};
+use crate::family::Family;
 
 /// A policy with its lists as candidate positions, ready to decide.
 #[derive(Debug, Clone, PartialEq)]
@@ -222,7 +224,11 @@ fn arc_km(a: &[f64; 3], b: &[f64; 3]) -> f64 {
 
 /// Compiles `policy` over every address: each range of `base` gets the list its location
 /// decides, network rules are laid over by address, and neighbours with one list merge.
-pub fn build_table(base: &BasePartition, policy: &CompiledPolicy) -> GeoTable {
+pub fn build_table(
+    base: &BasePartition,
+    unlocated: &Unlocated,
+    policy: &CompiledPolicy,
+) -> GeoTable {
     let mut lists: Vec<Ranked> = Vec::new();
     let mut interned: FxHashMap<(Vec<u8>, u8), ListId> = FxHashMap::default();
     let mut intern = |l: Vec<u8>, near: u8, lists: &mut Vec<Ranked>| -> ListId {
@@ -266,17 +272,19 @@ pub fn build_table(base: &BasePartition, policy: &CompiledPolicy) -> GeoTable {
             *slot
         }
     };
-    let mut v4 = base.v4.zip(&n4, &mut decide);
-    let mut v6 = base.v6.zip(&n6, &mut decide);
-    v4.build_index();
-    v6.build_index();
-    GeoTable { v4, v6, lists }
+    let v4 = base.v4.zip(&n4, &mut decide);
+    let v6 = base.v6.zip(&n6, &mut decide);
+    let unplaced = |f| {
+        let unknown: &Partition<bool> = unlocated.partition(f);
+        move |v: &Partition<ListId>| v.overlaps(unknown, |u| *u)
+    };
+    let (u4, u6) = (unplaced(Family::V4)(&v4), unplaced(Family::V6)(&v6));
+    GeoTable::new((v4, u4), (v6, u6), lists)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::family::Family;
 
     fn code(s: &str) -> Code {
         Code::parse(s).unwrap()
@@ -437,7 +445,7 @@ mod tests {
         };
         let mut p = map_policy();
         p.networks = vec![("0.0.0.128/25".parse().unwrap(), vec![2])];
-        let t = build_table(&base, &p);
+        let t = build_table(&base, &Unlocated::new(&base), &p);
         let at = |n: u32| t.lookup(std::net::IpAddr::V4(n.into()));
         assert_eq!(at(5).list, &[0, 1]); // US
         assert_eq!(at(130).list, &[2]); // network rule
@@ -446,5 +454,9 @@ mod tests {
         // 0..=127 is one US range after merging 0-99 and 100-127: scope /25.
         assert_eq!(at(5).scope, 25);
         assert!(!t.is_uniform());
+        // Only the range holding unknown space sends a lookup on to the unlocated set.
+        assert!(at(5000).maybe_unlocated);
+        assert!(!at(5).maybe_unlocated);
+        assert!(!at(270).maybe_unlocated);
     }
 }

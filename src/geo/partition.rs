@@ -135,6 +135,46 @@ impl<V> Partition<V> {
     }
 }
 
+impl Partition<u32> {
+    /// The same ranges with `flag` or-ed into the values where `set` says so.
+    pub fn with_flags(mut self, set: &[bool], flag: u32) -> Self {
+        for (v, s) in self.values.iter_mut().zip(set) {
+            if *s {
+                *v |= flag;
+            }
+        }
+        self
+    }
+}
+
+impl<V> Partition<V> {
+    /// For each range, whether any address in it has a value in `other` for which `pred`
+    /// holds.
+    pub fn overlaps<W>(&self, other: &Partition<W>, pred: impl Fn(&W) -> bool) -> Vec<bool> {
+        debug_assert_eq!(self.family, other.family);
+        let mut out = Vec::with_capacity(self.len());
+        let mut j = 0;
+        for i in 0..self.len() {
+            let (start, end) = self.bounds(i);
+            // The first range of `other` that reaches into this one.
+            while other.bounds(j).1 < start {
+                j += 1;
+            }
+            let mut k = j;
+            let mut hit = false;
+            while k < other.len() && other.starts[k] <= end {
+                if pred(&other.values[k]) {
+                    hit = true;
+                    break;
+                }
+                k += 1;
+            }
+            out.push(hit);
+        }
+        out
+    }
+}
+
 impl<V: PartialEq> Partition<V> {
     /// Merges neighbouring ranges with equal values.
     pub fn coalesce(&mut self) {

@@ -24,15 +24,26 @@ pub struct Decision<'t> {
     pub near: u8,
     /// ECS scope prefix length.
     pub scope: u8,
+    /// Whether the range the client is in holds addresses no database places: only then
+    /// can the client be one (see [`super::unlocated::Unlocated`]).
+    pub maybe_unlocated: bool,
 }
 
 /// Address → candidate list, for both families.
+///
+/// Laid out for the query path, where a lookup of a random client in a table of millions
+/// of ranges costs a few cache misses and little else: IPv4 ranges as (start, value) pairs
+/// of 4 bytes each, so that the search ends on the line holding the value too, behind an
+/// index by the top 16 bits of the address.
 #[derive(Debug)]
 pub struct GeoTable {
-    pub(super) v4: Partition<ListId>,
-    pub(super) v6: Partition<ListId>,
-    pub(super) lists: Vec<Ranked>,
+    v4: PackedV4,
+    v6: Partition<ListId>,
+    lists: Vec<Ranked>,
 }
+
+/// Set in a stored list id when its range holds an address no database places.
+const UNPLACED: ListId = 1 << 31;
 
 /// One interned list: the candidate order and how many at its head are equally near.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,32 +54,107 @@ pub struct Ranked {
     pub near: u8,
 }
 
-impl GeoTable {
-    /// The decision for `ip` (IPv4-mapped IPv6 addresses count as IPv4).
-    pub fn lookup(&self, ip: IpAddr) -> Decision<'_> {
-        let (part, key) = match ip.to_canonical() {
-            IpAddr::V4(a) => (&self.v4, u32::from(a) as u128),
-            IpAddr::V6(a) => (&self.v6, u128::from(a)),
-        };
-        let i = part.index_of(key);
-        let (start, end) = part.bounds(i);
-        let list_id = *part.value(i);
-        let mut scope = widest_prefix(part.family(), key, start, end);
-        if ip.is_ipv6() && part.family() == Family::V4 {
-            // Asked as ::ffff:a.b.c.d: the scope is in IPv6 terms, below the mapped /96.
-            scope += 96;
+/// The IPv4 partition as (first address, list id) pairs, with an index by the top 16 bits:
+/// `jump[b]` is the first range starting at or after block `b`.
+#[derive(Debug)]
+struct PackedV4 {
+    jump: Box<[u32]>,
+    ranges: Box<[(u32, ListId)]>,
+}
+
+impl PackedV4 {
+    fn new(p: &Partition<ListId>, unplaced: &[bool]) -> Self {
+        let ranges: Box<[(u32, ListId)]> = p
+            .iter()
+            .zip(unplaced)
+            .map(|((start, _, id), u)| (start as u32, if *u { id | UNPLACED } else { *id }))
+            .collect();
+        let mut jump = Vec::with_capacity((1 << 16) + 1);
+        let mut i = 0usize;
+        for b in 0..1u32 << 16 {
+            while i < ranges.len() && ranges[i].0 < b << 16 {
+                i += 1;
+            }
+            jump.push(i as u32);
         }
-        let ranked = &self.lists[list_id as usize];
+        jump.push(ranges.len() as u32);
+        Self {
+            jump: jump.into_boxed_slice(),
+            ranges,
+        }
+    }
+
+    /// (first, last, stored id) of the range holding `key`.
+    #[inline]
+    fn find(&self, key: u32) -> (u32, u32, ListId) {
+        let b = (key >> 16) as usize;
+        let (lo, hi) = (self.jump[b] as usize, self.jump[b + 1] as usize);
+        // The first range starts at 0, so some range at or before `lo` holds the key.
+        let i = lo + self.ranges[lo..hi].partition_point(|r| r.0 <= key) - 1;
+        let (start, id) = self.ranges[i];
+        let end = match self.ranges.get(i + 1) {
+            Some(next) => next.0 - 1,
+            None => u32::MAX,
+        };
+        (start, end, id)
+    }
+}
+
+impl GeoTable {
+    /// From each family's partition into list ids, with whether each range holds an
+    /// address no database places, and the lists the ids stand for.
+    pub(super) fn new(
+        (v4, unplaced4): (Partition<ListId>, Vec<bool>),
+        (v6, unplaced6): (Partition<ListId>, Vec<bool>),
+        lists: Vec<Ranked>,
+    ) -> Self {
+        debug_assert!(lists.len() < UNPLACED as usize);
+        let mut v6 = v6.with_flags(&unplaced6, UNPLACED);
+        v6.build_index();
+        Self {
+            v4: PackedV4::new(&v4, &unplaced4),
+            v6,
+            lists,
+        }
+    }
+
+    /// The decision for `ip` (IPv4-mapped IPv6 addresses count as IPv4).
+    #[inline]
+    pub fn lookup(&self, ip: IpAddr) -> Decision<'_> {
+        let (scope, id) = match ip.to_canonical() {
+            IpAddr::V4(a) => {
+                let key = u32::from(a);
+                let (start, end, id) = self.v4.find(key);
+                let scope = widest_prefix(Family::V4, key.into(), start.into(), end.into());
+                // Asked as ::ffff:a.b.c.d: the scope is in IPv6 terms, below the mapped /96.
+                (if ip.is_ipv6() { scope + 96 } else { scope }, id)
+            }
+            IpAddr::V6(a) => {
+                let key = u128::from(a);
+                let i = self.v6.index_of(key);
+                let (start, end) = self.v6.bounds(i);
+                (
+                    widest_prefix(Family::V6, key, start, end),
+                    *self.v6.value(i),
+                )
+            }
+        };
+        let ranked = &self.lists[(id & !UNPLACED) as usize];
         Decision {
             list: &ranked.order,
             near: ranked.near,
             scope,
+            maybe_unlocated: id & UNPLACED != 0,
         }
     }
 
     /// True when every address gets the same list: the answer does not depend on the client.
     pub fn is_uniform(&self) -> bool {
-        self.v4.len() == 1 && self.v6.len() == 1 && self.v4.value(0) == self.v6.value(0)
+        let v4 = match &*self.v4.ranges {
+            [(_, id)] => id & !UNPLACED,
+            _ => return false,
+        };
+        self.v6.len() == 1 && *self.v6.value(0) & !UNPLACED == v4
     }
 }
 

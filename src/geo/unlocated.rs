@@ -28,12 +28,25 @@ impl Unlocated {
                     .get(*loc as usize)
                     .is_none_or(super::Location::is_unknown)
             });
-            p.build_index();
+            // Usually a few hundred ranges (private, reserved, unallocated space), whose
+            // plain binary search stays in cache; an index only for a database with holes
+            // all over.
+            if p.len() > 4096 {
+                p.build_index();
+            }
             p
         };
         Self {
             v4: unknown(&base.v4),
             v6: unknown(&base.v6),
+        }
+    }
+
+    /// The unknown ranges of one family.
+    pub fn partition(&self, family: crate::family::Family) -> &Partition<bool> {
+        match family {
+            crate::family::Family::V4 => &self.v4,
+            crate::family::Family::V6 => &self.v6,
         }
     }
 
