@@ -391,13 +391,13 @@ fn answer_section(w: &mut String, a: &Answer<'_>) {
     let flags = if a.authoritative { "aa" } else { "referral" };
     let _ = writeln!(w, "answer     {} ({flags})", a.rcode);
     for r in &a.answer {
-        let _ = writeln!(w, "           {}", r.get());
+        let _ = writeln!(w, "           {}", r.record());
     }
     for r in &a.authority {
-        let _ = writeln!(w, "  authority {}", r.get());
+        let _ = writeln!(w, "  authority {}", r.record());
     }
     for r in &a.additional {
-        let _ = writeln!(w, "  additional {}", r.get());
+        let _ = writeln!(w, "  additional {}", r.record());
     }
 }
 

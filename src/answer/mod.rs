@@ -16,10 +16,12 @@ pub mod all_down;
 pub mod resolve;
 pub mod select;
 
-use std::net::IpAddr;
+use std::borrow::Cow;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::Record;
+use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::{Name, RData, Record};
 use smallvec::SmallVec;
 
 use crate::compile::CompiledZone;
@@ -35,14 +37,55 @@ pub enum Rec<'s> {
     Shared(&'s Record),
     /// A record built for this answer.
     Owned(Box<Record>),
+    /// An A (4 bytes) or AAAA (16 bytes) record of the snapshot, kept as its owner, TTL
+    /// and RDATA (see [`crate::compile::RrData::Addresses`]).
+    Address(&'s Name, u32, &'s [u8]),
 }
 
 impl Rec<'_> {
-    /// The record.
-    pub fn get(&self) -> &Record {
+    /// The record as hickory-proto's type: borrowed, or built from an address record's
+    /// bytes (no heap allocation for owner names of up to 32 bytes).
+    pub fn record(&self) -> Cow<'_, Record> {
         match self {
-            Rec::Shared(r) => r,
-            Rec::Owned(r) => r,
+            Rec::Shared(r) => Cow::Borrowed(r),
+            Rec::Owned(r) => Cow::Borrowed(r),
+            Rec::Address(owner, ttl, rdata) => {
+                let data = match <[u8; 4]>::try_from(*rdata) {
+                    Ok(v4) => RData::A(A(Ipv4Addr::from(v4))),
+                    Err(_) => {
+                        let v6 = <[u8; 16]>::try_from(*rdata).unwrap_or_default();
+                        RData::AAAA(AAAA(Ipv6Addr::from(v6)))
+                    }
+                };
+                Cow::Owned(Record::from_rdata((*owner).clone(), *ttl, data))
+            }
+        }
+    }
+}
+
+/// The records of one RRset as answer entries (see [`crate::compile::CompiledRrset::entries`]).
+#[derive(Debug, Clone)]
+pub enum Entries<'s> {
+    /// Records held whole.
+    Records(std::slice::Iter<'s, Record>),
+    /// Address records held as bytes: owner, TTL, and the RDATA of each.
+    Addresses(&'s Name, u32, std::slice::ChunksExact<'s, u8>),
+}
+
+impl<'s> Iterator for Entries<'s> {
+    type Item = Rec<'s>;
+
+    fn next(&mut self) -> Option<Rec<'s>> {
+        match self {
+            Entries::Records(it) => it.next().map(Rec::Shared),
+            Entries::Addresses(owner, ttl, it) => it.next().map(|b| Rec::Address(owner, *ttl, b)),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            Entries::Records(it) => it.size_hint(),
+            Entries::Addresses(_, _, it) => it.size_hint(),
         }
     }
 }

@@ -9,7 +9,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use smallvec::SmallVec;
 
 use super::select::{self, Choice};
-use super::{Answer, Chosen, Client, How, Rec};
+use super::{Answer, Chosen, Client, Entries, How, Rec};
 use crate::compile::{
     AllDownAnswer, CompiledNode, CompiledRrset, CompiledZone, Found, GslbNode, Snapshot,
 };
@@ -64,22 +64,23 @@ pub fn resolve<'s>(
                 } else if let Some(ns) = zone.node(cut).rrset(RecordType::NS) {
                     // RFC 1034 §4.3.2 step 3b: a chain that leads into a delegation ends
                     // with the referral, so the resolver can continue at the child.
-                    ans.authority.extend(ns.records.iter().map(Rec::Shared));
+                    ans.authority.extend(ns.entries(&zone.node(cut).name));
                     ans.additional.extend(ns.additional.iter().map(Rec::Shared));
                 }
                 return ans;
             }
         };
         let node = zone.node(id);
-        let owner = |r: &'s Record| -> Rec<'s> {
+        let owner = |r: Rec<'s>| -> Rec<'s> {
             if wildcard {
-                let mut r = r.clone();
+                let mut r = r.record().into_owned();
                 r.name = name.clone();
                 Rec::Owned(Box::new(r))
             } else {
-                Rec::Shared(r)
+                r
             }
         };
+        let shared_owner = |r: &'s Record| owner(Rec::Shared(r));
 
         // What to answer here, or the CNAME to follow.
         let cname = match &node.gslb {
@@ -91,7 +92,7 @@ pub fn resolve<'s>(
                     gslb,
                     Family::of(qtype),
                     client,
-                    &owner,
+                    &shared_owner,
                 ) {
                     Some(fallback) => fallback,
                     None => return ans,
@@ -99,7 +100,7 @@ pub fn resolve<'s>(
             }
             _ => {
                 if let Some(records) = records_for(zone, node, qtype) {
-                    ans.answer.extend(records.iter().map(owner));
+                    ans.answer.extend(records.map(owner));
                     if let Some(rs) = node.rrset(qtype) {
                         ans.additional.extend(rs.additional.iter().map(Rec::Shared));
                     }
@@ -114,10 +115,10 @@ pub fn resolve<'s>(
                 }
             }
         };
-        ans.answer.extend(cname.records.iter().map(owner));
+        ans.answer.extend(cname.entries(&node.name).map(owner));
         let (Some(target_wire), Some(RData::CNAME(target_name))) = (
             cname.cname_target.as_deref(),
-            cname.records.first().map(|r| &r.data),
+            cname.first_record().map(|r| &r.data),
         ) else {
             return ans;
         };
@@ -260,10 +261,11 @@ fn records_for<'s>(
     zone: &'s CompiledZone,
     node: &'s CompiledNode,
     qtype: RecordType,
-) -> Option<&'s [Record]> {
+) -> Option<Entries<'s>> {
     let is_apex = node.name == zone.origin;
+    let soa = || Some(Entries::Records(zone.soa.iter()));
     match qtype {
-        RecordType::SOA if is_apex => Some(&zone.soa),
+        RecordType::SOA if is_apex => soa(),
         RecordType::ANY => {
             // RFC 8482 §4.2: answer with one RRset of the node rather than all of them.
             const PREFERENCE: [RecordType; 4] = [
@@ -273,15 +275,15 @@ fn records_for<'s>(
                 RecordType::MX,
             ];
             if is_apex {
-                return Some(&zone.soa);
+                return soa();
             }
             PREFERENCE
                 .iter()
                 .find_map(|t| node.rrset(*t))
                 .or_else(|| node.rrsets.first())
-                .map(|rs| &*rs.records)
+                .map(|rs| rs.entries(&node.name))
         }
-        _ => node.rrset(qtype).map(|rs| &*rs.records),
+        _ => node.rrset(qtype).map(|rs| rs.entries(&node.name)),
     }
 }
 
@@ -303,7 +305,7 @@ fn referral_or_ds<'s>(
     ans.authoritative = false;
     ans.referral = true;
     if let Some(ns) = cut.rrset(RecordType::NS) {
-        ans.authority.extend(ns.records.iter().map(Rec::Shared));
+        ans.authority.extend(ns.entries(&cut.name));
         ans.additional.extend(ns.additional.iter().map(Rec::Shared));
     }
 }
@@ -340,7 +342,7 @@ all_down = { cname = "sorry" }
             RecordType::A,
             "192.0.2.1".parse::<std::net::IpAddr>().unwrap(),
         );
-        a.answer.iter().map(|r| r.get().to_string()).collect()
+        a.answer.iter().map(|r| r.record().to_string()).collect()
     }
 
     #[test]

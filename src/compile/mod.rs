@@ -16,7 +16,9 @@ use std::collections::HashSet;
 
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
+use smallvec::SmallVec;
 
+use crate::answer::Entries;
 use crate::family::Family;
 use crate::geo::db::{BasePartition, GeoDb};
 use crate::geo::decision::{CompiledPolicy, Rule, build_table};
@@ -204,11 +206,52 @@ pub struct CompiledRrset {
     /// Record type.
     pub rtype: RecordType,
     /// The records.
-    pub records: Box<[Record]>,
+    pub data: RrData,
     /// Addresses of in-zone NS/MX/SRV targets, for the additional section.
     pub additional: Box<[Record]>,
     /// For a CNAME: the target's key, so the chain can be followed without allocating.
     pub cname_target: Option<Box<[u8]>>,
+}
+
+/// How an RRset's records are held.
+#[derive(Debug)]
+pub enum RrData {
+    /// As hickory-proto records: every type but static addresses.
+    Records(Box<[Record]>),
+    /// A or AAAA records of one owner as their TTL and RDATA, back to back (4 or 16 bytes
+    /// each; one or two addresses need no allocation). A big zone is mostly these: a
+    /// `Record` is 272 bytes, and the owner is the node's name already.
+    Addresses {
+        /// The TTL.
+        ttl: u32,
+        /// Each record's RDATA.
+        rdata: SmallVec<[u8; 16]>,
+    },
+}
+
+impl CompiledRrset {
+    /// The records as answer entries; `owner` is the node's name.
+    pub fn entries<'s>(&'s self, owner: &'s Name) -> Entries<'s> {
+        match &self.data {
+            RrData::Records(r) => Entries::Records(r.iter()),
+            RrData::Addresses { ttl, rdata } => {
+                let width = if self.rtype == RecordType::AAAA {
+                    16
+                } else {
+                    4
+                };
+                Entries::Addresses(owner, *ttl, rdata.chunks_exact(width))
+            }
+        }
+    }
+
+    /// The first record held whole (a CNAME's, for its target).
+    pub fn first_record(&self) -> Option<&Record> {
+        match &self.data {
+            RrData::Records(r) => r.first(),
+            RrData::Addresses { .. } => None,
+        }
+    }
 }
 
 /// Where a name led inside a zone.
@@ -385,11 +428,32 @@ impl CompiledZone {
                     n.rrsets
                         .iter()
                         .map(|rs| {
-                            let records: Box<[Record]> = rs
-                                .data
-                                .iter()
-                                .map(|d| Record::from_rdata(name.clone(), rs.ttl.secs(), d.clone()))
-                                .collect();
+                            let data = match rs.rtype {
+                                RecordType::A | RecordType::AAAA => RrData::Addresses {
+                                    ttl: rs.ttl.secs(),
+                                    rdata: rs
+                                        .data
+                                        .iter()
+                                        .flat_map(|d| match d {
+                                            RData::A(a) => a.0.octets().to_vec(),
+                                            RData::AAAA(a) => a.0.octets().to_vec(),
+                                            _ => Vec::new(),
+                                        })
+                                        .collect(),
+                                },
+                                _ => RrData::Records(
+                                    rs.data
+                                        .iter()
+                                        .map(|d| {
+                                            Record::from_rdata(
+                                                name.clone(),
+                                                rs.ttl.secs(),
+                                                d.clone(),
+                                            )
+                                        })
+                                        .collect(),
+                                ),
+                            };
                             let targets: Vec<&Name> = rs
                                 .data
                                 .iter()
@@ -414,7 +478,7 @@ impl CompiledZone {
                             });
                             CompiledRrset {
                                 rtype: rs.rtype,
-                                records,
+                                data,
                                 additional: additional.into_boxed_slice(),
                                 cname_target,
                             }
@@ -692,11 +756,11 @@ fn compile_gslb(
         },
         AllDown::Cname(target) => AllDownAnswer::Cname(CompiledRrset {
             rtype: RecordType::CNAME,
-            records: Box::new([Record::from_rdata(
+            data: RrData::Records(Box::new([Record::from_rdata(
                 name.clone(),
                 short_ttl,
                 RData::CNAME(CNAME(target.clone())),
-            )]),
+            )])),
             additional: Box::new([]),
             cname_target: Some(key_of(target)),
         }),

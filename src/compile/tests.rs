@@ -50,6 +50,15 @@ fn text(records: &[Record]) -> Vec<String> {
     records.iter().map(|r| r.to_string()).collect()
 }
 
+/// The records of `node`'s `rtype` set, as text.
+fn entries(node: &CompiledNode, rtype: RecordType) -> Vec<String> {
+    let rrset = node.rrset(rtype).unwrap();
+    rrset
+        .entries(&node.name)
+        .map(|r| r.record().to_string())
+        .collect()
+}
+
 /// The additional section compiled beside `owner`'s `rtype` set.
 fn additional(zone: &CompiledZone, owner: &str, rtype: RecordType) -> Vec<String> {
     let rrset = node(zone, owner)
@@ -132,12 +141,7 @@ fn the_cut_carries_its_in_zone_glue_for_the_referral() {
     );
     assert!(additional(zone, "deep.ent.example.com.", RecordType::NS).is_empty());
     assert_eq!(
-        text(
-            &node(zone, "sub.example.com.")
-                .rrset(RecordType::NS)
-                .unwrap()
-                .records
-        ),
+        entries(node(zone, "sub.example.com."), RecordType::NS),
         [
             "sub.example.com. 3600 IN NS ns1.sub.example.com.",
             "sub.example.com. 3600 IN NS ns.example.org.",
@@ -327,12 +331,7 @@ a = "192.0.2.99"
         assert!(n.gslb.is_none() && n.cut.is_none());
     }
     assert_eq!(
-        text(
-            &node(zone, "a.b.c.example.com.")
-                .rrset(RecordType::A)
-                .unwrap()
-                .records
-        ),
+        entries(node(zone, "a.b.c.example.com."), RecordType::A),
         ["a.b.c.example.com. 3600 IN A 192.0.2.99"]
     );
     // A sibling of an empty non-terminal does not exist.

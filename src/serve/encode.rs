@@ -16,9 +16,13 @@
 //! except that a reply from which hickory left records out counts as not fitting: an RRset
 //! over 64 KiB gets TC and no records, over TCP too, never part of the RRset.
 
+use std::borrow::Cow;
+
 use hickory_proto::op::{Edns, Metadata, ResponseCode};
+use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::zone_handler::{MessageRequest, MessageResponseBuilder};
+use smallvec::SmallVec;
 
 use super::ecs::skip_name;
 use super::edns::ReplyOpt;
@@ -166,6 +170,12 @@ enum Sections {
     None,
 }
 
+/// A section's records as hickory records: address records held as bytes are built here,
+/// on the stack.
+fn whole<'a>(section: &'a [Rec<'_>]) -> SmallVec<[Cow<'a, Record>; 8]> {
+    section.iter().map(Rec::record).collect()
+}
+
 /// One hickory encode into `out` (cleared first). False when a record could not be encoded
 /// and `out` holds a header-only SERVFAIL instead.
 fn encode(
@@ -188,12 +198,17 @@ fn encode(
         Sections::NoAdditional => (answer.answer.len(), answer.authority.len(), 0),
         Sections::None => (0, 0, 0),
     };
+    let (ans, auth, add) = (
+        whole(&answer.answer[..n_ans]),
+        whole(&answer.authority[..n_auth]),
+        whole(&answer.additional[..n_add]),
+    );
     let response = MessageResponseBuilder::new(&request.queries, edns).build(
         meta,
-        answer.answer[..n_ans].iter().map(Rec::get),
-        answer.authority[..n_auth].iter().map(Rec::get),
+        ans.iter().map(|r| &**r),
+        auth.iter().map(|r| &**r),
         std::iter::empty(),
-        answer.additional[..n_add].iter().map(Rec::get),
+        add.iter().map(|r| &**r),
     );
     let mut encoder = BinEncoder::new(out);
     if response.destructive_emit(&mut encoder).is_ok() {

@@ -20,7 +20,7 @@
 //! does not compress a lowercase owner), at most 64 candidates below offset 0x3FFF, and no
 //! compression after 120 names.
 
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use smallvec::SmallVec;
 
@@ -200,6 +200,23 @@ impl<'a> Writer<'a, '_> {
         self.out.push(0);
     }
 
+    /// One A or AAAA record held as its RDATA.
+    fn address(&mut self, owner: &'a Name, ttl: u32, rdata: &[u8]) {
+        self.name(Labels(owner, 0));
+        let rtype = if rdata.len() == 16 {
+            RecordType::AAAA
+        } else {
+            RecordType::A
+        };
+        self.out.extend_from_slice(&u16::from(rtype).to_be_bytes());
+        self.out
+            .extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
+        self.out.extend_from_slice(&ttl.to_be_bytes());
+        self.out
+            .extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        self.out.extend_from_slice(rdata);
+    }
+
     /// One record; `false` for data the fast path does not write.
     fn record(&mut self, r: &'a Record) -> bool {
         self.name(Labels(&r.name, 0));
@@ -272,11 +289,15 @@ pub fn write(
     w.out.extend_from_slice(query.question);
     let sections = [&answer.answer, &answer.authority, &answer.additional];
     for rec in sections.into_iter().flatten() {
-        let r: &Record = match rec {
-            Rec::Shared(r) => r,
-            Rec::Owned(r) => r,
+        let written = match rec {
+            Rec::Shared(r) => w.record(r),
+            Rec::Owned(r) => w.record(r),
+            Rec::Address(owner, ttl, rdata) => {
+                w.address(owner, *ttl, rdata);
+                true
+            }
         };
-        if !w.record(r) {
+        if !written {
             return false;
         }
     }
