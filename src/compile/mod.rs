@@ -18,6 +18,7 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use smallvec::SmallVec;
 
+use self::index::NameIndex;
 use crate::answer::Entries;
 use crate::family::Family;
 use crate::geo::db::{BasePartition, GeoDb};
@@ -70,7 +71,7 @@ pub struct CompiledZone {
     /// Labels in the apex name.
     pub apex_labels: usize,
     nodes: Vec<CompiledNode>,
-    index: FxHashMap<Box<[u8]>, NodeId>,
+    index: NameIndex,
     /// The SOA record with its own TTL, for SOA queries.
     pub soa: Box<[Record]>,
     /// The SOA record with the negative TTL (min of SOA TTL and MINIMUM, RFC 2308 §5).
@@ -498,7 +499,7 @@ impl CompiledZone {
             });
         }
 
-        let index = by_name.keys().map(|n| (key_of(n), ids[n])).collect();
+        let index = NameIndex::new(&nodes);
         let soa_rdata = RData::SOA(zone.soa.clone());
         let negative_ttl = negative_ttl(&zone.soa, zone.soa_ttl.secs());
         Ok(Self {
@@ -548,7 +549,7 @@ impl CompiledZone {
     /// Finds `key` (which must be inside this zone) by RFC 1034 §4.3.2 and RFC 4592:
     /// exact match, else the closest encloser's wildcard, minding delegations on the way.
     pub fn find(&self, key: &NameKey) -> Found {
-        if let Some(&id) = self.index.get(key.full()) {
+        if let Some(id) = self.index.get(key.full(), &self.nodes) {
             return match self.node(id).cut {
                 Some(cut) => Found::Delegated(cut),
                 None => Found::Node(id),
@@ -558,7 +559,7 @@ impl CompiledZone {
         let below_apex = key.labels().saturating_sub(self.apex_labels);
         for skip in 1..=below_apex {
             let suffix = key.suffix(skip);
-            let Some(&id) = self.index.get(suffix) else {
+            let Some(id) = self.index.get(suffix, &self.nodes) else {
                 continue;
             };
             if let Some(cut) = self.node(id).cut {
@@ -566,7 +567,7 @@ impl CompiledZone {
             }
             let mut buf = [0u8; 257];
             if let Some(n) = wildcard_of(suffix, &mut buf) {
-                if let Some(&w) = self.index.get(&buf[..n]) {
+                if let Some(w) = self.index.get(&buf[..n], &self.nodes) {
                     return Found::Wildcard(w);
                 }
             }
@@ -803,6 +804,7 @@ fn negative_ttl(soa: &SOA, soa_ttl: u32) -> u32 {
     soa.minimum.min(soa_ttl)
 }
 
+mod index;
 #[cfg(test)]
 mod tests;
 

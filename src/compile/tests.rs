@@ -38,12 +38,13 @@ fn found(zone: &CompiledZone, qname: &str) -> String {
 
 /// The compiled node named `owner` (which must exist, possibly as an empty non-terminal).
 fn node<'z>(zone: &'z CompiledZone, owner: &str) -> &'z CompiledNode {
-    let id = zone.index[&key_of(&name(owner))];
-    zone.node(id)
+    zone.node(id_of(zone, owner))
 }
 
 fn id_of(zone: &CompiledZone, owner: &str) -> NodeId {
-    zone.index[&key_of(&name(owner))]
+    zone.index
+        .get(&key_of(&name(owner)), &zone.nodes)
+        .unwrap_or_else(|| panic!("{owner} is a node"))
 }
 
 fn text(records: &[Record]) -> Vec<String> {
