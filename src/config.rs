@@ -63,6 +63,8 @@ pub struct ServerConfig {
     pub query_log: Option<QueryLogConfig>,
     /// Response rate limiting of UDP replies (`[rrl]`); `None`: off.
     pub rrl: Option<RrlConfig>,
+    /// The AF_XDP path (`[xdp]`); `None`: sockets only.
+    pub xdp: Option<crate::xdp::XdpConfig>,
 }
 
 /// Response rate limiting (see [`crate::serve::rrl`]).
@@ -207,6 +209,7 @@ impl Default for ServerConfig {
             metrics: true,
             query_log: None,
             rrl: None,
+            xdp: None,
         }
     }
 }
@@ -235,6 +238,14 @@ struct ConfigSpec {
     metrics: Option<MetricsSpec>,
     query_log: Option<QueryLogSpec>,
     rrl: Option<RrlSpec>,
+    xdp: Option<XdpSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct XdpSpec {
+    interfaces: Option<Vec<Spanned<String>>>,
+    port: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -315,6 +326,7 @@ const CONFIG_KEYS: &[&str] = &[
     "metrics",
     "query_log",
     "rrl",
+    "xdp",
 ];
 
 /// Loads the config: `path` if given (it must exist), else the defaults.
@@ -365,6 +377,7 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
             "metrics" => spec.metrics = deserialize(d, key, v),
             "query_log" => spec.query_log = deserialize(d, key, v),
             "rrl" => spec.rrl = deserialize(d, key, v),
+            "xdp" => spec.xdp = deserialize(d, key, v),
             _ => return false,
         }
         true
@@ -489,6 +502,10 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
     }
     if let Some(r) = spec.rrl {
         cfg.rrl = rrl(&mut d, r);
+    }
+    if let Some(x) = spec.xdp {
+        let port = cfg.listen.first().map_or(53, SocketAddr::port);
+        cfg.xdp = xdp(&mut d, x, port);
     }
     if let Some(api) = spec.api {
         if let Some(l) = api.listen {
@@ -705,6 +722,68 @@ fn query_log(d: &mut FileDiags<'_>, base: &Path, q: QueryLogSpec) -> Option<Quer
         }
     }
     ok.then_some(out)
+}
+
+/// The `[xdp]` section, checked; `port` is the default (the first listen address's).
+fn xdp(d: &mut FileDiags<'_>, x: XdpSpec, port: u16) -> Option<crate::xdp::XdpConfig> {
+    let errors = d.error_count();
+    let mut out = crate::xdp::XdpConfig {
+        interfaces: Vec::new(),
+        port,
+    };
+    for (i, v) in x.interfaces.iter().flatten().enumerate() {
+        let text = v.get_ref();
+        let (name, queue) = match text.split_once('@') {
+            Some((n, q)) => (n, Some(q)),
+            None => (text.as_str(), None),
+        };
+        let queue = match queue.map(str::parse::<u32>) {
+            None => None,
+            Some(Ok(q)) => Some(q),
+            Some(Err(_)) => {
+                d.error(
+                    Some(v.span()),
+                    format!("xdp.interfaces[{i}]"),
+                    format!("`{text}`: the queue after @ is not a number"),
+                    Some("write \"eth0\" for every queue or \"eth0@3\" for queue 3".into()),
+                );
+                continue;
+            }
+        };
+        if name.is_empty() || name.len() >= 16 || name.contains(['/', ' ']) {
+            d.error(
+                Some(v.span()),
+                format!("xdp.interfaces[{i}]"),
+                format!("`{name}` is not an interface name"),
+                Some("use the name `ip link` shows, e.g. \"eth0\"".into()),
+            );
+            continue;
+        }
+        out.interfaces.push((name.to_owned(), queue));
+    }
+    if out.interfaces.is_empty() && d.error_count() == errors {
+        d.error(
+            None,
+            "xdp.interfaces",
+            "[xdp] names no interface",
+            Some(
+                "add interfaces = [\"eth0\"], or remove the section to serve from sockets only"
+                    .into(),
+            ),
+        );
+    }
+    if let Some(p) = &x.port {
+        match u16::try_from(*p.get_ref()) {
+            Ok(p) if p != 0 => out.port = p,
+            _ => d.error(
+                Some(p.span()),
+                "xdp.port",
+                format!("{} is not a UDP port", p.get_ref()),
+                Some("the port DNS is served on, usually 53".into()),
+            ),
+        }
+    }
+    (d.error_count() == errors).then_some(out)
 }
 
 /// An integer setting of `[rrl]` within `range`, or an error naming it.
@@ -1000,6 +1079,34 @@ mod tests {
             "error: /etc/meridian/meridian.toml:2:1: api: unknown key `read_require_token`\n  \
              help: did you mean `read_requires_token`?\n"
         );
+    }
+
+    #[test]
+    fn xdp_interfaces_queues_and_port() {
+        let (c, out) =
+            parse_str("listen = [\"0.0.0.0:5300\"]\n[xdp]\ninterfaces = [\"eth0\", \"eth1@3\"]\n");
+        assert_eq!(
+            c.unwrap().xdp,
+            Some(crate::xdp::XdpConfig {
+                interfaces: vec![("eth0".into(), None), ("eth1".into(), Some(3))],
+                port: 5300,
+            }),
+            "{out}"
+        );
+        let (c, _) = parse_str("[xdp]\ninterfaces = [\"eth0\"]\nport = 53\n");
+        assert_eq!(c.unwrap().xdp.unwrap().port, 53);
+        let (c, out) = parse_str("[xdp]\ninterfaces = [\"eth0@x\", \"a/b\"]\nport = 70000\n");
+        assert!(c.is_none());
+        for want in [
+            "xdp.interfaces[0]: `eth0@x`: the queue after @ is not a number",
+            "xdp.interfaces[1]: `a/b` is not an interface name",
+            "xdp.port: 70000 is not a UDP port",
+        ] {
+            assert!(out.contains(want), "{want} in {out}");
+        }
+        let (c, out) = parse_str("[xdp]\n");
+        assert!(c.is_none());
+        assert!(out.contains("[xdp] names no interface"), "{out}");
     }
 
     #[test]

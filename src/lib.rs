@@ -73,4 +73,5 @@ pub mod server;
 pub mod spec_values;
 pub mod systemd;
 pub mod weigh;
+pub mod xdp;
 pub mod zone;

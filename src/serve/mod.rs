@@ -179,6 +179,7 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
 /// A running server: UDP threads and TCP tasks, stopped together.
 pub struct Running {
     stop: Arc<AtomicBool>,
+    xdp: Option<crate::xdp::Xdp>,
     tcp_stop: tcp::Stop,
     udp_threads: Vec<JoinHandle<()>>,
     tcp_tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -208,9 +209,13 @@ impl Running {
             }
         }
         let threads = self.udp_threads;
+        let xdp = self.xdp;
         let _ = tokio::task::spawn_blocking(move || {
             for t in threads {
                 let _ = t.join();
+            }
+            if let Some(x) = xdp {
+                x.join();
             }
         })
         .await;
@@ -242,6 +247,12 @@ pub fn start(
             );
         }
     }
+    // The XDP path is an addition: when it cannot start, the sockets serve alone.
+    let xdp = config.xdp.as_ref().and_then(|c| {
+        crate::xdp::Xdp::start(c, responder.clone(), rrl.clone(), stop.clone())
+            .inspect_err(|e| tracing::error!("{e}; serving from sockets only"))
+            .ok()
+    });
     let mut tcp_tasks = Vec::new();
     for l in listeners.tcp {
         let l = tokio::net::TcpListener::from_std(l)?;
@@ -254,6 +265,7 @@ pub fn start(
     }
     Ok(Running {
         stop,
+        xdp,
         tcp_stop,
         udp_threads,
         tcp_tasks,

@@ -25,3 +25,4 @@ mod scenarios;
 mod shedding;
 mod status;
 mod weights;
+mod xdp;

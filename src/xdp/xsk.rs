@@ -1,0 +1,371 @@
+//! One XDP socket on one queue of one interface: its UMEM (frames shared with the kernel)
+//! and its four rings, and the loop that answers what arrives.
+//!
+//! Frames go round: the fill ring gives the kernel empty frames, the RX ring hands back
+//! frames holding queries, each reply is written into the frame its query came in and put
+//! on the TX ring, and the completion ring returns sent frames, which go back to the fill
+//! ring. A frame that gets no reply goes back to the fill ring at once. No allocation and
+//! no system call per packet: one `poll` while idle, one `sendto` to kick transmission per
+//! batch.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use super::frame;
+use crate::serve::rrl::Rrl;
+use crate::serve::{Outcome, Responder, Transport};
+
+/// Frames in the UMEM, and entries in each ring.
+const FRAMES: u32 = 2048;
+const FRAME_SIZE: u32 = 4096;
+/// How long an idle `poll` waits before looking at the stop flag.
+const POLL_MS: i32 = 200;
+/// Most packets taken from the RX ring at once.
+const BATCH: u32 = 64;
+
+/// A mapping released on drop.
+struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    fn new(fd: Option<i32>, len: usize, offset: u64) -> io::Result<Self> {
+        let (flags, fd) = match fd {
+            Some(fd) => (libc::MAP_SHARED | libc::MAP_POPULATE, fd),
+            None => (
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+            ),
+        };
+        // SAFETY: a fresh mapping; the kernel picks the address.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                fd,
+                offset as libc::off_t,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self {
+            ptr: NonNull::new(p.cast()).ok_or_else(io::Error::last_os_error)?,
+            len,
+        })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, unmapped once.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// One ring shared with the kernel: producer and consumer indices and `FRAMES` entries of
+/// `T` (a frame address for fill and completion, a descriptor for RX and TX).
+struct Ring<T> {
+    _map: Mapping,
+    producer: *const AtomicU32,
+    consumer: *const AtomicU32,
+    entries: *mut T,
+    /// Our copy of the index we advance (producer for fill/TX, consumer for RX/completion).
+    local: u32,
+}
+
+impl<T: Copy> Ring<T> {
+    fn new(fd: i32, off: &libc::xdp_ring_offset, pgoff: u64) -> io::Result<Self> {
+        let len = off.desc as usize + FRAMES as usize * size_of::<T>();
+        let map = Mapping::new(Some(fd), len, pgoff)?;
+        let base = map.ptr.as_ptr();
+        // SAFETY: the offsets are the kernel's, inside the mapping of `len` bytes.
+        let (producer, consumer, entries) = unsafe {
+            (
+                base.add(off.producer as usize).cast::<AtomicU32>(),
+                base.add(off.consumer as usize).cast::<AtomicU32>(),
+                base.add(off.desc as usize).cast::<T>(),
+            )
+        };
+        let mut r = Self {
+            _map: map,
+            producer,
+            consumer,
+            entries,
+            local: 0,
+        };
+        // SAFETY: the indices live in the mapping.
+        r.local = unsafe { (*r.producer).load(Ordering::Relaxed) };
+        Ok(r)
+    }
+
+    fn prod(&self) -> &AtomicU32 {
+        // SAFETY: points into the live mapping, which the kernel updates atomically.
+        unsafe { &*self.producer }
+    }
+
+    fn cons(&self) -> &AtomicU32 {
+        // SAFETY: as above.
+        unsafe { &*self.consumer }
+    }
+
+    fn slot(&self, i: u32) -> *mut T {
+        // SAFETY: masked into the ring's FRAMES entries.
+        unsafe { self.entries.add((i & (FRAMES - 1)) as usize) }
+    }
+
+    /// For rings we produce into (fill, TX): room for how many more.
+    fn room(&self) -> u32 {
+        FRAMES - self.local.wrapping_sub(self.cons().load(Ordering::Acquire))
+    }
+
+    /// Puts one entry (the caller checked `room`); visible to the kernel after `submit`.
+    fn push(&mut self, v: T) {
+        // SAFETY: the slot is ours until the producer index passes it.
+        unsafe { self.slot(self.local).write(v) };
+        self.local = self.local.wrapping_add(1);
+    }
+
+    fn submit(&self) {
+        self.prod().store(self.local, Ordering::Release);
+    }
+
+    /// For rings we consume from (RX, completion): the entries ready, at most `max`.
+    fn ready(&mut self, max: u32) -> u32 {
+        self.local = self.cons().load(Ordering::Relaxed);
+        self.prod()
+            .load(Ordering::Acquire)
+            .wrapping_sub(self.local)
+            .min(max)
+    }
+
+    fn peek(&self, k: u32) -> T {
+        // SAFETY: an entry the kernel has produced and we have not released.
+        unsafe { self.slot(self.local.wrapping_add(k)).read() }
+    }
+
+    fn release(&mut self, n: u32) {
+        self.local = self.local.wrapping_add(n);
+        self.cons().store(self.local, Ordering::Release);
+    }
+}
+
+/// An XDP socket bound to one queue, with its UMEM and rings.
+pub(super) struct Xsk {
+    fd: OwnedFd,
+    umem: Mapping,
+    fill: Ring<u64>,
+    comp: Ring<u64>,
+    rx: Ring<libc::xdp_desc>,
+    tx: Ring<libc::xdp_desc>,
+    /// Packets answered, for the log at exit.
+    pub(super) answered: AtomicU64,
+}
+
+// SAFETY: the raw pointers are into mappings this value owns; one thread uses it.
+unsafe impl Send for Xsk {}
+
+fn setsockopt<T>(fd: i32, opt: i32, v: &T) -> io::Result<()> {
+    // SAFETY: `v` is a live value of the size given.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_XDP,
+            opt,
+            std::ptr::from_ref(v).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+impl Xsk {
+    /// A socket on queue `queue` of `ifindex`, with every frame given to the kernel.
+    pub(super) fn new(ifindex: u32, queue: u32) -> io::Result<Self> {
+        // SAFETY: a plain socket call.
+        let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a new descriptor nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let raw = fd.as_raw_fd();
+        let umem = Mapping::new(None, (FRAMES * FRAME_SIZE) as usize, 0)?;
+        let reg = libc::xdp_umem_reg {
+            addr: umem.ptr.as_ptr() as u64,
+            len: u64::from(FRAMES * FRAME_SIZE),
+            chunk_size: FRAME_SIZE,
+            headroom: 0,
+            flags: 0,
+            tx_metadata_len: 0,
+        };
+        setsockopt(raw, libc::XDP_UMEM_REG, &reg)?;
+        for opt in [
+            libc::XDP_UMEM_FILL_RING,
+            libc::XDP_UMEM_COMPLETION_RING,
+            libc::XDP_RX_RING,
+            libc::XDP_TX_RING,
+        ] {
+            setsockopt(raw, opt, &FRAMES)?;
+        }
+        // SAFETY: all-zero is a valid xdp_mmap_offsets; the kernel fills it.
+        let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
+        let mut len = size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
+        // SAFETY: `off` is large enough for what `len` says.
+        let r = unsafe {
+            libc::getsockopt(
+                raw,
+                libc::SOL_XDP,
+                libc::XDP_MMAP_OFFSETS,
+                (&raw mut off).cast(),
+                &mut len,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut fill = Ring::new(raw, &off.fr, libc::XDP_UMEM_PGOFF_FILL_RING)?;
+        let comp = Ring::new(raw, &off.cr, libc::XDP_UMEM_PGOFF_COMPLETION_RING)?;
+        let rx = Ring::new(raw, &off.rx, libc::XDP_PGOFF_RX_RING as u64)?;
+        let tx = Ring::new(raw, &off.tx, libc::XDP_PGOFF_TX_RING as u64)?;
+        for i in 0..FRAMES {
+            fill.push(u64::from(i * FRAME_SIZE));
+        }
+        fill.submit();
+        // Zero-copy where the driver has it, copy mode otherwise (flags 0 lets the kernel
+        // choose).
+        let addr = libc::sockaddr_xdp {
+            sxdp_family: libc::AF_XDP as u16,
+            sxdp_flags: 0,
+            sxdp_ifindex: ifindex,
+            sxdp_queue_id: queue,
+            sxdp_shared_umem_fd: 0,
+        };
+        // SAFETY: a valid sockaddr_xdp of the size given.
+        let r = unsafe {
+            libc::bind(
+                raw,
+                (&raw const addr).cast(),
+                size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self {
+            fd,
+            umem,
+            fill,
+            comp,
+            rx,
+            tx,
+            answered: AtomicU64::new(0),
+        })
+    }
+
+    /// The socket's descriptor, for the XSKMAP.
+    pub(super) fn raw_fd(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
+
+    /// Answers until `stop` is set: queries for UDP `port` through `responder` (and `rrl`).
+    pub(super) fn serve(
+        &mut self,
+        port: u16,
+        responder: &Responder,
+        rrl: Option<&Rrl>,
+        stop: &AtomicBool,
+    ) {
+        let mut reply = Vec::with_capacity(FRAME_SIZE as usize);
+        while !stop.load(Ordering::Relaxed) {
+            self.recycle();
+            let n = self.rx.ready(BATCH.min(self.tx.room()));
+            if n == 0 {
+                let mut p = libc::pollfd {
+                    fd: self.raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                unsafe { libc::poll(&mut p, 1, POLL_MS) };
+                continue;
+            }
+            let mut sent = 0;
+            for k in 0..n {
+                let d = self.rx.peek(k);
+                let start = d.addr as usize;
+                let chunk_end = (d.addr / u64::from(FRAME_SIZE) + 1) as usize * FRAME_SIZE as usize;
+                // SAFETY: the frame is inside the UMEM and ours until it goes back to a ring.
+                let buf = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        self.umem.ptr.as_ptr().add(start),
+                        chunk_end - start,
+                    )
+                };
+                let len = (d.len as usize).min(buf.len());
+                let answered = frame::parse(&buf[..len], port).and_then(|q| {
+                    let dns = &buf[q.offset..q.offset + q.len];
+                    let out = responder.respond(dns, q.src, Transport::Udp, &mut reply);
+                    (out == Outcome::Reply && rrl.is_none_or(|r| r.admit(q.src.ip(), &mut reply)))
+                        .then_some(q)
+                        .and_then(|q| frame::reply(buf, &q, &reply))
+                });
+                match answered {
+                    Some(len) => {
+                        self.tx.push(libc::xdp_desc {
+                            addr: d.addr,
+                            len: len as u32,
+                            options: 0,
+                        });
+                        sent += 1;
+                    }
+                    None => {
+                        self.fill.push(d.addr);
+                    }
+                }
+            }
+            self.rx.release(n);
+            self.fill.submit();
+            if sent > 0 {
+                self.tx.submit();
+                self.answered.fetch_add(sent, Ordering::Relaxed);
+                // Copy mode sends only when asked.
+                // SAFETY: a zero-length send on our socket.
+                unsafe {
+                    libc::sendto(
+                        self.raw_fd(),
+                        std::ptr::null(),
+                        0,
+                        libc::MSG_DONTWAIT,
+                        std::ptr::null(),
+                        0,
+                    )
+                };
+            }
+        }
+    }
+
+    /// Frames the kernel has sent go back to the fill ring.
+    fn recycle(&mut self) {
+        let n = self.comp.ready(FRAMES);
+        if n == 0 {
+            return;
+        }
+        for k in 0..n {
+            let addr = self.comp.peek(k);
+            // Back to the start of its frame: received data begins after headroom.
+            self.fill.push(addr - addr % u64::from(FRAME_SIZE));
+        }
+        self.comp.release(n);
+        self.fill.submit();
+    }
+}

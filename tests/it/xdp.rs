@@ -1,0 +1,318 @@
+//! The AF_XDP path, from outside: a veth pair between two network namespaces this test
+//! creates, Meridian with `[xdp]` on one end, real DNS clients in the other. Every UDP
+//! answer must equal the socket path's for the same query (the same server without
+//! `[xdp]`), over IPv4 and IPv6; TCP and other traffic still reach the kernel; the XDP
+//! threads answered the UDP queries; the program is gone after exit.
+//!
+//! Needs root and a kernel with XDP sockets; without them it says so and passes.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::Message;
+use hickory_proto::rr::RecordType;
+
+use crate::harness::{query, with_ecs, with_edns};
+
+/// Runs `ip ARGS`, panicking with its output on failure.
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("ip runs");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Two namespaces joined by a veth pair: server end 192.0.2.1/25 and 2001:db8:1::1, client
+/// end 192.0.2.10/25 and 2001:db8:1::10 (Amsterdam in the test GeoIP data). Deleted on drop.
+struct Net {
+    server: String,
+    client: String,
+    dev: String,
+}
+
+impl Net {
+    fn new() -> Self {
+        let id = std::process::id() % 100_000;
+        let net = Self {
+            server: format!("mx-s{id}"),
+            client: format!("mx-c{id}"),
+            dev: format!("mxs{id}"),
+        };
+        let peer = format!("mxc{id}");
+        ip(&["netns", "add", &net.server]);
+        ip(&["netns", "add", &net.client]);
+        ip(&[
+            "link",
+            "add",
+            &net.dev,
+            "netns",
+            &net.server,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
+            "netns",
+            &net.client,
+        ]);
+        for (ns, dev, v4, v6) in [
+            (&net.server, &net.dev, "192.0.2.1/25", "2001:db8:1::1/64"),
+            (&net.client, &peer, "192.0.2.10/25", "2001:db8:1::10/64"),
+        ] {
+            ip(&["-n", ns, "addr", "add", v4, "dev", dev]);
+            ip(&["-n", ns, "-6", "addr", "add", v6, "dev", dev, "nodad"]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        net
+    }
+
+    /// Whether an XDP program is attached to the server end.
+    fn attached(&self) -> bool {
+        let out = Command::new("ip")
+            .args(["-n", &self.server, "-d", "link", "show", &self.dev])
+            .output()
+            .expect("ip runs");
+        String::from_utf8_lossy(&out.stdout).contains("xdp id")
+    }
+
+    /// Sends `queries` from the client namespace (UDP or TCP) and returns each reply
+    /// (`None` for no reply within 2 s).
+    fn ask(&self, proto: &str, server: &str, queries: &[Vec<u8>]) -> Vec<Option<Vec<u8>>> {
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.client,
+                "python3",
+                "-c",
+                CLIENT,
+                proto,
+                server,
+                "5300",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let mut stdin = child.stdin.take().expect("stdin");
+        for q in queries {
+            writeln!(stdin, "{}", hex(q)).expect("write query");
+        }
+        drop(stdin);
+        let out = child.wait_with_output().expect("client ends");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| (l != "timeout").then(|| unhex(l)))
+            .collect()
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        // The veth pair goes with its namespaces.
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.server])
+            .status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.client])
+            .status();
+    }
+}
+
+/// A DNS client in Python (the namespace has no other): hex queries in, hex replies out.
+const CLIENT: &str = r#"
+import socket, sys, binascii
+proto, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+fam = socket.AF_INET6 if ':' in host else socket.AF_INET
+for line in sys.stdin:
+    q = binascii.unhexlify(line.strip())
+    s = socket.socket(fam, socket.SOCK_DGRAM if proto == 'udp' else socket.SOCK_STREAM)
+    s.settimeout(2)
+    try:
+        if proto == 'udp':
+            s.sendto(q, (host, port)); r = s.recv(65535)
+        else:
+            s.connect((host, port)); s.sendall(len(q).to_bytes(2, 'big') + q)
+            n = int.from_bytes(s.recv(2), 'big'); r = b''
+            while len(r) < n: r += s.recv(n - len(r))
+        print(binascii.hexlify(r).decode())
+    except socket.timeout:
+        print("timeout")
+    s.close()
+"#;
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// Runs Meridian in the server namespace, with `[xdp]` on the veth or not, until `f` is
+/// done; returns `f`'s result and the server's log.
+fn with_server<T>(net: &Net, xdp: bool, f: impl FnOnce() -> T) -> (T, String) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cfg = format!(
+        "listen = [\"0.0.0.0:5300\", \"[::]:5300\"]\nudp_threads = 1\nzones_dir = {:?}\n\
+         state_dir = {:?}\n[api]\nlisten = \"off\"\n[geoip]\ndatabases = [{:?}]\n",
+        root.join("zones"),
+        dir.path().join("state"),
+        root.join("geoip/test-city.mmdb"),
+    );
+    if xdp {
+        cfg.push_str(&format!("[xdp]\ninterfaces = [\"{}\"]\n", net.dev));
+    }
+    let cfg_path = dir.path().join("meridian.toml");
+    std::fs::write(&cfg_path, cfg).expect("write config");
+    let log_path = dir.path().join("log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut server = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &net.server,
+            env!("CARGO_BIN_EXE_meridian"),
+            "--config",
+        ])
+        .arg(&cfg_path)
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("meridian starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log_path)
+        .unwrap_or_default()
+        .contains("listening on udp")
+    {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = f();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = server.kill();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (out, std::fs::read_to_string(&log_path).unwrap_or_default())
+}
+
+/// Whether this machine can run the test: root, and XDP sockets in the kernel.
+fn can_run() -> bool {
+    // SAFETY: plain calls; the socket, if made, is closed at once.
+    unsafe {
+        if libc::geteuid() != 0 {
+            return false;
+        }
+        let fd = libc::socket(libc::AF_XDP, libc::SOCK_RAW, 0);
+        if fd < 0 {
+            return false;
+        }
+        libc::close(fd);
+    }
+    Command::new("python3").arg("-V").output().is_ok()
+}
+
+fn queries() -> Vec<Vec<u8>> {
+    let v: Vec<Message> = vec![
+        query("www.example.com.", RecordType::A),
+        query("WWW.Example.COM.", RecordType::AAAA),
+        query("cdn.example.com.", RecordType::A),
+        query("cdn.example.com.", RecordType::AAAA),
+        query("nothing-here.example.com.", RecordType::A),
+        query("example.com.", RecordType::SOA),
+        query("example.com.", RecordType::MX),
+        with_edns(query("cdn.example.com.", RecordType::A), 1232),
+        with_ecs(
+            with_edns(query("cdn.example.com.", RecordType::A), 1232),
+            "198.51.100.0",
+            24,
+        ),
+        with_ecs(
+            with_edns(query("cdn.example.com.", RecordType::A), 1232),
+            "203.0.113.0",
+            24,
+        ),
+        query("example.org.", RecordType::A),
+    ];
+    let mut bytes: Vec<Vec<u8>> = v.iter().map(|m| m.to_vec().expect("encode")).collect();
+    // Not a QUERY (NOTIMP through the general path), and a truncated message (FORMERR).
+    let mut status = bytes[0].clone();
+    status[2] = (status[2] & 0x87) | (2 << 3);
+    bytes.push(status);
+    bytes.push(bytes[0][..14].to_vec());
+    bytes
+}
+
+#[test]
+fn xdp_answers_as_the_sockets_do_and_leaves_nothing_behind() {
+    if !can_run() {
+        eprintln!("skipped: needs root, python3 and a kernel with AF_XDP sockets");
+        return;
+    }
+    let net = Net::new();
+    let qs = queries();
+    let ask_all = || {
+        [
+            net.ask("udp", "192.0.2.1", &qs),
+            net.ask("udp", "2001:db8:1::1", &qs),
+            net.ask("tcp", "192.0.2.1", &qs[..1]),
+        ]
+    };
+    let (sockets, _) = with_server(&net, false, ask_all);
+    assert!(!net.attached());
+    let ((xdp, attached), log) = with_server(&net, true, || (ask_all(), net.attached()));
+    assert!(attached, "program attached while serving: {log}");
+    assert!(!net.attached(), "program detached after exit");
+    for (family, (s, x)) in ["IPv4", "IPv6", "TCP"].iter().zip(sockets.iter().zip(&xdp)) {
+        assert_eq!(s.len(), x.len());
+        for (i, (s, x)) in s.iter().zip(x).enumerate() {
+            assert!(s.is_some(), "{family} query {i}: the socket path answered");
+            assert_eq!(s, x, "{family} query {i}: XDP and sockets differ");
+        }
+    }
+    // Every UDP query of both families came through XDP (TCP through the kernel).
+    let answered: u64 = log
+        .lines()
+        .filter_map(|l| {
+            l.split("answered ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    assert_eq!(answered, 2 * qs.len() as u64, "{log}");
+}
+
+#[test]
+fn a_missing_interface_is_reported_and_the_sockets_serve() {
+    let s = crate::harness::Server::start(
+        &[(
+            "example.net",
+            include_str!("../fixtures/good/example.net.toml"),
+        )],
+        "[xdp]\ninterfaces = [\"nosuchif0\"]\n",
+    );
+    let r = s.udp(&query("www.example.net.", RecordType::A));
+    assert!(!r.answers.is_empty(), "answered over the socket");
+    let log = s.log();
+    assert!(
+        log.contains("xdp: no interface nosuchif0; serving from sockets only"),
+        "{log}"
+    );
+}
