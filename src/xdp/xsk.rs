@@ -18,7 +18,7 @@ use crate::serve::rrl::Rrl;
 use crate::serve::{Outcome, Responder, Transport};
 
 /// Frames in the UMEM, and entries in each ring.
-const FRAMES: u32 = 2048;
+const FRAMES: u32 = 4096;
 const FRAME_SIZE: u32 = 4096;
 /// How long an idle `poll` waits before looking at the stop flag.
 const POLL_MS: i32 = 200;
@@ -133,6 +133,11 @@ impl<T: Copy> Ring<T> {
 
     fn submit(&self) {
         self.prod().store(self.local, Ordering::Release);
+    }
+
+    /// For rings we produce into: entries the kernel has not taken yet.
+    fn waiting(&self) -> u32 {
+        self.local.wrapping_sub(self.cons().load(Ordering::Acquire))
     }
 
     /// For rings we consume from (RX, completion): the entries ready, at most `max`.
@@ -338,18 +343,36 @@ impl Xsk {
             if sent > 0 {
                 self.tx.submit();
                 self.answered.fetch_add(sent, Ordering::Relaxed);
-                // Copy mode sends only when asked.
-                // SAFETY: a zero-length send on our socket.
-                unsafe {
-                    libc::sendto(
-                        self.raw_fd(),
-                        std::ptr::null(),
-                        0,
-                        libc::MSG_DONTWAIT,
-                        std::ptr::null(),
-                        0,
-                    )
-                };
+                self.kick();
+            }
+        }
+    }
+
+    /// Asks the kernel to send what the TX ring holds. In copy mode each call sends a
+    /// small batch (the kernel's own limit, 32 frames or so), so it is asked again while
+    /// frames wait, a bounded number of times.
+    fn kick(&mut self) {
+        for _ in 0..FRAMES / 16 {
+            if self.tx.waiting() == 0 {
+                return;
+            }
+            // SAFETY: a zero-length send on our socket.
+            let r = unsafe {
+                libc::sendto(
+                    self.raw_fd(),
+                    std::ptr::null(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null(),
+                    0,
+                )
+            };
+            if r < 0 {
+                let e = io::Error::last_os_error().raw_os_error();
+                // EAGAIN/EBUSY: the kernel is still sending; anything else: try later.
+                if !matches!(e, Some(libc::EAGAIN) | Some(libc::EBUSY)) {
+                    return;
+                }
             }
         }
     }
