@@ -20,6 +20,7 @@ pub struct Events {
     last_success: Gauge,
     tcp_connections: IntGauge,
     query_log_dropped: IntCounter,
+    xdp_answers: IntCounterVec,
 }
 
 /// The process's event metrics.
@@ -76,6 +77,15 @@ impl Events {
             "Query log entries dropped because the writer fell behind (the queue was full).",
         )
         .expect("valid counter");
+        let xdp_answers = IntCounterVec::new(
+            Opts::new(
+                "meridian_xdp_answers_total",
+                "UDP replies sent by the AF_XDP path, by interface and queue (counted as udp in \
+                 the query metrics too).",
+            ),
+            &["interface", "queue"],
+        )
+        .expect("valid counter");
         let build_info = IntGaugeVec::new(
             Opts::new("meridian_build_info", "Always 1; the version as a label."),
             &["version"],
@@ -84,7 +94,7 @@ impl Events {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        let all: [(&str, Box<dyn prometheus::core::Collector>); 8] = [
+        let all: [(&str, Box<dyn prometheus::core::Collector>); 9] = [
             ("probe_duration", Box::new(probe_duration.clone())),
             ("probe_failures", Box::new(probe_failures.clone())),
             ("reloads", Box::new(reloads.clone())),
@@ -92,6 +102,7 @@ impl Events {
             ("last_success", Box::new(last_success.clone())),
             ("tcp_connections", Box::new(tcp_connections.clone())),
             ("query_log_dropped", Box::new(query_log_dropped.clone())),
+            ("xdp_answers", Box::new(xdp_answers.clone())),
             ("build_info", Box::new(build_info)),
         ];
         for (name, m) in all {
@@ -112,7 +123,14 @@ impl Events {
             last_success,
             tcp_connections,
             query_log_dropped,
+            xdp_answers,
         }
+    }
+
+    /// The counter of replies the AF_XDP path sends from `queue` of `interface`.
+    pub fn xdp_answers(&self, interface: &str, queue: u32) -> IntCounter {
+        self.xdp_answers
+            .with_label_values(&[interface, &queue.to_string()])
     }
 
     /// One probe of `check` took `took`, failing for `failure` when it did.

@@ -18,7 +18,7 @@ mod xsk;
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::thread::JoinHandle;
 
 use thiserror::Error;
@@ -121,11 +121,13 @@ impl Xdp {
                 attached.insert(q, sock.raw_fd()).map_err(socket_err)?;
                 let (responder, rrl, stop) = (responder.clone(), rrl.clone(), stop.clone());
                 let (label, port) = (format!("{name}@{q}"), config.port);
+                let answered = crate::metrics::events::events().xdp_answers(name, q);
                 let thread = std::thread::Builder::new()
                     .name(format!("xdp-{label}"))
                     .spawn(move || {
-                        sock.serve(port, &responder, rrl.as_deref(), &stop);
-                        let n = sock.answered.load(Ordering::Relaxed);
+                        let before = answered.get();
+                        sock.serve(port, &responder, rrl.as_deref(), &stop, &answered);
+                        let n = answered.get() - before;
                         tracing::info!("xdp: {label} answered {n} queries");
                     })
                     .map_err(socket_err)?;

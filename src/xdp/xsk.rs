@@ -11,7 +11,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::frame;
 use crate::serve::rrl::Rrl;
@@ -168,8 +168,6 @@ pub(super) struct Xsk {
     comp: Ring<u64>,
     rx: Ring<libc::xdp_desc>,
     tx: Ring<libc::xdp_desc>,
-    /// Packets answered, for the log at exit.
-    pub(super) answered: AtomicU64,
 }
 
 // SAFETY: the raw pointers are into mappings this value owns; one thread uses it.
@@ -273,7 +271,6 @@ impl Xsk {
             comp,
             rx,
             tx,
-            answered: AtomicU64::new(0),
         })
     }
 
@@ -282,13 +279,15 @@ impl Xsk {
         self.fd.as_raw_fd()
     }
 
-    /// Answers until `stop` is set: queries for UDP `port` through `responder` (and `rrl`).
+    /// Answers until `stop` is set: queries for UDP `port` through `responder` (and `rrl`),
+    /// counting replies sent in `answered`.
     pub(super) fn serve(
         &mut self,
         port: u16,
         responder: &Responder,
         rrl: Option<&Rrl>,
         stop: &AtomicBool,
+        answered: &prometheus::IntCounter,
     ) {
         let mut reply = Vec::with_capacity(FRAME_SIZE as usize);
         while !stop.load(Ordering::Relaxed) {
@@ -342,7 +341,7 @@ impl Xsk {
             self.fill.submit();
             if sent > 0 {
                 self.tx.submit();
-                self.answered.fetch_add(sent, Ordering::Relaxed);
+                answered.inc_by(sent);
                 self.kick();
             }
         }
