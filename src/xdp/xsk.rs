@@ -293,6 +293,9 @@ impl Xsk {
         while !stop.load(Ordering::Relaxed) {
             self.recycle();
             let n = self.rx.ready(BATCH.min(self.tx.room()));
+            if n == 0 && self.tx.waiting() > 0 {
+                self.kick();
+            }
             if n == 0 {
                 let mut p = libc::pollfd {
                     fd: self.raw_fd(),
@@ -349,14 +352,12 @@ impl Xsk {
 
     /// Asks the kernel to send what the TX ring holds. In copy mode each call sends a
     /// small batch (the kernel's own limit, 32 frames or so), so it is asked again while
-    /// frames wait, a bounded number of times.
+    /// that makes progress; what is left waits for the next round.
     fn kick(&mut self) {
-        for _ in 0..FRAMES / 16 {
-            if self.tx.waiting() == 0 {
-                return;
-            }
+        let mut waiting = self.tx.waiting();
+        while waiting > 0 {
             // SAFETY: a zero-length send on our socket.
-            let r = unsafe {
+            unsafe {
                 libc::sendto(
                     self.raw_fd(),
                     std::ptr::null(),
@@ -366,13 +367,11 @@ impl Xsk {
                     0,
                 )
             };
-            if r < 0 {
-                let e = io::Error::last_os_error().raw_os_error();
-                // EAGAIN/EBUSY: the kernel is still sending; anything else: try later.
-                if !matches!(e, Some(libc::EAGAIN) | Some(libc::EBUSY)) {
-                    return;
-                }
+            let now = self.tx.waiting();
+            if now >= waiting {
+                return;
             }
+            waiting = now;
         }
     }
 
