@@ -262,7 +262,9 @@ fn records_for<'s>(
     node: &'s CompiledNode,
     qtype: RecordType,
 ) -> Option<Entries<'s>> {
-    let is_apex = node.name == zone.origin;
+    // Every node is at or below the apex: the one with as many labels is the apex (a
+    // count, where comparing names would fold the case of every label).
+    let is_apex = node.name.num_labels() as usize == zone.apex_labels;
     let soa = || Some(Entries::Records(zone.soa.iter()));
     match qtype {
         RecordType::SOA if is_apex => soa(),
