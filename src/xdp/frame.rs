@@ -2,7 +2,7 @@
 //! written back into the same frame (addresses and ports swapped, lengths and checksums
 //! made anew).
 //!
-//! Only what the XDP program redirects arrives here (see [`super::bpf`]): IPv4 without
+//! Only what the XDP program redirects arrives here (see `xdp::bpf`): IPv4 without
 //! options and unfragmented, or IPv6 with UDP as the first next header, to our port.
 //! Anything else found here anyway is dropped, never answered.
 
