@@ -162,10 +162,19 @@ fn unhex(s: &str) -> Vec<u8> {
 fn with_server<T>(net: &Net, xdp: bool, f: impl FnOnce() -> T) -> (T, String) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().expect("temp dir");
+    // The example zone, and example.net for answers too big for a UDP reply (TC).
+    let zones = dir.path().join("zones");
+    std::fs::create_dir(&zones).expect("zones dir");
+    for (from, to) in [
+        ("zones/example.com.toml", "example.com.toml"),
+        ("tests/fixtures/good/example.net.toml", "example.net.toml"),
+    ] {
+        std::fs::copy(root.join(from), zones.join(to)).expect("copy zone");
+    }
     let mut cfg = format!(
         "listen = [\"0.0.0.0:5300\", \"[::]:5300\"]\nudp_threads = 1\nzones_dir = {:?}\n\
          state_dir = {:?}\n[api]\nlisten = \"off\"\n[geoip]\ndatabases = [{:?}]\n",
-        root.join("zones"),
+        zones,
         dir.path().join("state"),
         root.join("geoip/test-city.mmdb"),
     );
@@ -247,6 +256,9 @@ fn queries() -> Vec<Vec<u8>> {
             24,
         ),
         query("example.org.", RecordType::A),
+        // 100 addresses: TC at 512 bytes, and at 1232.
+        query("many.example.net.", RecordType::A),
+        with_edns(query("many.example.net.", RecordType::A), 1232),
     ];
     let mut bytes: Vec<Vec<u8>> = v.iter().map(|m| m.to_vec().expect("encode")).collect();
     // Not a QUERY (NOTIMP through the general path), and a truncated message (FORMERR).
@@ -277,6 +289,10 @@ fn xdp_answers_as_the_sockets_do_and_leaves_nothing_behind() {
     let ((xdp, attached), log) = with_server(&net, true, || (ask_all(), net.attached()));
     assert!(attached, "program attached while serving: {log}");
     assert!(!net.attached(), "program detached after exit");
+    // The big answer says TC over UDP, as it does over the sockets.
+    let many = qs.len() - 4;
+    let tc = |r: &Option<Vec<u8>>| r.as_ref().is_some_and(|r| r.len() > 2 && r[2] & 0x02 != 0);
+    assert!(tc(&xdp[0][many]) && tc(&xdp[0][many + 1]) && tc(&xdp[1][many]));
     for (family, (s, x)) in ["IPv4", "IPv6", "TCP"].iter().zip(sockets.iter().zip(&xdp)) {
         assert_eq!(s.len(), x.len());
         for (i, (s, x)) in s.iter().zip(x).enumerate() {
