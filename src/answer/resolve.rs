@@ -20,11 +20,24 @@ use crate::name_key::NameKey;
 /// Most CNAMEs followed for one answer; longer chains are answered as far as they go.
 pub const MAX_CHAIN: usize = 8;
 
+/// The name asked, case kept. Only a wildcard answer needs it as a [`Name`] (its records
+/// carry the asked name as owner), so it is built then and not for every query.
+pub trait AskedName {
+    /// The name; `None` if it cannot be made (the records keep their own owner).
+    fn to_name(&self) -> Option<Name>;
+}
+
+impl AskedName for Name {
+    fn to_name(&self) -> Option<Name> {
+        Some(self.clone())
+    }
+}
+
 /// Answers `qname`/`qtype` from `snap` for `client` (the ECS address or the packet's
 /// source). `key` is `qname`'s lowercase wire key.
 pub fn resolve<'s>(
     snap: &'s Snapshot,
-    qname: &Name,
+    qname: &(impl AskedName + ?Sized),
     key: &NameKey,
     qtype: RecordType,
     client: impl Into<Client>,
@@ -43,7 +56,8 @@ pub fn resolve<'s>(
     ans.zone_metric = zone.queries_metric;
 
     // The name being looked up: the question, then each CNAME target in turn.
-    let mut cur_name: &Name = qname;
+    // `None`: the name asked; then each CNAME target.
+    let mut cur_name: Option<&Name> = None;
     let mut cur_key: Option<NameKey> = None;
     // Targets followed so far: a wildcard CNAME can lead back to itself under a new name.
     let mut followed: SmallVec<[&'s [u8]; MAX_CHAIN]> = SmallVec::new();
@@ -74,7 +88,9 @@ pub fn resolve<'s>(
         let owner = |r: Rec<'s>| -> Rec<'s> {
             if wildcard {
                 let mut r = r.record().into_owned();
-                r.name = name.clone();
+                if let Some(owner) = name.cloned().or_else(|| qname.to_name()) {
+                    r.name = owner;
+                }
                 Rec::Owned(Box::new(r))
             } else {
                 r
@@ -134,7 +150,7 @@ pub fn resolve<'s>(
             Some(z) if std::ptr::eq(z, zone) => {}
             _ => return ans,
         }
-        cur_name = &target_name.0;
+        cur_name = Some(&target_name.0);
         cur_key = Some(target);
     }
     ans

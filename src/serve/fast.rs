@@ -52,10 +52,10 @@ pub struct Query<'p> {
     pub edns: QueryEdns,
 }
 
-impl Query<'_> {
-    /// The question name as a hickory [`Name`], case kept: what `resolve` takes (an owner
-    /// for wildcard answers). On the stack for names of up to 32 bytes.
-    pub fn name(&self) -> Option<Name> {
+impl crate::answer::resolve::AskedName for Query<'_> {
+    /// The question name as a hickory [`Name`], case kept, read from the packet only when
+    /// a wildcard answer needs it. On the stack for names of up to 32 bytes.
+    fn to_name(&self) -> Option<Name> {
         Name::read(&mut BinDecoder::new(self.qname)).ok()
     }
 }

@@ -188,13 +188,10 @@ impl Responder {
         out: &mut Vec<u8>,
         logged: Option<(&QueryLog, Started)>,
     ) -> bool {
-        let Some(name) = query.name() else {
-            return false;
-        };
         let snap = self.snapshot.load();
         let answer = resolve(
             &snap,
-            &name,
+            query,
             &query.key,
             query.qtype,
             query.edns.client(src.ip()),
