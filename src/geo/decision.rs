@@ -224,43 +224,93 @@ fn arc_km(a: &[f64; 3], b: &[f64; 3]) -> f64 {
 
 /// Compiles `policy` over every address: each range of `base` gets the list its location
 /// decides, network rules are laid over by address, and neighbours with one list merge.
+/// The two families are compiled on two threads (each is millions of ranges in a city
+/// database), then their lists are merged into one set.
 pub fn build_table(
     base: &BasePartition,
     unlocated: &Unlocated,
     policy: &CompiledPolicy,
 ) -> GeoTable {
-    let mut lists: Vec<Ranked> = Vec::new();
-    let mut interned: FxHashMap<(Vec<u8>, u8), ListId> = FxHashMap::default();
-    let mut intern = |l: Vec<u8>, near: u8, lists: &mut Vec<Ranked>| -> ListId {
-        *interned.entry((l, near)).or_insert_with_key(|(l, near)| {
-            lists.push(Ranked {
-                order: l.clone().into_boxed_slice(),
-                near: *near,
-            });
-            (lists.len() - 1) as ListId
-        })
-    };
-    let nets: Vec<(IpNet, ListId)> = policy
+    let nets: Vec<(IpNet, usize)> = policy
         .networks
         .iter()
-        .map(|(n, l)| (*n, intern(l.clone(), 1, &mut lists)))
+        .enumerate()
+        .map(|(i, (n, _))| (*n, i))
         .collect();
     let (n4, n6) = Partition::from_networks(&nets);
+    let family = |part: &Partition<(u32, u32)>, rules: &Partition<Option<usize>>, f: Family| {
+        let mut lists = Lists::default();
+        let v = compile_family(base, part, rules, policy, &mut lists);
+        let unplaced = v.overlaps(unlocated.partition(f), |u| *u);
+        (v, unplaced, lists)
+    };
+    let ((v4, u4, mut lists), (v6, u6, lists6)) = std::thread::scope(|s| {
+        let v6 = s.spawn(|| family(&base.v6, &n6, Family::V6));
+        let v4 = family(&base.v4, &n4, Family::V4);
+        (v4, v6.join().expect("the IPv6 table compiles"))
+    });
+    // The IPv6 ids, renumbered into the IPv4 side's set.
+    let renumber: Vec<ListId> = lists6
+        .lists
+        .into_iter()
+        .map(|r| lists.intern(r.order.into_vec(), r.near))
+        .collect();
+    let v6 = v6.derive(|id| renumber[*id as usize]);
+    GeoTable::new((v4, u4), (v6, u6), lists.lists)
+}
+
+/// Candidate lists, each stored once, by id.
+#[derive(Default)]
+struct Lists {
+    lists: Vec<Ranked>,
+    ids: FxHashMap<(Vec<u8>, u8), ListId>,
+}
+
+impl Lists {
+    fn intern(&mut self, order: Vec<u8>, near: u8) -> ListId {
+        let lists = &mut self.lists;
+        *self
+            .ids
+            .entry((order, near))
+            .or_insert_with_key(|(order, near)| {
+                lists.push(Ranked {
+                    order: order.clone().into_boxed_slice(),
+                    near: *near,
+                });
+                (lists.len() - 1) as ListId
+            })
+    }
+}
+
+/// One family's ranges → list ids: network rules (`rules`: index into the policy's
+/// networks) over the locations' decisions.
+fn compile_family(
+    base: &BasePartition,
+    part: &Partition<(u32, u32)>,
+    rules: &Partition<Option<usize>>,
+    policy: &CompiledPolicy,
+    lists: &mut Lists,
+) -> Partition<ListId> {
+    let forced: Vec<ListId> = policy
+        .networks
+        .iter()
+        .map(|(_, l)| lists.intern(l.clone(), 1))
+        .collect();
     // Each location is decided once. Without AS number rules the AS number cannot change
     // the list, so the memo is a plain array by location id (millions of ranges, a few
     // hundred thousand locations in a city database); with them, a map by both.
     let asn_rules = matches!(&policy.rule, Rule::Map { asn, .. } if !asn.is_empty());
     let mut by_location: Vec<ListId> = vec![ListId::MAX; base.locations.len()];
     let mut by_both: FxHashMap<(u32, u32), ListId> = FxHashMap::default();
-    let mut decide = |(loc, asn): (u32, u32), forced: Option<ListId>| -> ListId {
-        if let Some(id) = forced {
-            return id;
+    part.zip(rules, |(loc, asn), rule| {
+        if let Some(i) = rule {
+            return forced[i];
         }
         let mut compute = || {
             let location = &base.locations[loc as usize];
             let (list, reason) = policy.decide(location, asn);
             let near = policy.near(location, &list, &reason);
-            intern(list, near, &mut lists)
+            lists.intern(list, near)
         };
         if asn_rules {
             *by_both.entry((loc, asn)).or_insert_with(compute)
@@ -271,15 +321,7 @@ pub fn build_table(
             }
             *slot
         }
-    };
-    let v4 = base.v4.zip(&n4, &mut decide);
-    let v6 = base.v6.zip(&n6, &mut decide);
-    let unplaced = |f| {
-        let unknown: &Partition<bool> = unlocated.partition(f);
-        move |v: &Partition<ListId>| v.overlaps(unknown, |u| *u)
-    };
-    let (u4, u6) = (unplaced(Family::V4)(&v4), unplaced(Family::V6)(&v6));
-    GeoTable::new((v4, u4), (v6, u6), lists)
+    })
 }
 
 #[cfg(test)]
