@@ -74,19 +74,18 @@ pub struct Xdp {
 }
 
 impl Xdp {
-    /// Attaches to every configured interface and starts a thread per queue; threads stop
-    /// when `stop` is set. Stops at the first interface that fails (what started is
-    /// dropped again, detaching its program).
+    /// Attaches to every configured interface, opens a socket per queue, and only when all
+    /// of that worked starts a thread per socket; threads stop when `stop` is set. On the
+    /// first failure nothing runs: what was opened is dropped again, which detaches its
+    /// programs.
     pub fn start(
         config: &XdpConfig,
         responder: Arc<Responder>,
         rrl: Option<Arc<Rrl>>,
         stop: Arc<AtomicBool>,
     ) -> Result<Self, XdpError> {
-        let mut me = Self {
-            attached: Vec::new(),
-            threads: Vec::new(),
-        };
+        let mut attached = Vec::new();
+        let mut sockets = Vec::new();
         for (name, queue) in &config.interfaces {
             let c = std::ffi::CString::new(name.as_str())
                 .map_err(|_| XdpError::NoInterface(name.clone()))?;
@@ -100,42 +99,51 @@ impl Xdp {
                 None => (0..rx_queues(name)).collect(),
             };
             let slots = queues.iter().max().map_or(1, |q| q + 1);
-            let attached = bpf::Attached::new(ifindex, config.port, slots).map_err(|source| {
+            let program = bpf::Attached::new(ifindex, config.port, slots).map_err(|source| {
                 XdpError::Attach {
                     interface: name.clone(),
                     source,
                 }
             })?;
-            tracing::info!(
-                "xdp: program attached to {name} in {} mode, UDP port {}, queue(s) {queues:?}",
-                if attached.native { "native" } else { "generic" },
-                config.port
-            );
-            for q in queues {
+            for q in queues.iter().copied() {
                 let socket_err = |source| XdpError::Socket {
                     interface: name.clone(),
                     queue: q,
                     source,
                 };
-                let mut sock = xsk::Xsk::new(ifindex, q).map_err(socket_err)?;
-                attached.insert(q, sock.raw_fd()).map_err(socket_err)?;
-                let (responder, rrl, stop) = (responder.clone(), rrl.clone(), stop.clone());
-                let (label, port) = (format!("{name}@{q}"), config.port);
-                let answered = crate::metrics::events::events().xdp_answers(name, q);
-                let thread = std::thread::Builder::new()
-                    .name(format!("xdp-{label}"))
-                    .spawn(move || {
-                        let before = answered.get();
-                        sock.serve(port, &responder, rrl.as_deref(), &stop, &answered);
-                        let n = answered.get() - before;
-                        tracing::info!("xdp: {label} answered {n} queries");
-                    })
-                    .map_err(socket_err)?;
-                me.threads.push(thread);
+                let sock = xsk::Xsk::new(ifindex, q).map_err(socket_err)?;
+                program.insert(q, sock.raw_fd()).map_err(socket_err)?;
+                sockets.push((name.clone(), q, sock));
             }
-            me.attached.push(attached);
+            tracing::info!(
+                "xdp: program attached to {name} in {} mode, UDP port {}, queue(s) {queues:?}",
+                if program.native { "native" } else { "generic" },
+                config.port
+            );
+            attached.push(program);
         }
-        Ok(me)
+        let mut threads = Vec::with_capacity(sockets.len());
+        for (name, q, mut sock) in sockets {
+            let (responder, rrl, stop) = (responder.clone(), rrl.clone(), stop.clone());
+            let (label, port) = (format!("{name}@{q}"), config.port);
+            let answered = crate::metrics::events::events().xdp_answers(&name, q);
+            let thread = std::thread::Builder::new()
+                .name(format!("xdp-{label}"))
+                .spawn(move || {
+                    let before = answered.get();
+                    sock.serve(port, &responder, rrl.as_deref(), &stop, &answered);
+                    let n = answered.get() - before;
+                    tracing::info!("xdp: {label} answered {n} queries");
+                });
+            match thread {
+                Ok(t) => threads.push(t),
+                Err(source) => {
+                    // Those started stop with the server; the rest never ran.
+                    tracing::error!("xdp: cannot start a thread for {name}@{q}: {source}");
+                }
+            }
+        }
+        Ok(Self { attached, threads })
     }
 
     /// Waits for the threads (after the stop flag is set), then detaches the programs.
