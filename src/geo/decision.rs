@@ -481,7 +481,7 @@ mod tests {
                 Family::V4,
                 vec![(0, 99, 1u32), (100, 199, 1u32), (200, 299, 2u32)],
             )
-            .map(|v| (v.unwrap_or(0), 0)),
+            .derive(|v| (v.unwrap_or(0), 0)),
             v6: Partition::uniform(Family::V6, (0, 0)),
             locations: vec![Location::default(), us.clone(), loc("FR", "EU", None)],
         };

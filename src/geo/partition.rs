@@ -104,16 +104,6 @@ impl<V> Partition<V> {
             (s, e, &self.values[i])
         })
     }
-
-    /// Applies `f` to every value (neighbours that become equal stay separate; see [`Self::coalesce`]).
-    pub fn map<X>(self, f: impl FnMut(V) -> X) -> Partition<X> {
-        Partition {
-            family: self.family,
-            starts: self.starts,
-            values: self.values.into_iter().map(f).collect(),
-            jump: None,
-        }
-    }
 }
 
 impl<V> Partition<V> {
