@@ -520,6 +520,11 @@ pub(crate) fn next_id() -> u16 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
 
+/// `b` as lowercase hex.
+pub(crate) fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 /// A query for `name`/`rtype`, class IN, RD clear, no EDNS.
 pub(crate) fn query(name: &str, rtype: RecordType) -> Message {
     let mut m = Message::new(next_id(), MessageType::Query, OpCode::Query);

@@ -668,10 +668,6 @@ fn actual_lines(row: &Row, sent: &Sent, outcome: Outcome, out: &[u8]) -> Vec<Str
     v
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// Runs every row of a scenario (text named `name`); returns how many runs passed, or
 /// fails listing every failing run.
 fn run_scenario(name: &str, text: &str) -> usize {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 
-use crate::harness::{query, with_ecs, with_edns};
+use crate::harness::{hex, query, with_ecs, with_edns};
 
 /// Runs `ip ARGS`, panicking with its output on failure.
 fn ip(args: &[&str]) {
@@ -146,10 +146,6 @@ for line in sys.stdin:
         print("timeout")
     s.close()
 "#;
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 fn unhex(s: &str) -> Vec<u8> {
     (0..s.len() / 2)
