@@ -65,6 +65,8 @@ pub struct ServerConfig {
     pub rrl: Option<RrlConfig>,
     /// The AF_XDP path (`[xdp]`); `None`: sockets only.
     pub xdp: Option<crate::xdp::XdpConfig>,
+    /// The fleet this node belongs to (`[cluster]`); `None`: a single node.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// Response rate limiting (see [`crate::serve::rrl`]).
@@ -111,7 +113,17 @@ pub struct ApiConfig {
 }
 
 impl ServerConfig {
-    /// The overrides state file.
+    /// The config as this node serves it: in a fleet, the zones come from the last set
+    /// pushed to it once there is one (see [`crate::cluster::zoneset`]). `check` and
+    /// `push` read `zones_dir` as written.
+    pub fn serving(mut self) -> Self {
+        if self.cluster.is_some() {
+            self.zones_dir = crate::cluster::zoneset::serving_dir(&self.state_dir, &self.zones_dir);
+        }
+        self
+    }
+
+    /// Where overrides are persisted.
     pub fn overrides_file(&self) -> PathBuf {
         self.state_dir.join("overrides.json")
     }
@@ -210,6 +222,7 @@ impl Default for ServerConfig {
             query_log: None,
             rrl: None,
             xdp: None,
+            cluster: None,
         }
     }
 }
@@ -239,6 +252,20 @@ struct ConfigSpec {
     query_log: Option<QueryLogSpec>,
     rrl: Option<RrlSpec>,
     xdp: Option<XdpSpec>,
+    cluster: Option<ClusterSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterSpec {
+    etcd: Option<Vec<Spanned<String>>>,
+    node: Option<Spanned<String>>,
+    region: Option<Spanned<String>>,
+    prefix: Option<Spanned<String>>,
+    quorum: Option<Spanned<String>>,
+    probers: Option<Spanned<i64>>,
+    isolated_after: Option<Spanned<Seconds>>,
+    lease_ttl: Option<Spanned<Seconds>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -327,6 +354,7 @@ const CONFIG_KEYS: &[&str] = &[
     "query_log",
     "rrl",
     "xdp",
+    "cluster",
 ];
 
 /// Loads the config: `path` if given (it must exist), else the defaults.
@@ -378,6 +406,7 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
             "query_log" => spec.query_log = deserialize(d, key, v),
             "rrl" => spec.rrl = deserialize(d, key, v),
             "xdp" => spec.xdp = deserialize(d, key, v),
+            "cluster" => spec.cluster = deserialize(d, key, v),
             _ => return false,
         }
         true
@@ -506,6 +535,9 @@ pub fn parse(path: &Path, text: &str, diags: &mut Diagnostics) -> Option<ServerC
     if let Some(x) = spec.xdp {
         let port = cfg.listen.first().map_or(53, SocketAddr::port);
         cfg.xdp = xdp(&mut d, x, port);
+    }
+    if let Some(c) = spec.cluster {
+        cfg.cluster = cluster(&mut d, c);
     }
     if let Some(api) = spec.api {
         if let Some(l) = api.listen {
@@ -780,6 +812,133 @@ fn xdp(d: &mut FileDiags<'_>, x: XdpSpec, port: u16) -> Option<crate::xdp::XdpCo
                 "xdp.port",
                 format!("{} is not a UDP port", p.get_ref()),
                 Some("the port DNS is served on, usually 53".into()),
+            ),
+        }
+    }
+    (d.error_count() == errors).then_some(out)
+}
+
+/// The `[cluster]` section, checked.
+fn cluster(d: &mut FileDiags<'_>, c: ClusterSpec) -> Option<crate::cluster::ClusterConfig> {
+    use crate::cluster::{ClusterConfig, Quorum};
+    let errors = d.error_count();
+    let mut out = ClusterConfig::default();
+    for (i, e) in c.etcd.iter().flatten().enumerate() {
+        let url = e.get_ref();
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        match rest {
+            Some(hostport) if !hostport.is_empty() && !hostport.contains('/') => {
+                out.etcd.push(url.clone());
+            }
+            _ => d.error(
+                Some(e.span()),
+                format!("cluster.etcd[{i}]"),
+                format!("{url:?} is not an etcd client URL"),
+                Some("write \"http://10.0.0.11:2379\"".into()),
+            ),
+        }
+    }
+    if out.etcd.is_empty() && d.error_count() == errors {
+        d.error(
+            None,
+            "cluster.etcd",
+            "[cluster] names no etcd member",
+            Some(
+                "list the members' client URLs, e.g. etcd = [\"http://10.0.0.11:2379\"], or \
+                 remove the section to run a single node"
+                    .into(),
+            ),
+        );
+    }
+    let name_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    };
+    match c.node {
+        Some(n) if name_ok(n.get_ref()) => out.node = n.get_ref().clone(),
+        Some(n) => d.error(
+            Some(n.span()),
+            "cluster.node",
+            format!("{:?} is not a node name", n.get_ref()),
+            Some("letters, digits, '-', '_' and '.', at most 63, e.g. \"ns1\"".into()),
+        ),
+        None => d.error(
+            None,
+            "cluster.node",
+            "[cluster] needs this node's name",
+            Some("add node = \"ns1\", unique within the fleet".into()),
+        ),
+    }
+    if let Some(r) = c.region {
+        if name_ok(r.get_ref()) {
+            out.region = r.get_ref().clone();
+        } else {
+            d.error(
+                Some(r.span()),
+                "cluster.region",
+                format!("{:?} is not a region name", r.get_ref()),
+                Some("letters, digits, '-', '_' and '.', e.g. \"eu\"".into()),
+            );
+        }
+    }
+    if let Some(p) = c.prefix {
+        let text = p.get_ref().trim_end_matches('/');
+        if text.starts_with('/') && text.len() > 1 {
+            out.prefix = text.to_owned();
+        } else {
+            d.error(
+                Some(p.span()),
+                "cluster.prefix",
+                format!("{:?} is not a key prefix", p.get_ref()),
+                Some("start it with '/', e.g. \"/meridian\"".into()),
+            );
+        }
+    }
+    if let Some(q) = c.quorum {
+        match Quorum::parse(q.get_ref()) {
+            Some(v) => out.quorum = v,
+            None => d.error(
+                Some(q.span()),
+                "cluster.quorum",
+                format!("{:?} is not a quorum rule", q.get_ref()),
+                Some("use \"majority\", \"region_majority\", \"any\" or \"all\"".into()),
+            ),
+        }
+    }
+    if let Some(p) = c.probers {
+        match usize::try_from(*p.get_ref()) {
+            Ok(v) if v <= 64 => out.probers = v,
+            _ => d.error(
+                Some(p.span()),
+                "cluster.probers",
+                format!("{} is outside 0..=64", p.get_ref()),
+                Some("2 or 3 probers per target; 0 has every node probe everything".into()),
+            ),
+        }
+    }
+    if let Some(t) = c.lease_ttl {
+        match t.get_ref().0 {
+            2..=300 => out.lease_ttl = Duration::from_secs(t.get_ref().0),
+            other => d.error(
+                Some(t.span()),
+                "cluster.lease_ttl",
+                format!("{other} s is outside 2 s to 5 min"),
+                Some("a few seconds, e.g. \"5s\": how long a dead node's votes stay".into()),
+            ),
+        }
+    }
+    if let Some(t) = c.isolated_after {
+        match t.get_ref().0 {
+            1..=86_400 => out.isolated_after = Duration::from_secs(t.get_ref().0),
+            other => d.error(
+                Some(t.span()),
+                "cluster.isolated_after",
+                format!("{other} s is outside 1 s to 1 day"),
+                Some("e.g. \"30s\"".into()),
             ),
         }
     }

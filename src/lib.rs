@@ -55,6 +55,7 @@
 
 pub mod answer;
 pub mod api;
+pub mod cluster;
 pub mod compile;
 pub mod config;
 pub mod diag;

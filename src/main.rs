@@ -18,6 +18,7 @@ use meridian::health::HealthSources;
 use meridian::health::parse_admin;
 use meridian::load::load_snapshot;
 use meridian::server::{self, RunError};
+use meridian::spec_values::Seconds;
 
 /// Authoritative GeoDNS / GSLB server.
 #[derive(Debug, Parser)]
@@ -61,9 +62,23 @@ enum Command {
         /// The zone, when the data center id exists in several.
         #[arg(long)]
         zone: Option<String>,
+        /// End the override by itself after this long (`90s`, `30m`, `2h`, `1d`).
+        #[arg(long = "for", value_name = "DURATION")]
+        for_: Option<String>,
+        /// Why: shown with the override in `overrides`, `explain` and the status page.
+        #[arg(long)]
+        reason: Option<String>,
     },
-    /// List the overrides in force in the running server.
+    /// List the overrides in force in the running server, with who set them, when, why,
+    /// and until when.
     Overrides,
+    /// Show the fleet's nodes as etcd has them: region, version, zones and serials
+    /// served, and whether they agree (needs `[cluster]`).
+    Fleet,
+    /// Validate the zones as `check` does, then store them in etcd as the fleet's next
+    /// zone set; every node fetches it and reloads (needs `[cluster]`). A set with any
+    /// error is refused before anything is stored.
+    Push,
     /// Reload the running server's config, zones and GeoIP databases (as SIGHUP does);
     /// print the new generation, or every problem found while the old data keeps serving.
     Reload,
@@ -166,8 +181,12 @@ fn run(command: Command, config: Option<PathBuf>) -> Result<(), CliError> {
             target,
             state,
             zone,
-        } => set_override(config, target, state, zone),
+            for_,
+            reason,
+        } => set_override(config, target, state, zone, for_, reason),
         Command::Overrides => list_overrides(config),
+        Command::Fleet => fleet(config),
+        Command::Push => push(config),
         Command::Reload => reload(config),
     }
 }
@@ -253,17 +272,32 @@ fn set_override(
     subject: String,
     state: String,
     zone: Option<String>,
+    for_: Option<String>,
+    reason: Option<String>,
 ) -> Result<(), CliError> {
     if parse_admin(&state).is_none() {
         return Err(CliError::usage(format!(
             "{state:?} is not a state: use up, down, drain or clear"
         )));
     }
+    let for_seconds = match for_.as_deref().map(Seconds::parse) {
+        None => None,
+        Some(Some(Seconds(s))) if s > 0 => Some(s),
+        Some(_) => {
+            return Err(CliError::usage(format!(
+                "--for {:?} is not a duration: write e.g. 90s, 30m, 2h or 1d",
+                for_.unwrap_or_default()
+            )));
+        }
+    };
     let cfg = load_config(config).map_err(|d| CliError::diagnostics(&d, "cannot override"))?;
     let request = OverrideRequest {
         target: subject,
         zone,
         state,
+        for_seconds,
+        reason,
+        by: Some(who()),
     };
     let api = Api::find(&cfg)?;
     print!("{}", block_on(api.set_override(&request))?);
@@ -279,8 +313,131 @@ fn list_overrides(config: Option<PathBuf>) -> Result<(), CliError> {
         println!("no overrides");
     }
     for e in list {
-        println!("{}: {}", e.key, e.state);
+        let about = e.meta.describe();
+        if about.is_empty() {
+            println!("{}: {}", e.key, e.state);
+        } else {
+            println!("{}: {} ({about})", e.key, e.state);
+        }
     }
+    Ok(())
+}
+
+/// `user@host`, as well as the environment tells.
+fn who() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| user_of_uid().unwrap_or_else(|| "unknown".into()));
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{user}@{host}")
+}
+
+fn push(config: Option<PathBuf>) -> Result<(), CliError> {
+    let refused = |d: Diagnostics| CliError::diagnostics(&d, "push refused, nothing stored");
+    let cfg = load_config(config).map_err(refused)?;
+    let Some(cluster) = &cfg.cluster else {
+        return Err(CliError::usage(
+            "the config has no [cluster] section: push needs the fleet's etcd",
+        ));
+    };
+    let health = offline_health(&cfg)?;
+    let (snap, warnings) = load_snapshot(&cfg, &health, 1).map_err(refused)?;
+    eprint!("{}", warnings.render());
+    let mut files = Vec::new();
+    let entries = std::fs::read_dir(&cfg.zones_dir)
+        .map_err(|e| CliError::Runtime(format!("error: {}: {e}\n", cfg.zones_dir.display())))?;
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        if path.extension().is_some_and(|x| x == "toml") && path.is_file() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let bytes = std::fs::read(&path)
+                .map_err(|e| CliError::Runtime(format!("error: {}: {e}\n", path.display())))?;
+            files.push((name, bytes));
+        }
+    }
+    files.sort();
+    let size: usize = files.iter().map(|(_, b)| b.len()).sum();
+    let generation = block_on(meridian::cluster::zoneset::push(cluster, &files, &who()))
+        .map_err(|e| CliError::Runtime(format!("error: {e}\nnothing was stored\n")))?;
+    println!(
+        "pushed zone set {generation}: {} zone(s) in {} file(s), {size} bytes; the nodes \
+         load it within about a second (see `meridian fleet`)",
+        snap.zones().len(),
+        files.len()
+    );
+    Ok(())
+}
+
+/// This process's user name from /etc/passwd, when the environment does not say.
+fn user_of_uid() -> Option<String> {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() }.to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)? == uid).then(|| name.to_owned())
+    })
+}
+
+fn fleet(config: Option<PathBuf>) -> Result<(), CliError> {
+    let cfg =
+        load_config(config).map_err(|d| CliError::diagnostics(&d, "cannot show the fleet"))?;
+    let Some(cluster) = &cfg.cluster else {
+        return Err(CliError::usage(
+            "the config has no [cluster] section: this is a single node",
+        ));
+    };
+    let mut nodes = block_on(meridian::cluster::read_nodes(cluster))
+        .map_err(|e| CliError::Runtime(format!("error: {e}\n")))?;
+    nodes.sort_by(|a, b| a.node.cmp(&b.node));
+    if nodes.is_empty() {
+        println!("no live nodes under {}", cluster.key("nodes/"));
+        return Ok(());
+    }
+    let agree = meridian::cluster::agree(&nodes);
+    // The zone set most nodes serve is the reference a disagreeing node is told apart from.
+    let reference = nodes
+        .iter()
+        .max_by_key(|n| nodes.iter().filter(|m| m.zones == n.zones).count())
+        .map(|n| n.zones.clone())
+        .unwrap_or_default();
+    println!(
+        "{:<16} {:<10} {:<8} {:>8} {:>10}  zones",
+        "node", "region", "version", "zone set", "generation"
+    );
+    for n in &nodes {
+        let zones: Vec<String> = n.zones.iter().map(|(z, s)| format!("{z}@{s}")).collect();
+        let mark = if n.zones == reference {
+            ""
+        } else {
+            "  (differs)"
+        };
+        let set = if n.zone_set == 0 {
+            "files".to_owned()
+        } else {
+            n.zone_set.to_string()
+        };
+        println!(
+            "{:<16} {:<10} {:<8} {set:>8} {:>10}  {}{mark}",
+            n.node,
+            n.region,
+            n.version,
+            n.generation,
+            zones.join(" ")
+        );
+    }
+    println!(
+        "{} node(s); {}",
+        nodes.len(),
+        if agree {
+            "all serve the same zone set, zones and serials"
+        } else {
+            "they do NOT all serve the same zone set, zones and serials"
+        }
+    );
     Ok(())
 }
 

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::api::{self, ApiState, Readiness};
+use crate::cluster::Cluster;
 use crate::compile::Snapshot;
 use crate::config::ServerConfig;
 use crate::diag::Diagnostics;
@@ -70,6 +71,9 @@ pub enum RunError {
     /// The UDP threads or TCP tasks could not be started.
     #[error("cannot start serving: {0}")]
     Serve(#[source] io::Error),
+    /// The etcd client could not be set up (the members are not needed to start).
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 impl RunError {
@@ -128,6 +132,7 @@ impl Server {
     /// Reads the overrides, every zone and database, and compiles the first snapshot;
     /// logs the warnings and the zones loaded. Blocking: it reads files.
     pub fn load(config: ServerConfig) -> Result<Self, RunError> {
+        let config = config.serving();
         let health = HealthSources::new(Some(&config.overrides_file()))?;
         // Before loading: a file replaced while it is read is then seen as changed.
         let files = reload::fingerprint(&config);
@@ -176,6 +181,21 @@ impl Server {
         let mut tasks = Vec::new();
         let mut api_addr = None;
         let reloader = Reloader::new(cfg.clone(), health.clone(), snapshot.clone(), files);
+        // Before the first probe round: from here on the fleet decides the probe bits.
+        let cluster = match &cfg.cluster {
+            Some(c) => Some(
+                Cluster::start(
+                    c.clone(),
+                    &health,
+                    snapshot.clone(),
+                    reloader.clone(),
+                    &cfg.state_dir,
+                    stop.clone(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
         // The API answers from here on: `/readyz` says 503 until the first round is done
         // and DNS is served.
         if let Some(listener) = api_listener {
@@ -199,6 +219,7 @@ impl Server {
                 read_requires_token: cfg.api.read_requires_token,
                 readiness: readiness.clone(),
                 reloader: reloader.clone(),
+                cluster: cluster.clone(),
             };
             tasks.push(tokio::spawn(api::serve(listener, state, stop.clone())));
         }
@@ -267,6 +288,13 @@ impl Server {
         crate::systemd::ready(&addrs);
 
         tasks.push(tokio::spawn(watching));
+        if cluster.is_none() {
+            // In a fleet, etcd's leases end overrides given `--for`.
+            tasks.push(tokio::spawn(expire_overrides(
+                health.overrides.clone(),
+                stop.clone(),
+            )));
+        }
         tasks.push(tokio::spawn(crate::answer::all_down::watch(
             snapshot.clone(),
             stop.clone(),
@@ -277,9 +305,22 @@ impl Server {
             reloader,
             stop,
             tasks,
+            cluster,
             serving,
             query_log,
         })
+    }
+}
+
+/// Clears single-node overrides given `--for` when their time is up (checked every second).
+async fn expire_overrides(overrides: Arc<crate::health::Overrides>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+        let o = overrides.clone();
+        let _ = tokio::task::spawn_blocking(move || o.expire(crate::health::unix_now())).await;
     }
 }
 
@@ -291,6 +332,7 @@ pub struct Running {
     stop: CancellationToken,
     /// The API, the all-down logger and the file watcher.
     tasks: Vec<JoinHandle<()>>,
+    cluster: Option<Arc<Cluster>>,
     serving: serve::Running,
     query_log: Option<Arc<QueryLog>>,
 }
@@ -323,6 +365,10 @@ impl Running {
         let (_, ()) = tokio::join!(self.serving.shutdown(SHUTDOWN_GRACE), async {
             for t in self.tasks {
                 let _ = t.await;
+            }
+            // Its lease is revoked: the other nodes stop counting this one at once.
+            if let Some(c) = &self.cluster {
+                c.stopped().await;
             }
         });
         // After the last query was answered: every line of it reaches the file.

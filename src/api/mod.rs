@@ -7,8 +7,9 @@
 //! | `GET /v1/status` | the same as JSON ([`status::Status`]) | read |
 //! | `GET /v1/explain?name=&type=&client=` | the `explain` text over the live snapshot and health | read |
 //! | `GET /metrics` | Prometheus text format (names in [`crate::metrics`]) | read |
-//! | `GET /v1/overrides` | the overrides in force, as JSON | always |
-//! | `PUT /v1/overrides` `{"target": "ams", "zone": null, "state": "down"}` | sets one (`clear` removes it) | always |
+//! | `GET /v1/overrides` | the overrides in force, with who, when, why and until when, as JSON | always |
+//! | `PUT /v1/overrides` `{"target": "ams", "zone": null, "state": "down", "for_seconds": 7200, "reason": "..."}` | sets one (`clear` removes it); in a fleet, for every node | always |
+//! | `GET /v1/fleet` | the fleet as this node sees it ([`crate::cluster::FleetStatus`]); 404 on a single node | read |
 //! | `POST /v1/reload` | reloads as SIGHUP does: `{"generation": N}`, or 422 with the diagnostics as `meridian check` prints them | always |
 //! | `GET /healthz` | `200 ok` while the process serves | never |
 //! | `GET /readyz` | `200 ready` once zones are loaded, sockets bound and the first probe round is done; `503` with the reason before | never |
@@ -42,8 +43,9 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::Cluster;
 use crate::compile::Snapshot;
-use crate::health::{Admin, OverrideKey, Overrides, parse_admin};
+use crate::health::{Admin, OverrideKey, OverrideMeta, Overrides, parse_admin};
 use crate::reload::Reloader;
 
 /// What the API handlers share.
@@ -61,6 +63,8 @@ pub struct ApiState {
     pub readiness: Arc<Readiness>,
     /// What `POST /v1/reload` runs: the same reload as SIGHUP.
     pub reloader: Arc<Reloader>,
+    /// The fleet, when this node is in one: overrides go through it.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// The answer to a reload that succeeded.
@@ -109,6 +113,15 @@ pub struct OverrideRequest {
     pub zone: Option<String>,
     /// `up`, `down`, `drain` or `clear`.
     pub state: String,
+    /// Ends by itself after this many seconds; `None`: when cleared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_seconds: Option<u64>,
+    /// Why, shown with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who asks (`user@host`), shown with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// One override in force.
@@ -119,6 +132,9 @@ pub struct OverrideEntry {
     pub key: OverrideKey,
     /// `up`, `down` or `drain`.
     pub state: String,
+    /// Who, when, why, until when.
+    #[serde(flatten)]
+    pub meta: OverrideMeta,
 }
 
 /// Serves the API on `listener` until `cancel`.
@@ -128,6 +144,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: ApiState, cancel: C
         .route("/v1/status", get(status_json))
         .route("/v1/overrides", get(list_overrides).put(set_override))
         .route("/v1/explain", get(explain))
+        .route("/v1/fleet", get(fleet))
         .route("/v1/reload", post(reload))
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
@@ -237,11 +254,12 @@ async fn list_overrides(State(state): State<ApiState>, headers: HeaderMap) -> Re
     }
     let list: Vec<OverrideEntry> = state
         .overrides
-        .list()
+        .details()
         .into_iter()
-        .map(|(key, a)| OverrideEntry {
-            key,
-            state: a.to_string(),
+        .map(|d| OverrideEntry {
+            key: d.key,
+            state: d.state.to_string(),
+            meta: d.meta,
         })
         .collect();
     Json(list).into_response()
@@ -271,10 +289,32 @@ async fn set_override(
         Ok(k) => k,
         Err(msg) => return bad_request(msg),
     };
+    if req.for_seconds == Some(0) {
+        return bad_request("--for must be at least one second".into());
+    }
+    let ttl = req.for_seconds.map(std::time::Duration::from_secs);
+    let meta = OverrideMeta {
+        by: req.by.clone(),
+        at: Some(crate::health::unix_now()),
+        reason: req.reason.clone(),
+        expires: req.for_seconds.map(|s| crate::health::unix_now() + s),
+    };
+    if let Some(cluster) = &state.cluster {
+        return match cluster.set_override(&key, admin, meta, ttl).await {
+            Ok(()) => {
+                (StatusCode::OK, format!("{key}: {} (fleet)\n", shown(admin))).into_response()
+            }
+            Err(e) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{e}\nnothing was changed; the fleet's overrides live in etcd\n"),
+            )
+                .into_response(),
+        };
+    }
     // Writing the state file is blocking I/O: off the async workers.
     let overrides = state.overrides.clone();
     let k = key.clone();
-    let stored = tokio::task::spawn_blocking(move || overrides.set(&k, admin)).await;
+    let stored = tokio::task::spawn_blocking(move || overrides.set_with(&k, admin, meta)).await;
     let stored = match stored {
         Ok(r) => r,
         Err(e) => {
@@ -282,14 +322,7 @@ async fn set_override(
         }
     };
     match stored {
-        Ok(()) => {
-            let shown = if admin == Admin::None {
-                "cleared".to_owned()
-            } else {
-                admin.to_string()
-            };
-            (StatusCode::OK, format!("{key}: {shown}\n")).into_response()
-        }
+        Ok(()) => (StatusCode::OK, format!("{key}: {}\n", shown(admin))).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     }
 }
@@ -314,6 +347,30 @@ async fn reload(State(state): State<ApiState>, headers: HeaderMap) -> Response {
             )
                 .into_response()
         }
+    }
+}
+
+/// `cleared`, or the state.
+fn shown(admin: Admin) -> String {
+    if admin == Admin::None {
+        "cleared".to_owned()
+    } else {
+        admin.to_string()
+    }
+}
+
+/// The fleet as this node sees it.
+async fn fleet(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorized_read(&state, &headers) {
+        return *r;
+    }
+    match &state.cluster {
+        Some(c) => ([("cache-control", "no-store")], Json(c.status())).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "this node is not in a fleet (no [cluster] in its config)\n",
+        )
+            .into_response(),
     }
 }
 

@@ -5,6 +5,7 @@
 //! the state file (to a temporary file, then renamed) and read back at start, so overrides
 //! survive restarts.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -132,6 +133,64 @@ pub enum OverrideError {
     },
 }
 
+/// Who set an override, when, why, and until when: shown beside it, never deciding it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverrideMeta {
+    /// Who asked (`user@host` as the command saw it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// When it was set, Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<u64>,
+    /// What the operator said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When it ends by itself, Unix seconds; `None`: when cleared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
+}
+
+impl OverrideMeta {
+    /// `set by ops@host at 2026-12-03 12:00:00 UTC, expires 14:00:00 UTC: "why"`, or
+    /// empty when nothing is known.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(by) = &self.by {
+            parts.push(format!("by {by}"));
+        }
+        if let Some(at) = self.at {
+            parts.push(format!("at {}", unix_time(at)));
+        }
+        if let Some(e) = self.expires {
+            parts.push(format!("expires {}", unix_time(e)));
+        }
+        let mut text = parts.join(", ");
+        if let Some(r) = &self.reason {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&format!("{r:?}"));
+        }
+        text
+    }
+}
+
+/// `2026-12-03 12:00:00 UTC`.
+fn unix_time(secs: u64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    t.format(&format).unwrap_or_else(|_| secs.to_string())
+}
+
+/// Now, in Unix seconds.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 #[derive(Serialize, Deserialize)]
 struct StateFile {
     overrides: Vec<Entry>,
@@ -142,21 +201,39 @@ struct Entry {
     #[serde(flatten)]
     key: OverrideKey,
     state: Admin,
+    #[serde(flatten)]
+    meta: OverrideMeta,
+}
+
+/// One override in force, with what is known about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OverrideDetail {
+    /// What it applies to.
+    pub key: OverrideKey,
+    /// Never [`Admin::None`].
+    pub state: Admin,
+    /// Who, when, why, until when.
+    pub meta: OverrideMeta,
 }
 
 /// The overrides of one server: kept in its health table, persisted in its state file.
+///
+/// In a fleet the state file is the cache a node serves from while etcd cannot be
+/// reached; [`Overrides::replace_all`] brings it in line with what etcd holds.
 #[derive(Debug)]
 pub struct Overrides {
     table: Arc<HealthTable>,
     file: Option<PathBuf>,
-    /// Serializes changes, so the file always holds the latest set.
-    writing: Mutex<()>,
+    /// What is known of each override in force. Its lock also serializes changes, so the
+    /// file always holds the latest set.
+    meta: Mutex<BTreeMap<OverrideKey, OverrideMeta>>,
 }
 
 impl Overrides {
     /// Overrides read from `file` (missing file: none yet) into `table`; `None` keeps them
     /// in memory only.
     pub fn load(file: Option<&Path>, table: Arc<HealthTable>) -> Result<Arc<Self>, OverrideError> {
+        let mut meta = BTreeMap::new();
         if let Some(path) = file {
             match std::fs::read_to_string(path) {
                 Ok(text) => {
@@ -167,6 +244,7 @@ impl Overrides {
                         })?;
                     for e in state.overrides {
                         table.set_admin(&e.key, e.state);
+                        meta.insert(e.key, e.meta);
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -181,7 +259,7 @@ impl Overrides {
         Ok(Arc::new(Self {
             table,
             file: file.map(Path::to_path_buf),
-            writing: Mutex::new(()),
+            meta: Mutex::new(meta),
         }))
     }
 
@@ -193,10 +271,29 @@ impl Overrides {
     /// Sets (or with [`Admin::None`] clears) an override and persists all of them; when
     /// the file cannot be written, the override is taken back.
     pub fn set(&self, key: &OverrideKey, admin: Admin) -> Result<(), OverrideError> {
-        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        self.set_with(key, admin, OverrideMeta::default())
+    }
+
+    /// [`Self::set`], with who, when, why and until when.
+    pub fn set_with(
+        &self,
+        key: &OverrideKey,
+        admin: Admin,
+        meta: OverrideMeta,
+    ) -> Result<(), OverrideError> {
+        let mut metas = self.lock();
         let old = self.table.set_admin(key, admin);
-        if let Err(e) = self.persist() {
+        let old_meta = if admin == Admin::None {
+            metas.remove(key)
+        } else {
+            metas.insert(key.clone(), meta)
+        };
+        if let Err(e) = self.persist(&metas) {
             self.table.set_admin(key, old);
+            match old_meta {
+                Some(m) => metas.insert(key.clone(), m),
+                None => metas.remove(key),
+            };
             return Err(e);
         }
         if old != admin {
@@ -205,12 +302,94 @@ impl Overrides {
         Ok(())
     }
 
+    /// Makes the overrides in force exactly `wanted` (the fleet's set, read from etcd):
+    /// sets what is new or changed, clears what is gone, logs each change, and writes the
+    /// state file. A file that cannot be written is logged: the table follows the fleet
+    /// whatever the cache does.
+    pub fn replace_all(&self, wanted: Vec<OverrideDetail>) {
+        let mut metas = self.lock();
+        let mut changed = false;
+        let wanted: BTreeMap<OverrideKey, (Admin, OverrideMeta)> = wanted
+            .into_iter()
+            .filter(|d| d.state != Admin::None)
+            .map(|d| (d.key, (d.state, d.meta)))
+            .collect();
+        for (key, _) in self.table.admins() {
+            if !wanted.contains_key(&key) {
+                let old = self.table.set_admin(&key, Admin::None);
+                metas.remove(&key);
+                tracing::info!("override (fleet): {key} {old} -> none");
+                changed = true;
+            }
+        }
+        for (key, (admin, meta)) in wanted {
+            let old = self.table.set_admin(&key, admin);
+            if old != admin {
+                tracing::info!("override (fleet): {key} {old} -> {admin}");
+                changed = true;
+            }
+            if metas.get(&key) != Some(&meta) {
+                metas.insert(key, meta);
+                changed = true;
+            }
+        }
+        if changed {
+            if let Err(e) = self.persist(&metas) {
+                tracing::warn!("overrides from the fleet applied but not cached: {e}");
+            }
+        }
+    }
+
+    /// Clears the overrides whose time ran out by `now` (Unix seconds); returns how many.
+    pub fn expire(&self, now: u64) -> usize {
+        let due: Vec<OverrideKey> = self
+            .lock()
+            .iter()
+            .filter(|(_, m)| m.expires.is_some_and(|e| e <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut n = 0;
+        for key in due {
+            match self.set(&key, Admin::None) {
+                Ok(()) => {
+                    tracing::info!("override of {key} expired");
+                    n += 1;
+                }
+                Err(e) => tracing::warn!("override of {key} expired but: {e}"),
+            }
+        }
+        n
+    }
+
     /// Every override in force, sorted.
     pub fn list(&self) -> Vec<(OverrideKey, Admin)> {
         self.table.admins()
     }
 
-    fn persist(&self) -> Result<(), OverrideError> {
+    /// Every override in force with who, when and why, sorted.
+    pub fn details(&self) -> Vec<OverrideDetail> {
+        let metas = self.lock();
+        self.table
+            .admins()
+            .into_iter()
+            .map(|(key, state)| OverrideDetail {
+                meta: metas.get(&key).cloned().unwrap_or_default(),
+                key,
+                state,
+            })
+            .collect()
+    }
+
+    /// What is known about the override of `key`, if one is in force.
+    pub fn meta(&self, key: &OverrideKey) -> Option<OverrideMeta> {
+        self.lock().get(key).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<OverrideKey, OverrideMeta>> {
+        self.meta.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn persist(&self, metas: &BTreeMap<OverrideKey, OverrideMeta>) -> Result<(), OverrideError> {
         let Some(path) = &self.file else {
             return Ok(());
         };
@@ -221,7 +400,11 @@ impl Overrides {
         let overrides = self
             .list()
             .into_iter()
-            .map(|(key, state)| Entry { key, state })
+            .map(|(key, state)| Entry {
+                meta: metas.get(&key).cloned().unwrap_or_default(),
+                key,
+                state,
+            })
             .collect();
         let text = serde_json::to_string_pretty(&StateFile { overrides })
             .map_err(|e| io(std::io::Error::other(e)))?;

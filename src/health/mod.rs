@@ -35,7 +35,10 @@ pub mod target;
 #[cfg(test)]
 mod test_support;
 
-pub use admin::{Admin, OverrideError, OverrideKey, Overrides, parse_admin};
+pub use admin::{
+    Admin, OverrideDetail, OverrideError, OverrideKey, OverrideMeta, Overrides, parse_admin,
+    unix_now,
+};
 pub use load::{LoadRegistry, LoadSignal, LoadState};
 pub use probe::ProbeError;
 pub use registry::{Key, Registry};

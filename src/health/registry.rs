@@ -49,6 +49,9 @@ struct Shared {
     clients: Clients,
     /// Woken whenever a target gets its first result or targets are removed.
     first: Notify,
+    /// Woken (one permit kept) whenever a target is added or removed, gets its first
+    /// result or changes state: what the fleet's verdicts follow.
+    changed: Notify,
 }
 
 struct Inner {
@@ -106,6 +109,7 @@ impl Registry {
                 task,
             },
         );
+        self.shared.changed.notify_one();
         Ok(health)
     }
 
@@ -183,6 +187,42 @@ impl Registry {
         self.shared.clients.retain(|k| used.contains(k));
         drop(inner);
         self.shared.first.notify_waiters();
+        self.shared.changed.notify_one();
+    }
+
+    /// Probes only the targets `wanted` says yes to (in a fleet, the ones assigned to this
+    /// node): stops the others' loops and starts loops that are missing. Does nothing
+    /// before [`Self::start`]. A target that stops being probed keeps its last state.
+    pub fn probe_only(&self, wanted: impl Fn(&Key) -> bool) {
+        let mut inner = self.lock();
+        let Some(rt) = inner.runtime.clone() else {
+            return;
+        };
+        for (key, entry) in &mut inner.targets {
+            match (wanted(key), &entry.task) {
+                (true, None) => entry.task = Some(spawn_loop(&rt, &entry.health, &self.shared)),
+                (false, Some(task)) => {
+                    task.abort();
+                    entry.task = None;
+                    tracing::debug!("not probing {}: assigned to others", entry.health.label());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Whether this node runs a probe loop for `key`.
+    pub fn is_probing(&self, key: &Key) -> bool {
+        self.lock()
+            .targets
+            .get(key)
+            .is_some_and(|e| e.task.is_some())
+    }
+
+    /// Waits until a target is added or removed or one's state changes (a change since
+    /// the last call counts).
+    pub async fn changed(&self) {
+        self.shared.changed.notified().await;
     }
 
     /// Waits until every registered target has had its first result, or `timeout`; returns
@@ -264,7 +304,10 @@ async fn probe_loop(health: Arc<TargetHealth>, probe: Arc<Probe>, shared: Arc<Sh
         let result = isolated(async move { probe.run(timeout).await }).await;
         let first = !health.has_result();
         let took = started.elapsed();
-        health.record(result.as_ref().map(|_| ()), took);
+        let transition = health.record(result.as_ref().map(|_| ()), took);
+        if first || transition.is_some() {
+            shared.changed.notify_one();
+        }
         events().probe(
             &metric_label,
             took,

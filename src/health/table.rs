@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use thiserror::Error;
@@ -96,6 +96,10 @@ pub struct HealthTable {
     /// (100 = not shedding). A separate, small table: most data centers have no signal.
     keep: Box<[AtomicU8]>,
     index: Mutex<Index>,
+    /// Set when the node joins a fleet: from then on the fleet's verdicts write the probe
+    /// bits ([`Self::set_probe`]) and a target's own results do not
+    /// ([`Self::set_local_probe`]).
+    fleet_decides: AtomicBool,
 }
 
 /// Index of a data center's load slot (see [`HealthTable::keep`]).
@@ -132,6 +136,7 @@ impl HealthTable {
                 .map(|_| AtomicU8::new(100))
                 .collect(),
             index: Mutex::default(),
+            fleet_decides: AtomicBool::new(false),
         })
     }
 
@@ -212,6 +217,24 @@ impl HealthTable {
         index.used += 1;
         self.words[id].store(word.0, Ordering::Relaxed);
         Ok(HealthId(id as u32))
+    }
+
+    /// Hands the probe bits to the fleet: local results stop writing them. Once, when the
+    /// node starts in a fleet.
+    pub fn hand_probes_to_fleet(&self) {
+        self.fleet_decides.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the fleet decides the probe bits.
+    pub fn fleet_decides(&self) -> bool {
+        self.fleet_decides.load(Ordering::Relaxed)
+    }
+
+    /// Stores this node's own probe result for `id`, unless the fleet decides.
+    pub fn set_local_probe(&self, id: HealthId, up: bool, flapping: bool) {
+        if !self.fleet_decides() {
+            self.set_probe(id, up, flapping);
+        }
     }
 
     /// Stores the probes' state of `id`, keeping its override.

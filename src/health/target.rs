@@ -105,7 +105,7 @@ impl TargetHealth {
     fn with_slot(check: Check, addr: IpAddr, slot: Option<(Arc<HealthTable>, HealthId)>) -> Self {
         let state = State::new(check.initial);
         if let Some((table, id)) = &slot {
-            table.set_probe(*id, state.up, false);
+            table.set_local_probe(*id, state.up, false);
         }
         Self {
             label: describe(&check.kind, addr),
@@ -252,7 +252,7 @@ impl TargetHealth {
         self.flapping.store(flapping, Ordering::Relaxed);
         if let Some((table, id)) = &self.slot {
             // Under the lock, so two results never store out of order.
-            table.set_probe(*id, inner.state.up, flapping);
+            table.set_local_probe(*id, inner.state.up, flapping);
         }
         drop(inner);
         // Log without the lock held: a slow log sink must not hold up anyone reading state.

@@ -21,6 +21,9 @@ pub struct Events {
     tcp_connections: IntGauge,
     query_log_dropped: IntCounter,
     xdp_answers: IntCounterVec,
+    cluster_standing: IntGaugeVec,
+    cluster_transitions: IntCounterVec,
+    cluster_nodes: IntGauge,
 }
 
 /// The process's event metrics.
@@ -86,6 +89,28 @@ impl Events {
             &["interface", "queue"],
         )
         .expect("valid counter");
+        let cluster_standing = IntGaugeVec::new(
+            Opts::new(
+                "meridian_cluster_standing",
+                "1 for this node's standing in the fleet (connecting, joined, cut_off, \
+                 isolated), 0 for the others; absent on a single node.",
+            ),
+            &["standing"],
+        )
+        .expect("valid gauge");
+        let cluster_transitions = IntCounterVec::new(
+            Opts::new(
+                "meridian_cluster_transitions_total",
+                "Changes of this node's standing in the fleet, by the standing entered.",
+            ),
+            &["to"],
+        )
+        .expect("valid counter");
+        let cluster_nodes = IntGauge::new(
+            "meridian_cluster_nodes",
+            "Nodes of the fleet alive in etcd, as this node last saw them.",
+        )
+        .expect("valid gauge");
         let build_info = IntGaugeVec::new(
             Opts::new("meridian_build_info", "Always 1; the version as a label."),
             &["version"],
@@ -94,7 +119,10 @@ impl Events {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        let all: [(&str, Box<dyn prometheus::core::Collector>); 9] = [
+        let all: [(&str, Box<dyn prometheus::core::Collector>); 12] = [
+            ("cluster_standing", Box::new(cluster_standing.clone())),
+            ("cluster_transitions", Box::new(cluster_transitions.clone())),
+            ("cluster_nodes", Box::new(cluster_nodes.clone())),
             ("probe_duration", Box::new(probe_duration.clone())),
             ("probe_failures", Box::new(probe_failures.clone())),
             ("reloads", Box::new(reloads.clone())),
@@ -124,7 +152,27 @@ impl Events {
             tcp_connections,
             query_log_dropped,
             xdp_answers,
+            cluster_standing,
+            cluster_transitions,
+            cluster_nodes,
         }
+    }
+
+    /// This node's standing in the fleet is now `standing`.
+    pub fn cluster_standing(&self, standing: crate::cluster::Standing) {
+        for s in crate::cluster::Standing::ALL {
+            self.cluster_standing
+                .with_label_values(&[s.as_str()])
+                .set(i64::from(s == standing));
+        }
+        self.cluster_transitions
+            .with_label_values(&[standing.as_str()])
+            .inc();
+    }
+
+    /// This node sees `n` live nodes in the fleet.
+    pub fn cluster_nodes(&self, n: usize) {
+        self.cluster_nodes.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// The counter of replies the AF_XDP path sends from `queue` of `interface`.

@@ -118,7 +118,7 @@ impl Reloader {
             let config_state = running.file.as_deref().map(files::stamp);
             let mut diags = Diagnostics::new();
             let Some(cfg) = (match &running.file {
-                Some(path) => config::load(Some(path), &mut diags),
+                Some(path) => config::load(Some(path), &mut diags).map(ServerConfig::serving),
                 None => Some(running.clone()),
             }) else {
                 return (fingerprint(&running), Err(diags));
