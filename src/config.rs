@@ -1241,6 +1241,47 @@ mod tests {
     }
 
     #[test]
+    fn cluster_settings_are_checked_and_default_sensibly() {
+        let (c, out) = parse_str(
+            "[cluster]\netcd = [\"http://10.0.0.11:2379\", \"https://etcd.example:2379\"]\n\
+             node = \"ns1\"\nregion = \"eu\"\nquorum = \"region_majority\"\nprobers = 2\n\
+             isolated_after = \"1m\"\nprefix = \"/gslb/\"\n",
+        );
+        let c = c.unwrap_or_else(|| panic!("{out}")).cluster.unwrap();
+        assert_eq!(c.etcd.len(), 2);
+        assert_eq!((c.node.as_str(), c.region.as_str()), ("ns1", "eu"));
+        assert_eq!(c.quorum, crate::cluster::Quorum::RegionMajority);
+        assert_eq!(c.probers, 2);
+        assert_eq!(c.isolated_after, Duration::from_secs(60));
+        assert_eq!(c.lease_ttl, Duration::from_secs(5), "default");
+        assert_eq!(c.prefix, "/gslb", "no trailing slash");
+        assert_eq!(c.key("nodes/ns1"), "/gslb/nodes/ns1");
+
+        let (c, out) = parse_str(
+            "[cluster]\netcd = [\"10.0.0.11:2379\"]\nnode = \"ns 1\"\nquorum = \"most\"\n\
+             probers = -1\nprefix = \"meridian\"\nlease_ttl = \"1s\"\n",
+        );
+        assert!(c.is_none());
+        for want in [
+            "cluster.etcd[0]: \"10.0.0.11:2379\" is not an etcd client URL",
+            "cluster.node: \"ns 1\" is not a node name",
+            "cluster.quorum: \"most\" is not a quorum rule",
+            "cluster.probers: -1 is outside 0..=64",
+            "cluster.prefix: \"meridian\" is not a key prefix",
+            "cluster.lease_ttl: 1 s is outside 2 s to 5 min",
+        ] {
+            assert!(out.contains(want), "{want} in {out}");
+        }
+        let (c, out) = parse_str("[cluster]\netcd = [\"http://10.0.0.11:2379\"]\n");
+        assert!(c.is_none());
+        assert!(out.contains("[cluster] needs this node's name"), "{out}");
+        assert!(
+            parse_str("").0.unwrap().cluster.is_none(),
+            "a single node by default"
+        );
+    }
+
+    #[test]
     fn xdp_interfaces_queues_and_port() {
         let (c, out) =
             parse_str("listen = [\"0.0.0.0:5300\"]\n[xdp]\ninterfaces = [\"eth0\", \"eth1@3\"]\n");

@@ -223,13 +223,25 @@ fn geo_section(
             &format!("no {family_name} address"),
         );
         let _ = writeln!(w, "  {}. {:<10} {dist}  {dc_state}", rank + 1, c.datacenter);
-        for ((r, v), check) in f.records.iter().zip(&verdicts).zip(f.checks.iter()) {
+        if let Some(note) = snap.health.note_of(c.slot) {
+            let _ = writeln!(w, "       override set {note}");
+        }
+        for (((r, v), check), &slot) in f
+            .records
+            .iter()
+            .zip(&verdicts)
+            .zip(f.checks.iter())
+            .zip(f.slots.iter())
+        {
             let _ = writeln!(
                 w,
                 "       {:<22} {}",
                 rdata_text(r),
                 live::address_state(*v, check.as_deref())
             );
+            if let Some(note) = snap.health.note_of(slot) {
+                let _ = writeln!(w, "       {:<22} override set {note}", "");
+            }
         }
     }
     // Explain only reads: the rotation state of this thread is not advanced for this.

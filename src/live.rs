@@ -106,6 +106,21 @@ pub fn address_state(verdict: Verdict, check: Option<&TargetHealth>) -> String {
         Verdict::DatacenterOut(a) => format!("out: data center {a} ({})", probe_state(check)),
         // Only the table says down for an address without a check; print what it says.
         Verdict::ProbeDown if check.is_none() => "down (no health check)".to_owned(),
+        // In a fleet the table holds the fleet's verdict, which may differ from this node's
+        // own probes: say both.
+        Verdict::Up | Verdict::ProbeDown
+            if check.is_some_and(|t| t.detail().probe_up != matches!(verdict, Verdict::Up)) =>
+        {
+            let agreed = if matches!(verdict, Verdict::Up) {
+                "up"
+            } else {
+                "down"
+            };
+            format!(
+                "{agreed} by the fleet's verdict; this node's probes: {}",
+                probe_state(check)
+            )
+        }
         Verdict::Up | Verdict::ProbeDown => probe_state(check),
     }
 }

@@ -67,6 +67,8 @@ pub struct DatacenterStatus {
     /// The operator's override of the data center: `up`, `down`, `drain`; `None` when none.
     #[serde(rename = "override")]
     pub admin: Option<String>,
+    /// Who set the override, when, why, until when; `None` when nothing is known.
+    pub override_note: Option<String>,
     /// The weight the zone file gives it.
     pub weight: u32,
     /// The weight in effect: after shedding, 0 when down or drained by override (the value
@@ -92,6 +94,8 @@ pub struct AddressStatus {
     /// The operator's override of this address; `None` when none.
     #[serde(rename = "override")]
     pub admin: Option<String>,
+    /// Who set the override, when, why, until when; `None` when nothing is known.
+    pub override_note: Option<String>,
     /// What its health check last saw; `None` without a check.
     pub probe: Option<ProbeStatus>,
 }
@@ -174,6 +178,7 @@ fn datacenter_status(
                 health: if v.is_in() { "up" } else { "down" }.to_owned(),
                 reason: live::address_state(v, check.as_deref()),
                 admin: admin_text(snap.health.word(slot).admin()),
+                override_note: snap.health.note_of(slot),
                 probe: check.as_deref().map(probe_status),
             });
         }
@@ -186,6 +191,7 @@ fn datacenter_status(
         health: health.as_str().to_owned(),
         reason,
         admin: admin_text(admin),
+        override_note: snap.health.note_of(c.slot),
         weight: c.weight,
         effective_weight: live::effective_weight(snap, c),
         answers,

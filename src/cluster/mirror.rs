@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::link::Link;
+use super::members::Members;
 
 /// Key (below the prefix) → value.
 pub(crate) type Entries = Arc<BTreeMap<String, Vec<u8>>>;
@@ -21,18 +22,20 @@ pub(crate) type Entries = Arc<BTreeMap<String, Vec<u8>>>;
 /// Keeps `tx` holding the keys under `prefix` (their names without it) until `stop`.
 /// Sends only after a whole read: before the first, receivers see no copy at all (`None`).
 pub(crate) async fn run(
-    client: Client,
+    members: Members,
     prefix: String,
     tx: watch::Sender<Option<Entries>>,
     link: Arc<Link>,
     stop: CancellationToken,
 ) {
     loop {
+        let pick = members.pick();
         let result = tokio::select! {
             () = stop.cancelled() => return,
-            r = follow(client.clone(), &prefix, &tx) => r,
+            r = follow(pick.client, &prefix, &tx) => r,
         };
         if let Err(e) = result {
+            members.failed(pick.index);
             link.note(&format!("watch of {prefix}: {e}"));
         }
         tokio::select! {

@@ -9,10 +9,10 @@
 //! | `health/<target>/<node>` | that node's verdict on one target | the node's lease |
 //! | `overrides/dc/<zone>/<dc>`, `overrides/addr/<ip>` | [`OverrideRecord`] | a lease of its own with `--for` |
 //!
-//! Each node follows the keys with watches ([`mirror`]) and keeps everything it needs
+//! Each node follows the keys with watches (`mirror`) and keeps everything it needs
 //! locally, so the query path never waits on etcd: overrides land in the health table and
 //! the state file (the cache a node starts from when etcd is down), and the agreed
-//! verdicts land in the same table ([`verdicts`]). How a node stands with etcd, and what it
+//! verdicts land in the same table (`verdicts`). How a node stands with etcd, and what it
 //! does when cut off, is in [`link`].
 //!
 //! Why etcd rather than a protocol of our own: agreement under partitions is the hard part,
@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use etcd_client::{Client, ConnectOptions, GetOptions, PutOptions};
+use etcd_client::{GetOptions, PutOptions};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use tokio::sync::watch;
@@ -36,6 +36,7 @@ use crate::health::{Admin, HealthSources, OverrideDetail, OverrideKey, OverrideM
 use link::Link;
 
 pub mod link;
+mod members;
 mod mirror;
 pub mod node;
 pub mod quorum;
@@ -43,6 +44,7 @@ mod verdicts;
 pub mod zoneset;
 
 pub use link::{LinkStatus, Standing};
+pub use members::Members;
 pub use node::NodeInfo;
 pub use quorum::Quorum;
 
@@ -189,30 +191,12 @@ impl Decisions {
 /// A node's part in the fleet, started with [`Cluster::start`].
 pub struct Cluster {
     cfg: Arc<ClusterConfig>,
-    client: Client,
+    members: Members,
     link: Arc<Link>,
     decisions: Arc<Decisions>,
     nodes: watch::Receiver<Option<mirror::Entries>>,
     overrides: Arc<crate::health::Overrides>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-}
-
-/// A client for the members of `cfg`; connects lazily, so it is made even while etcd is
-/// down.
-pub async fn connect(cfg: &ClusterConfig) -> Result<Client, ClusterError> {
-    let options = ConnectOptions::new()
-        .with_connect_timeout(Duration::from_secs(2))
-        .with_timeout(Duration::from_secs(3))
-        .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
-        // A member cut off from the others' quorum refuses, rather than serving stale data.
-        .with_require_leader(true);
-    Client::connect(&cfg.etcd, Some(options))
-        .await
-        .map_err(|source| ClusterError::Etcd {
-            endpoints: cfg.etcd.clone(),
-            what: "connecting".into(),
-            source,
-        })
 }
 
 impl Cluster {
@@ -228,7 +212,7 @@ impl Cluster {
         stop: CancellationToken,
     ) -> Result<Arc<Self>, ClusterError> {
         let cfg = Arc::new(cfg);
-        let client = connect(&cfg).await?;
+        let members = Members::connect(&cfg).await?;
         let link = Arc::new(Link::new(cfg.isolated_after));
         health.table().hand_probes_to_fleet();
         tracing::info!(
@@ -249,7 +233,7 @@ impl Cluster {
         let mut follow = |what: &str| {
             let (tx, rx) = watch::channel(None);
             tasks.push(tokio::spawn(mirror::run(
-                client.clone(),
+                members.clone(),
                 cfg.key(what),
                 tx,
                 link.clone(),
@@ -265,7 +249,7 @@ impl Cluster {
             zoneset::serving_generation(state_dir),
         ));
         tasks.push(tokio::spawn(zoneset::follow(
-            client.clone(),
+            members.clone(),
             cfg.clone(),
             state_dir.to_path_buf(),
             zone_set.clone(),
@@ -274,7 +258,7 @@ impl Cluster {
             stop.clone(),
         )));
         tasks.push(tokio::spawn(node::run(
-            client.clone(),
+            members.clone(),
             cfg.clone(),
             snapshot,
             zone_set,
@@ -284,7 +268,7 @@ impl Cluster {
         )));
         let decisions = Arc::new(Decisions::default());
         tasks.push(tokio::spawn(verdicts::run(
-            client.clone(),
+            members.clone(),
             cfg.clone(),
             health.registry.clone(),
             verdicts::Inputs {
@@ -303,7 +287,7 @@ impl Cluster {
         )));
         Ok(Arc::new(Self {
             cfg,
-            client,
+            members,
             link,
             decisions,
             nodes,
@@ -322,26 +306,24 @@ impl Cluster {
         mut meta: OverrideMeta,
         ttl: Option<Duration>,
     ) -> Result<(), ClusterError> {
-        let mut client = self.client.clone();
         let etcd_key = self.cfg.override_key(key);
-        let err = |what: &str, source| ClusterError::Etcd {
-            endpoints: self.cfg.etcd.clone(),
-            what: what.to_owned(),
-            source,
-        };
         if admin == Admin::None {
-            client
-                .delete(etcd_key, None)
-                .await
-                .map_err(|e| err("clearing the override", e))?;
+            self.members
+                .run("clearing the override", |mut c| {
+                    let k = etcd_key.clone();
+                    async move { c.delete(k, None).await }
+                })
+                .await?;
         } else {
             let mut options = PutOptions::new();
             if let Some(ttl) = ttl {
                 let secs = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
-                let lease = client
-                    .lease_grant(secs, None)
-                    .await
-                    .map_err(|e| err("granting the override's lease", e))?;
+                let lease = self
+                    .members
+                    .run("granting the override's lease", |mut c| async move {
+                        c.lease_grant(secs, None).await
+                    })
+                    .await?;
                 options = options.with_lease(lease.id());
                 meta.expires = Some(crate::health::unix_now() + ttl.as_secs().max(1));
             }
@@ -351,10 +333,12 @@ impl Cluster {
                 meta,
             };
             let value = serde_json::to_vec(&record).unwrap_or_default();
-            client
-                .put(etcd_key, value, Some(options))
-                .await
-                .map_err(|e| err("storing the override", e))?;
+            self.members
+                .run("storing the override", |mut c| {
+                    let (k, v, o) = (etcd_key.clone(), value.clone(), options.clone());
+                    async move { c.put(k, v, Some(o)).await }
+                })
+                .await?;
         }
         for _ in 0..40 {
             if self.overrides.get(key) == admin {
@@ -512,15 +496,14 @@ async fn follow_overrides(
 /// Every live node's entry, read straight from etcd (for `meridian fleet`, which works
 /// whether or not a node runs here).
 pub async fn read_nodes(cfg: &ClusterConfig) -> Result<Vec<NodeInfo>, ClusterError> {
-    let mut client = connect(cfg).await?;
-    let got = client
-        .get(cfg.key("nodes/"), Some(GetOptions::new().with_prefix()))
-        .await
-        .map_err(|source| ClusterError::Etcd {
-            endpoints: cfg.etcd.clone(),
-            what: "reading nodes/".into(),
-            source,
-        })?;
+    let members = Members::connect(cfg).await?;
+    let key = cfg.key("nodes/");
+    let got = members
+        .run("reading nodes/", |mut c| {
+            let key = key.clone();
+            async move { c.get(key, Some(GetOptions::new().with_prefix())).await }
+        })
+        .await?;
     Ok(got
         .kvs()
         .iter()

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use etcd_client::{Client, PutOptions};
+use etcd_client::{LeaseKeepAliveStream, LeaseKeeper, PutOptions};
 use hickory_proto::rr::RData;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ClusterConfig;
 use super::link::Link;
+use super::members::Members;
 use crate::compile::Snapshot;
 
 /// What a node says about itself under `nodes/<node>`.
@@ -72,7 +73,7 @@ impl NodeInfo {
 /// Holds the lease and the node's entry until `stop`, then revokes the lease. `lease`
 /// carries the lease in force (`None` between two), for everything else bound to it.
 pub(crate) async fn run(
-    client: Client,
+    members: Members,
     cfg: Arc<ClusterConfig>,
     snapshot: Arc<ArcSwap<Snapshot>>,
     zone_set: Arc<AtomicU64>,
@@ -88,7 +89,7 @@ pub(crate) async fn run(
         zone_set: &zone_set,
     };
     loop {
-        let result = session(&client, &about, &lease, &link, &stop).await;
+        let result = session(&members, &about, &lease, &link, &stop).await;
         lease.send_replace(None);
         match result {
             Ok(()) => return,
@@ -122,74 +123,156 @@ impl About<'_> {
 
 /// One lease, from grant to loss (`Err`) or stop (`Ok`).
 async fn session(
-    client: &Client,
+    members: &Members,
     about: &About<'_>,
     lease: &watch::Sender<Option<i64>>,
     link: &Link,
     stop: &CancellationToken,
 ) -> Result<(), String> {
     let cfg = about.cfg;
-    let mut client = client.clone();
     let ttl = i64::try_from(cfg.lease_ttl.as_secs()).unwrap_or(5);
     let beat = cfg.lease_ttl / 3;
-    let id = client
-        .lease_grant(ttl, None)
+    let id = members
+        .run("lease grant", |mut c| async move {
+            c.lease_grant(ttl, None).await
+        })
         .await
-        .map_err(|e| format!("lease grant: {e}"))?
+        .map_err(|e| e.to_string())?
         .id();
     let mut info = about.now();
-    put_info(&mut client, cfg, &info, id).await?;
-    let (mut keeper, mut responses) = client
-        .lease_keep_alive(id)
-        .await
-        .map_err(|e| format!("lease keep-alive: {e}"))?;
+    put_info(members, cfg, &info, id).await?;
+    let mut stream = None;
+    keep_once(
+        members,
+        &mut stream,
+        id,
+        beat.max(Duration::from_millis(500)),
+    )
+    .await?;
     lease.send_replace(Some(id));
     link.joined();
-    let mut tick = tokio::time::interval(beat);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // One failed keep-alive is not a lost fleet: the member behind the stream may have
+    // died while others serve. Retry on fresh streams to the next members; the node is
+    // cut off once every member failed in a row and two thirds of the TTL have passed
+    // since the lease was last kept, or the TTL itself has (the lease is gone by then).
+    let give_up = beat * 2;
+    let mut kept_at = tokio::time::Instant::now();
+    let mut failures = 0;
+    let mut wait = beat;
     loop {
         tokio::select! {
             () = stop.cancelled() => {
                 // Gone at once for the others, rather than after the TTL.
-                let _ = tokio::time::timeout(Duration::from_secs(1), client.lease_revoke(id)).await;
+                let mut c = members.pick().client;
+                let _ = tokio::time::timeout(Duration::from_secs(1), c.lease_revoke(id)).await;
                 return Ok(());
             }
-            _ = tick.tick() => {}
+            () = tokio::time::sleep(wait) => {}
         }
-        let kept = tokio::time::timeout(beat.max(Duration::from_millis(500)), async {
-            keeper.keep_alive().await?;
-            responses.message().await
-        })
-        .await;
-        match kept {
-            Err(_) => return Err("lease keep-alive: no answer in time".into()),
-            Ok(Err(e)) => return Err(format!("lease keep-alive: {e}")),
-            Ok(Ok(None)) => return Err("lease keep-alive: the stream ended".into()),
-            Ok(Ok(Some(r))) if r.ttl() <= 0 => return Err("the lease expired".into()),
-            Ok(Ok(Some(_))) => link.joined(),
+        let answer = beat.max(Duration::from_millis(500));
+        let failure = match keep_once(members, &mut stream, id, answer).await {
+            Ok(ttl) if ttl > 0 => {
+                kept_at = tokio::time::Instant::now();
+                failures = 0;
+                wait = beat;
+                link.joined();
+                None
+            }
+            Ok(_) => return Err("the lease expired".into()),
+            Err(e) => Some(e),
+        };
+        if let Some(e) = failure {
+            failures += 1;
+            let since = kept_at.elapsed();
+            if (since >= give_up && failures >= members.len()) || since >= cfg.lease_ttl {
+                return Err(e);
+            }
+            link.note(&e);
+            wait = Duration::from_millis(200);
+            continue;
         }
         let now = about.now();
         if now != info {
-            put_info(&mut client, cfg, &now, id).await?;
+            put_info(members, cfg, &now, id).await?;
             info = now;
         }
     }
 }
 
+/// A keep-alive stream, and the member it goes to.
+struct KeepAlive {
+    member: usize,
+    keeper: LeaseKeeper,
+    responses: LeaseKeepAliveStream,
+}
+
+/// One keep-alive on `stream`, opened first (to the member in use) when there is none;
+/// the TTL etcd answers. On failure the stream is dropped and the next member is used.
+async fn keep_once(
+    members: &Members,
+    stream: &mut Option<KeepAlive>,
+    id: i64,
+    within: Duration,
+) -> Result<i64, String> {
+    let result = tokio::time::timeout(within, async {
+        let s = match stream {
+            Some(s) => s,
+            None => {
+                let mut pick = members.pick();
+                let (keeper, responses) = pick
+                    .client
+                    .lease_keep_alive(id)
+                    .await
+                    .map_err(|e| (pick.index, format!("lease keep-alive: {e}")))?;
+                stream.insert(KeepAlive {
+                    member: pick.index,
+                    keeper,
+                    responses,
+                })
+            }
+        };
+        let member = s.member;
+        s.keeper
+            .keep_alive()
+            .await
+            .map_err(|e| (member, format!("lease keep-alive: {e}")))?;
+        match s.responses.message().await {
+            Ok(Some(r)) => Ok(r.ttl()),
+            Ok(None) => Err((member, "lease keep-alive: the stream ended".to_owned())),
+            Err(e) => Err((member, format!("lease keep-alive: {e}"))),
+        }
+    })
+    .await;
+    let failed = match result {
+        Ok(Ok(ttl)) => return Ok(ttl),
+        Ok(Err(f)) => f,
+        Err(_) => (
+            stream.as_ref().map_or(members.pick().index, |s| s.member),
+            "lease keep-alive: no answer in time".to_owned(),
+        ),
+    };
+    *stream = None;
+    members.failed(failed.0);
+    Err(failed.1)
+}
+
 async fn put_info(
-    client: &mut Client,
+    members: &Members,
     cfg: &ClusterConfig,
     info: &NodeInfo,
     lease: i64,
 ) -> Result<(), String> {
     let value = serde_json::to_vec(info).map_err(|e| e.to_string())?;
-    client
-        .put(
-            cfg.key(&format!("nodes/{}", cfg.node)),
-            value,
-            Some(PutOptions::new().with_lease(lease)),
-        )
+    let key = cfg.key(&format!("nodes/{}", cfg.node));
+    members
+        .run(&format!("writing nodes/{}", cfg.node), |mut c| {
+            let (key, value) = (key.clone(), value.clone());
+            async move {
+                c.put(key, value, Some(PutOptions::new().with_lease(lease)))
+                    .await
+            }
+        })
         .await
-        .map_err(|e| format!("writing nodes/{}: {e}", cfg.node))?;
-    Ok(())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }

@@ -14,12 +14,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{Client, PutOptions};
+use etcd_client::PutOptions;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::link::{Link, Standing};
+use super::members::Members;
 use super::mirror::Entries;
 use super::node::NodeInfo;
 use super::quorum::{self, Vote};
@@ -42,7 +43,7 @@ pub(crate) struct Inputs {
 /// Runs until `stop`: on every change of the targets, the nodes, the votes or the lease,
 /// and at least twice a second (to notice isolation).
 pub(crate) async fn run(
-    client: Client,
+    members: Members,
     cfg: Arc<ClusterConfig>,
     registry: Arc<Registry>,
     mut inputs: Inputs,
@@ -51,7 +52,7 @@ pub(crate) async fn run(
     stop: CancellationToken,
 ) {
     let mut state = Loop {
-        client,
+        members,
         cfg,
         registry,
         link,
@@ -76,7 +77,7 @@ pub(crate) async fn run(
 }
 
 struct Loop {
-    client: Client,
+    members: Members,
     cfg: Arc<ClusterConfig>,
     registry: Arc<Registry>,
     link: Arc<Link>,
@@ -198,7 +199,8 @@ impl Loop {
             }
             let key = self.cfg.key(&format!("health/{id}/{}", self.cfg.node));
             let value = serde_json::to_vec(&StoredVote { up }).unwrap_or_default();
-            match self
+            let mut pick = self.members.pick();
+            match pick
                 .client
                 .put(key, value, Some(PutOptions::new().with_lease(lease)))
                 .await
@@ -207,6 +209,7 @@ impl Loop {
                     self.published.insert(id.clone(), up);
                 }
                 Err(e) => {
+                    self.members.failed(pick.index);
                     self.link
                         .note(&format!("publishing the verdict on {}: {e}", t.label()));
                     return;
@@ -221,11 +224,13 @@ impl Loop {
             .collect();
         for id in stale {
             let key = self.cfg.key(&format!("health/{id}/{}", self.cfg.node));
-            match self.client.delete(key, None).await {
+            let mut pick = self.members.pick();
+            match pick.client.delete(key, None).await {
                 Ok(_) => {
                     self.published.remove(&id);
                 }
                 Err(e) => {
+                    self.members.failed(pick.index);
                     self.link.note(&format!("withdrawing a verdict: {e}"));
                     return;
                 }

@@ -20,11 +20,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use etcd_client::{Client, Compare, CompareOp, DeleteOptions, GetOptions, Txn, TxnOp};
+use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, Txn, TxnOp};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::members::Members;
 use super::mirror::Entries;
 use super::{ClusterConfig, ClusterError};
 use crate::reload::Reloader;
@@ -77,7 +78,7 @@ pub async fn push(
     files: &[(String, Vec<u8>)],
     by: &str,
 ) -> Result<u64, ClusterError> {
-    let mut client = super::connect(cfg).await?;
+    let members = Members::connect(cfg).await?;
     let err = |what: &str, source| ClusterError::Etcd {
         endpoints: cfg.etcd.clone(),
         what: what.to_owned(),
@@ -85,10 +86,12 @@ pub async fn push(
     };
     let head_key = cfg.key("zones/current");
     for _ in 0..5 {
-        let got = client
-            .get(head_key.clone(), None)
-            .await
-            .map_err(|e| err("reading zones/current", e))?;
+        let got = members
+            .run("reading zones/current", |mut c| {
+                let k = head_key.clone();
+                async move { c.get(k, None).await }
+            })
+            .await?;
         let (current, compare) = match got.kvs().first() {
             Some(kv) => {
                 let head: ZoneSetHead = serde_json::from_slice(kv.value()).map_err(|e| {
@@ -132,10 +135,14 @@ pub async fn push(
                 Some(DeleteOptions::new().with_range(set_key(cfg, current))),
             ));
         }
-        let done = client
-            .txn(Txn::new().when([compare]).and_then(ops))
-            .await
-            .map_err(|e| err("storing the zone set", e))?;
+        let txn = Txn::new().when([compare]).and_then(ops);
+        // Not retried on another member: a transaction whose answer was lost may have
+        // been applied; the pusher reads the head again and sees.
+        let mut pick = members.pick();
+        let done = pick.client.txn(txn).await.map_err(|e| {
+            members.failed(pick.index);
+            err("storing the zone set", e)
+        })?;
         if done.succeeded() {
             return Ok(next);
         }
@@ -149,7 +156,7 @@ pub async fn push(
 
 /// Follows `zones/current`: fetches each new set, writes it, reloads from it.
 pub(crate) async fn follow(
-    client: Client,
+    members: Members,
     cfg: Arc<ClusterConfig>,
     state_dir: PathBuf,
     serving: Arc<AtomicU64>,
@@ -178,7 +185,7 @@ pub(crate) async fn follow(
         if head.generation == serving.load(Ordering::Relaxed) {
             continue;
         }
-        match fetch(client.clone(), &cfg, &state_dir, &head).await {
+        match fetch(&members, &cfg, &state_dir, &head).await {
             Ok(()) => {}
             Err(e) => {
                 tracing::error!(
@@ -208,16 +215,19 @@ pub(crate) async fn follow(
 
 /// Fetches set `head` into `state_dir/pushed/<generation>/` and points `current` at it.
 async fn fetch(
-    mut client: Client,
+    members: &Members,
     cfg: &ClusterConfig,
     state_dir: &Path,
     head: &ZoneSetHead,
 ) -> Result<(), String> {
     let prefix = set_key(cfg, head.generation);
-    let got = client
-        .get(prefix.clone(), Some(GetOptions::new().with_prefix()))
+    let got = members
+        .run("reading the set", |mut c| {
+            let p = prefix.clone();
+            async move { c.get(p, Some(GetOptions::new().with_prefix())).await }
+        })
         .await
-        .map_err(|e| format!("reading the set: {e}"))?;
+        .map_err(|e| e.to_string())?;
     let mut files = Vec::new();
     for kv in got.kvs() {
         let name = std::str::from_utf8(kv.key())

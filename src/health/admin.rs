@@ -175,6 +175,11 @@ impl OverrideMeta {
     }
 }
 
+/// What the table keeps to say about an override: `None` when nothing is known.
+fn note(meta: &OverrideMeta) -> Option<String> {
+    Some(meta.describe()).filter(|d| !d.is_empty())
+}
+
 /// `2026-12-03 12:00:00 UTC`.
 fn unix_time(secs: u64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
@@ -244,6 +249,7 @@ impl Overrides {
                         })?;
                     for e in state.overrides {
                         table.set_admin(&e.key, e.state);
+                        table.set_note(&e.key, note(&e.meta));
                         meta.insert(e.key, e.meta);
                     }
                 }
@@ -296,6 +302,7 @@ impl Overrides {
             };
             return Err(e);
         }
+        self.table.set_note(key, metas.get(key).and_then(note));
         if old != admin {
             tracing::info!("override: {key} {old} -> {admin}");
         }
@@ -318,6 +325,7 @@ impl Overrides {
             if !wanted.contains_key(&key) {
                 let old = self.table.set_admin(&key, Admin::None);
                 metas.remove(&key);
+                self.table.set_note(&key, None);
                 tracing::info!("override (fleet): {key} {old} -> none");
                 changed = true;
             }
@@ -329,6 +337,7 @@ impl Overrides {
                 changed = true;
             }
             if metas.get(&key) != Some(&meta) {
+                self.table.set_note(&key, note(&meta));
                 metas.insert(key, meta);
                 changed = true;
             }

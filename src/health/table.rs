@@ -117,6 +117,8 @@ struct Index {
     loads: HashMap<(String, String), LoadId>,
     /// The overrides in force (never [`Admin::None`]), so new slots start with them.
     admins: BTreeMap<OverrideKey, Admin>,
+    /// Who set an override, when and why, as [`super::OverrideMeta::describe`] says it.
+    notes: BTreeMap<OverrideKey, String>,
 }
 
 impl HealthTable {
@@ -282,6 +284,37 @@ impl HealthTable {
             .iter()
             .map(|(k, a)| (k.clone(), *a))
             .collect()
+    }
+
+    /// Sets (or with `None` removes) what is said about the override of `key`.
+    pub fn set_note(&self, key: &OverrideKey, note: Option<String>) {
+        let mut index = self.lock();
+        match note {
+            Some(n) => index.notes.insert(key.clone(), n),
+            None => index.notes.remove(key),
+        };
+    }
+
+    /// What is said about the override in force on slot `id` (who, when, why), if any:
+    /// for `explain` and the status page, which know slots rather than keys.
+    pub fn note_of(&self, id: HealthId) -> Option<String> {
+        let index = self.lock();
+        index.admins.keys().find_map(|key| {
+            let covers = match key {
+                OverrideKey::Address { address } => index
+                    .by_ip
+                    .get(address)
+                    .is_some_and(|ids| ids.contains(&id)),
+                OverrideKey::Datacenter { zone, datacenter } => {
+                    index.datacenters.get(&(zone.clone(), datacenter.clone())) == Some(&id)
+                }
+            };
+            if covers {
+                index.notes.get(key).cloned()
+            } else {
+                None
+            }
+        })
     }
 
     /// Slots handed out so far.

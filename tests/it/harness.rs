@@ -155,6 +155,33 @@ impl Server {
         extra_config: &str,
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Server {
+        Self::start_in_at(dir, zones_dir, extra_config, env, None)
+    }
+
+    /// [`Server::start`] in network namespace `netns` (one the test created), listening
+    /// on `ip` there: an address of the test's veth pair.
+    pub(crate) fn start_in_netns(
+        zones: &[(&str, &str)],
+        extra_config: &str,
+        netns: &str,
+        ip: &str,
+    ) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let zones_dir = dir.path().join("zones");
+        std::fs::create_dir(&zones_dir).expect("zones dir");
+        for (stem, text) in zones {
+            std::fs::write(zones_dir.join(format!("{stem}.toml")), text).expect("write zone");
+        }
+        Self::start_in_at(dir, &zones_dir, extra_config, &[], Some((netns, ip)))
+    }
+
+    fn start_in_at(
+        dir: tempfile::TempDir,
+        zones_dir: &Path,
+        extra_config: &str,
+        env: &[(&str, &std::ffi::OsStr)],
+        netns: Option<(&str, &str)>,
+    ) -> Server {
         let config = dir.path().join("meridian.toml");
         // Servers run side by side: the API gets an ephemeral port too, unless the test
         // configures it.
@@ -163,8 +190,9 @@ impl Server {
         } else {
             "api.listen = \"127.0.0.1:0\"\n"
         };
+        let listen_ip = netns.map_or("127.0.0.1", |(_, ip)| ip);
         let text = format!(
-            "listen = [\"127.0.0.1:0\"]\n{api}zones_dir = {:?}\n{extra_config}\n",
+            "listen = [\"{listen_ip}:0\"]\n{api}zones_dir = {:?}\n{extra_config}\n",
             zones_dir.display().to_string()
         );
         std::fs::write(&config, &text).expect("write config");
@@ -172,7 +200,26 @@ impl Server {
             .lines()
             .any(|l| l.replace(' ', "") == "udp_threads=1");
 
-        let mut child = meridian()
+        let mut command = match netns {
+            None => meridian(),
+            Some((ns, _)) => {
+                // `ip netns exec` runs the binary in place (no process of its own stays).
+                let mut c = meridian();
+                let bin = c.get_program().to_owned();
+                let mut wrapped = Command::new("ip");
+                wrapped.args(["netns", "exec", ns]).arg(bin);
+                for (k, v) in c.get_envs() {
+                    match v {
+                        Some(v) => wrapped.env(k, v),
+                        None => wrapped.env_remove(k),
+                    };
+                }
+                wrapped.stdin(Stdio::null());
+                c = wrapped;
+                c
+            }
+        };
+        let mut child = command
             .arg("--config")
             .arg(&config)
             .env("MERIDIAN_LOG", "info")
@@ -227,7 +274,7 @@ impl Server {
             }
         };
         assert!(
-            addr.ip().is_loopback(),
+            addr.ip().is_loopback() || netns.is_some(),
             "server must listen on loopback: {addr}"
         );
         Server {

@@ -318,8 +318,20 @@ fn override_ok(s: &Server, args: &[&str]) -> String {
     out(&o)
 }
 
-/// `meridian overrides`, expected to succeed; returns stdout.
+/// `meridian overrides`, expected to succeed; returns stdout without what is said about
+/// each override (who, when, why: see [`overrides_with_who_and_why`]).
 fn overrides(s: &Server) -> String {
+    overrides_with_who_and_why(s)
+        .lines()
+        .map(|l| match l.split_once(" (by ") {
+            Some((head, _)) => format!("{head}\n"),
+            None => format!("{l}\n"),
+        })
+        .collect()
+}
+
+/// `meridian overrides` as it prints.
+fn overrides_with_who_and_why(s: &Server) -> String {
     let o = cli(s, "overrides", &[]);
     assert_exit(&o, 0, "meridian overrides");
     out(&o)
@@ -875,6 +887,49 @@ fn override_zone() -> String {
 }
 
 #[test]
+fn an_override_given_for_a_while_says_who_and_why_and_ends_by_itself() {
+    let s = start(&override_zone(), "");
+    wait_api(&s);
+    let ams = ["127.0.0.1", "127.0.0.3"];
+    let set = Instant::now();
+    override_ok(
+        &s,
+        &["ams", "drain", "--for", "2s", "--reason", "router upgrade"],
+    );
+    wait_answer(&s, "cdn", &["127.0.0.2"], Duration::from_secs(2));
+    let listed = overrides_with_who_and_why(&s);
+    assert!(
+        listed.starts_with("data center ams of example.com.: drain (by ")
+            && listed.contains(", expires ")
+            && listed.ends_with(": \"router upgrade\")\n"),
+        "{listed}"
+    );
+    let explained = api_explain(&s, "cdn");
+    assert!(
+        explained.contains("override set by ") && explained.contains("\"router upgrade\""),
+        "{explained}"
+    );
+    wait_answer(&s, "cdn", &ams, Duration::from_secs(6));
+    assert!(
+        set.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        set.elapsed()
+    );
+    assert_eq!(overrides(&s), "no overrides\n");
+    assert!(
+        s.log()
+            .contains("override of data center ams of example.com. expired")
+    );
+    let o = cli(&s, "override", &["ams", "down", "--for", "soon"]);
+    assert_exit(&o, 2, "a bad --for");
+    assert!(
+        err(&o).contains("\"soon\" is not a duration"),
+        "{}",
+        err(&o)
+    );
+}
+
+#[test]
 fn overrides_through_the_cli_move_answers_at_once() {
     let s = start(&override_zone(), "");
     wait_api(&s);
@@ -1159,7 +1214,13 @@ fn api_rejects_missing_or_wrong_tokens_and_bad_requests() {
     );
     let (status, body) = api(&s, Method::GET, "/v1/overrides", Some(&bearer), None);
     assert_eq!(status, 200);
-    let list: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let mut list: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    // When it was set; the request said nothing of who or why.
+    let at = list[0]
+        .as_object_mut()
+        .and_then(|o| o.remove("at"))
+        .and_then(|v| v.as_u64());
+    assert!(at.is_some_and(|t| t > 1_700_000_000), "{body}");
     assert_eq!(
         list,
         serde_json::json!([{"zone": "example.com.", "datacenter": "ams", "state": "down"}])

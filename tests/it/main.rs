@@ -8,6 +8,7 @@
 mod check_server;
 mod cli;
 mod dns;
+mod fleet;
 mod geo;
 #[path = "../support/geoip_fixtures.rs"]
 mod geoip_fixtures;

@@ -199,6 +199,13 @@ fn status_shows_sites_health_with_reasons_weights_and_answer_counts() {
         (&2.into(), &0.into())
     );
     assert_eq!(c["addresses"][0]["probe"], Value::Null, "c has no check");
+    // When it was set (the API request said nothing of who or why).
+    let note = c["override_note"].as_str().unwrap_or_default();
+    assert!(
+        note.starts_with("at 20") && note.ends_with(" UTC"),
+        "{note}"
+    );
+    assert_eq!(one_b["override_note"], Value::Null);
 
     // b's check server stops: b goes down, with the probe's error as the reason.
     b.close();

@@ -91,9 +91,19 @@ impl CheckServer {
         Self::spawn(ip, Proto::Tcp)
     }
 
+    /// HTTP on `ip`, an address of a veth pair the test created (not loopback).
+    pub(crate) fn http_on_test_link(ip: &str) -> Self {
+        Self::spawn_any(ip, Proto::Http)
+    }
+
     fn spawn(ip: &str, proto: Proto) -> Self {
+        let parsed: IpAddr = ip.parse().expect("check server address");
+        assert!(parsed.is_loopback(), "check servers stay on 127/8: {ip}");
+        Self::spawn_any(ip, proto)
+    }
+
+    fn spawn_any(ip: &str, proto: Proto) -> Self {
         let ip: IpAddr = ip.parse().expect("check server address");
-        assert!(ip.is_loopback(), "check servers stay on 127/8: {ip}");
         let listener = std::net::TcpListener::bind(SocketAddr::new(ip, 0))
             .unwrap_or_else(|e| panic!("bind a check server on {ip}: {e}"));
         listener.set_nonblocking(true).expect("nonblocking");
