@@ -825,10 +825,20 @@ fn cluster(d: &mut FileDiags<'_>, c: ClusterSpec) -> Option<crate::cluster::Clus
     let mut out = ClusterConfig::default();
     for (i, e) in c.etcd.iter().flatten().enumerate() {
         let url = e.get_ref();
-        let rest = url
-            .strip_prefix("http://")
-            .or_else(|| url.strip_prefix("https://"));
-        match rest {
+        if url.starts_with("https://") {
+            d.error(
+                Some(e.span()),
+                format!("cluster.etcd[{i}]"),
+                format!("{url:?}: TLS to etcd is not supported yet"),
+                Some(
+                    "use http:// on a private network, or an etcd gateway on this machine \
+                     (etcd grpc-proxy) that speaks TLS to the members"
+                        .into(),
+                ),
+            );
+            continue;
+        }
+        match url.strip_prefix("http://") {
             Some(hostport) if !hostport.is_empty() && !hostport.contains('/') => {
                 out.etcd.push(url.clone());
             }
@@ -1243,7 +1253,7 @@ mod tests {
     #[test]
     fn cluster_settings_are_checked_and_default_sensibly() {
         let (c, out) = parse_str(
-            "[cluster]\netcd = [\"http://10.0.0.11:2379\", \"https://etcd.example:2379\"]\n\
+            "[cluster]\netcd = [\"http://10.0.0.11:2379\", \"http://etcd.example:2379\"]\n\
              node = \"ns1\"\nregion = \"eu\"\nquorum = \"region_majority\"\nprobers = 2\n\
              isolated_after = \"1m\"\nprefix = \"/gslb/\"\n",
         );
@@ -1258,12 +1268,13 @@ mod tests {
         assert_eq!(c.key("nodes/ns1"), "/gslb/nodes/ns1");
 
         let (c, out) = parse_str(
-            "[cluster]\netcd = [\"10.0.0.11:2379\"]\nnode = \"ns 1\"\nquorum = \"most\"\n\
+            "[cluster]\netcd = [\"10.0.0.11:2379\", \"https://e:2379\"]\nnode = \"ns 1\"\nquorum = \"most\"\n\
              probers = -1\nprefix = \"meridian\"\nlease_ttl = \"1s\"\n",
         );
         assert!(c.is_none());
         for want in [
             "cluster.etcd[0]: \"10.0.0.11:2379\" is not an etcd client URL",
+            "cluster.etcd[1]: \"https://e:2379\": TLS to etcd is not supported yet",
             "cluster.node: \"ns 1\" is not a node name",
             "cluster.quorum: \"most\" is not a quorum rule",
             "cluster.probers: -1 is outside 0..=64",

@@ -288,13 +288,12 @@ impl Server {
         crate::systemd::ready(&addrs);
 
         tasks.push(tokio::spawn(watching));
-        if cluster.is_none() {
-            // In a fleet, etcd's leases end overrides given `--for`.
-            tasks.push(tokio::spawn(expire_overrides(
-                health.overrides.clone(),
-                stop.clone(),
-            )));
-        }
+        // In a fleet too: etcd's lease ends the override for everyone, but a node cut off
+        // from etcd must not keep it past its time.
+        tasks.push(tokio::spawn(expire_overrides(
+            health.overrides.clone(),
+            stop.clone(),
+        )));
         tasks.push(tokio::spawn(crate::answer::all_down::watch(
             snapshot.clone(),
             stop.clone(),
@@ -312,7 +311,7 @@ impl Server {
     }
 }
 
-/// Clears single-node overrides given `--for` when their time is up (checked every second).
+/// Clears overrides given `--for` when their time is up (checked every second).
 async fn expire_overrides(overrides: Arc<crate::health::Overrides>, stop: CancellationToken) {
     loop {
         tokio::select! {

@@ -58,11 +58,6 @@ impl Members {
         })
     }
 
-    /// How many members there are.
-    pub(crate) fn len(&self) -> usize {
-        self.clients.len()
-    }
-
     /// The client in use now.
     pub(crate) fn pick(&self) -> Pick {
         let index = self.current.load(Ordering::Relaxed) % self.clients.len();

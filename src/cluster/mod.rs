@@ -297,8 +297,9 @@ impl Cluster {
     }
 
     /// Sets (or with [`Admin::None`] clears) an override for the whole fleet, ending by
-    /// itself after `ttl` when given; returns once this node applies it (at most about 2 s
-    /// later; it applies it on its own when etcd's answer comes later than that).
+    /// itself after `ttl` when given. Returns once etcd stored it and this node applied it
+    /// from its watch, or after 2 s of waiting for the watch (it applies it when the
+    /// watch delivers).
     pub async fn set_override(
         &self,
         key: &OverrideKey,

@@ -151,13 +151,12 @@ async fn session(
     .await?;
     lease.send_replace(Some(id));
     link.joined();
-    // One failed keep-alive is not a lost fleet: the member behind the stream may have
-    // died while others serve. Retry on fresh streams to the next members; the node is
-    // cut off once every member failed in a row and two thirds of the TTL have passed
-    // since the lease was last kept, or the TTL itself has (the lease is gone by then).
-    let give_up = beat * 2;
+    // A failed keep-alive is not a lost fleet: the member behind the stream may have died
+    // while others serve, or the members may be electing a new leader (about a second,
+    // after which etcd renews every lease in full). Retry on fresh streams to the next
+    // members; the node is cut off only when the lease's TTL has run out since it was
+    // last kept, which is when etcd drops its keys.
     let mut kept_at = tokio::time::Instant::now();
-    let mut failures = 0;
     let mut wait = beat;
     loop {
         tokio::select! {
@@ -173,7 +172,6 @@ async fn session(
         let failure = match keep_once(members, &mut stream, id, answer).await {
             Ok(ttl) if ttl > 0 => {
                 kept_at = tokio::time::Instant::now();
-                failures = 0;
                 wait = beat;
                 link.joined();
                 None
@@ -182,9 +180,7 @@ async fn session(
             Err(e) => Some(e),
         };
         if let Some(e) = failure {
-            failures += 1;
-            let since = kept_at.elapsed();
-            if (since >= give_up && failures >= members.len()) || since >= cfg.lease_ttl {
+            if kept_at.elapsed() >= cfg.lease_ttl {
                 return Err(e);
             }
             link.note(&e);

@@ -135,62 +135,79 @@ impl Loop {
                 .collect(),
         );
 
-        if let (true, Some(lease)) = (joined, lease) {
-            self.publish(&targets, &mine, lease).await;
-        }
-
-        // Cut off: the table keeps the last agreed state.
+        // Cut off: the table keeps the last agreed state, and nothing can be published.
         if standing == Standing::CutOff {
             return;
         }
-        let votes = group_votes(votes, &live);
+        // Decide first: a slow etcd write must not hold up what the table says.
+        self.decide(standing, &targets, votes, &live);
+        if let (true, Some(lease)) = (joined, lease) {
+            let voted = voters(votes);
+            self.publish(&targets, &mine, &voted, &names, lease).await;
+        }
+    }
+
+    /// Writes each target's verdict into the health table: the fleet's by the quorum rule
+    /// when joined, else (or while nobody has voted) this node's own once settled.
+    fn decide(
+        &self,
+        standing: Standing,
+        targets: &[(String, Arc<TargetHealth>)],
+        votes: Option<&std::collections::BTreeMap<String, Vec<u8>>>,
+        live: &std::collections::BTreeMap<String, String>,
+    ) {
+        let votes = group_votes(votes, live);
         let table = &self.registry.table();
         let mut decided = self.decisions.lock();
         let mut seen = HashSet::new();
-        for (id, t) in &targets {
+        for (id, t) in targets {
             seen.insert(id.clone());
             let Some(slot) = t.slot() else { continue };
-            let local = t.has_result().then(|| t.is_up());
+            // Only results since this node (re)started probing the target count.
+            let local = t.settled().then(|| t.is_up());
             let theirs = votes.get(id.as_str()).map(Vec::as_slice).unwrap_or(&[]);
-            let (up, from) = match standing {
-                Standing::Joined => match self.cfg.quorum.decide(theirs) {
-                    Some(up) => (up, Decision::fleet(theirs)),
-                    // Nobody has voted yet: this node's own result, if it has one.
-                    None => match local {
-                        Some(up) => (up, Decision::own()),
-                        None => continue,
-                    },
-                },
-                _ => match local {
-                    Some(up) => (up, Decision::own()),
-                    None => continue,
-                },
+            let fleet = match standing {
+                Standing::Joined => self.cfg.quorum.decide(theirs),
+                _ => None,
+            };
+            let (up, from) = match (fleet, local) {
+                (Some(up), _) => (up, Decision::fleet(theirs)),
+                (None, Some(up)) => (up, Decision::own()),
+                // Nobody has a fresh view: the table keeps what it says.
+                (None, None) => continue,
             };
             table.set_probe(slot, up, t.is_flapping());
             let before = decided.insert(id.clone(), (up, from.clone()));
             if before.as_ref().is_some_and(|(was, _)| *was != up) {
-                let (level_down, word) = if up { (false, "up") } else { (true, "down") };
-                let message = format!("fleet: target {} is now {word} ({})", t.label(), from);
-                if level_down {
-                    tracing::warn!("{message}");
-                } else {
+                let message = format!(
+                    "fleet: target {} is now {} ({from})",
+                    t.label(),
+                    if up { "up" } else { "down" }
+                );
+                if up {
                     tracing::info!("{message}");
+                } else {
+                    tracing::warn!("{message}");
                 }
             }
         }
         decided.retain(|id, _| seen.contains(id));
     }
 
-    /// Stores this node's verdict on each target it probes (when changed) and removes its
-    /// votes on targets it no longer probes.
+    /// Stores this node's verdict on each target it probes, once settled and when changed.
+    /// Withdraws its vote on a target it no longer probes once every node now assigned
+    /// has voted (or the target is gone), so a hand-over never leaves the target with
+    /// fewer votes than probers.
     async fn publish(
         &mut self,
         targets: &[(String, Arc<TargetHealth>)],
         mine: &HashSet<&str>,
+        voted: &HashMap<String, HashSet<String>>,
+        names: &[&str],
         lease: i64,
     ) {
         for (id, t) in targets {
-            if !mine.contains(id.as_str()) || !t.has_result() {
+            if !mine.contains(id.as_str()) || !t.settled() {
                 continue;
             }
             let up = t.is_up();
@@ -216,10 +233,17 @@ impl Loop {
                 }
             }
         }
+        let present: HashSet<&str> = targets.iter().map(|(id, _)| id.as_str()).collect();
         let stale: Vec<String> = self
             .published
             .keys()
             .filter(|id| !mine.contains(id.as_str()))
+            .filter(|id| {
+                !present.contains(id.as_str())
+                    || quorum::probers(id, names, self.cfg.probers)
+                        .iter()
+                        .all(|n| voted.get(id.as_str()).is_some_and(|v| v.contains(*n)))
+            })
             .cloned()
             .collect();
         for id in stale {
@@ -252,6 +276,21 @@ fn live_nodes(
         .collect();
     live.insert(cfg.node.clone(), cfg.region.clone());
     live
+}
+
+/// Who has voted on each target (live or not), by target id.
+fn voters(
+    votes: Option<&std::collections::BTreeMap<String, Vec<u8>>>,
+) -> HashMap<String, HashSet<String>> {
+    let mut out: HashMap<String, HashSet<String>> = HashMap::new();
+    for key in votes.into_iter().flatten().map(|(k, _)| k) {
+        if let Some((id, node)) = key.rsplit_once('/') {
+            out.entry(id.to_owned())
+                .or_default()
+                .insert(node.to_owned());
+        }
+    }
+    out
 }
 
 /// Votes of live nodes by target id. Keys are `<target id>/<node>`.

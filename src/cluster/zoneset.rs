@@ -19,6 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, Txn, TxnOp};
 use serde::{Deserialize, Serialize};
@@ -164,10 +165,15 @@ pub(crate) async fn follow(
     reloader: Arc<Reloader>,
     stop: CancellationToken,
 ) {
+    // A set that did not load here is not tried again until another is pushed; one that
+    // could not be fetched is tried again every 2 s.
+    let mut refused: Option<u64> = None;
+    let mut retry = false;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             r = head.changed() => if r.is_err() { return },
+            () = tokio::time::sleep(Duration::from_secs(2)), if retry => {}
         }
         let Some(entries) = head.borrow_and_update().clone() else {
             continue;
@@ -182,19 +188,25 @@ pub(crate) async fn follow(
                 continue;
             }
         };
-        if head.generation == serving.load(Ordering::Relaxed) {
+        if head.generation == serving.load(Ordering::Relaxed) || refused == Some(head.generation) {
+            retry = false;
             continue;
         }
-        match fetch(&members, &cfg, &state_dir, &head).await {
-            Ok(()) => {}
+        let previous = match fetch(&members, &cfg, &state_dir, &head).await {
+            Ok(previous) => previous,
             Err(e) => {
-                tracing::error!(
-                    "fleet: cannot take zone set {}: {e}; still serving what was loaded",
-                    head.generation
-                );
+                if !retry {
+                    tracing::error!(
+                        "fleet: cannot take zone set {}: {e}; still serving what was loaded, \
+                         trying again every 2 s",
+                        head.generation
+                    );
+                }
+                retry = true;
                 continue;
             }
-        }
+        };
+        retry = false;
         match reloader.reload().await {
             Ok(generation) => {
                 serving.store(head.generation, Ordering::Relaxed);
@@ -204,22 +216,35 @@ pub(crate) async fn follow(
                     head.by
                 );
             }
-            Err(d) => tracing::error!(
-                "fleet: zone set {} does not load here: {}; still serving the previous one",
-                head.generation,
-                d.summary()
-            ),
+            Err(d) => {
+                // Serve on with the previous set, also after a restart.
+                let dir = pushed_dir(&state_dir);
+                let back = tokio::task::spawn_blocking(move || point_current(&dir, previous))
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+                    .and_then(|r| r);
+                if let Err(e) = back {
+                    tracing::error!("fleet: cannot point back to the previous zone set: {e}");
+                }
+                refused = Some(head.generation);
+                tracing::error!(
+                    "fleet: zone set {} does not load here: {}; still serving the previous one",
+                    head.generation,
+                    d.summary()
+                );
+            }
         }
     }
 }
 
-/// Fetches set `head` into `state_dir/pushed/<generation>/` and points `current` at it.
+/// Fetches set `head` into `state_dir/pushed/<generation>/` and points `current` at it;
+/// returns the generation `current` pointed at before (0: none).
 async fn fetch(
     members: &Members,
     cfg: &ClusterConfig,
     state_dir: &Path,
     head: &ZoneSetHead,
-) -> Result<(), String> {
+) -> Result<u64, String> {
     let prefix = set_key(cfg, head.generation);
     let got = members
         .run("reading the set", |mut c| {
@@ -255,9 +280,24 @@ async fn fetch(
         .map_err(|e| format!("writing it under {}: {e}", state_dir.display()))
 }
 
+/// Points `current` at set `generation` (0: removes it, so `zones_dir` serves again).
+fn point_current(dir: &Path, generation: u64) -> std::io::Result<()> {
+    let link = dir.join("current");
+    if generation == 0 {
+        return match std::fs::remove_file(&link) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
+    let tmp = dir.join("current.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(generation.to_string(), &tmp)?;
+    std::fs::rename(&tmp, &link)
+}
+
 /// Writes the set's files, then swaps `current` to them with one rename; keeps only the
-/// set before it besides.
-fn write_set(dir: &Path, generation: u64, files: &[(String, Vec<u8>)]) -> std::io::Result<()> {
+/// set before it besides, and returns that one's generation (0: none).
+fn write_set(dir: &Path, generation: u64, files: &[(String, Vec<u8>)]) -> std::io::Result<u64> {
     let target = dir.join(generation.to_string());
     if target.exists() {
         std::fs::remove_dir_all(&target)?;
@@ -266,12 +306,8 @@ fn write_set(dir: &Path, generation: u64, files: &[(String, Vec<u8>)]) -> std::i
     for (name, bytes) in files {
         std::fs::write(target.join(name), bytes)?;
     }
-    let link = dir.join("current");
     let previous = serving_generation(dir.parent().unwrap_or(dir));
-    let tmp = dir.join("current.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(generation.to_string(), &tmp)?;
-    std::fs::rename(&tmp, &link)?;
+    point_current(dir, generation)?;
     for entry in std::fs::read_dir(dir)?.filter_map(Result::ok) {
         let name = entry.file_name();
         let Some(g) = name.to_str().and_then(|n| n.parse::<u64>().ok()) else {
@@ -281,5 +317,5 @@ fn write_set(dir: &Path, generation: u64, files: &[(String, Vec<u8>)]) -> std::i
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
-    Ok(())
+    Ok(previous)
 }

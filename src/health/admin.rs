@@ -309,16 +309,20 @@ impl Overrides {
         Ok(())
     }
 
-    /// Makes the overrides in force exactly `wanted` (the fleet's set, read from etcd):
+    /// Makes the overrides in force exactly `wanted` (the fleet's set, read from etcd), less
+    /// those past their `expires`:
     /// sets what is new or changed, clears what is gone, logs each change, and writes the
     /// state file. A file that cannot be written is logged: the table follows the fleet
     /// whatever the cache does.
     pub fn replace_all(&self, wanted: Vec<OverrideDetail>) {
         let mut metas = self.lock();
         let mut changed = false;
+        let now = unix_now();
         let wanted: BTreeMap<OverrideKey, (Admin, OverrideMeta)> = wanted
             .into_iter()
             .filter(|d| d.state != Admin::None)
+            // Past its time: etcd's lease may outlive it (a leader change renews leases).
+            .filter(|d| d.meta.expires.is_none_or(|e| e >= now))
             .map(|d| (d.key, (d.state, d.meta)))
             .collect();
         for (key, _) in self.table.admins() {
@@ -349,12 +353,14 @@ impl Overrides {
         }
     }
 
-    /// Clears the overrides whose time ran out by `now` (Unix seconds); returns how many.
+    /// Clears the overrides whose time ran out before `now` (Unix seconds; `expires` is
+    /// whole seconds, so an override lasts its time and up to a second more); returns how
+    /// many.
     pub fn expire(&self, now: u64) -> usize {
         let due: Vec<OverrideKey> = self
             .lock()
             .iter()
-            .filter(|(_, m)| m.expires.is_some_and(|e| e <= now))
+            .filter(|(_, m)| m.expires.is_some_and(|e| e < now))
             .map(|(k, _)| k.clone())
             .collect();
         let mut n = 0;

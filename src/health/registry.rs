@@ -192,7 +192,8 @@ impl Registry {
 
     /// Probes only the targets `wanted` says yes to (in a fleet, the ones assigned to this
     /// node): stops the others' loops and starts loops that are missing. Does nothing
-    /// before [`Self::start`]. A target that stops being probed keeps its last state.
+    /// before [`Self::start`]. A target that stops being probed forgets its results
+    /// ([`TargetHealth::forget`]); the health table keeps what it says.
     pub fn probe_only(&self, wanted: impl Fn(&Key) -> bool) {
         let mut inner = self.lock();
         let Some(rt) = inner.runtime.clone() else {
@@ -204,6 +205,7 @@ impl Registry {
                 (false, Some(task)) => {
                     task.abort();
                     entry.task = None;
+                    entry.health.forget();
                     tracing::debug!("not probing {}: assigned to others", entry.health.label());
                 }
                 _ => {}

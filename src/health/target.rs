@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -71,6 +71,8 @@ pub struct TargetHealth {
     label: String,
     up: AtomicBool,
     has_result: AtomicBool,
+    /// Results since creation or the last [`Self::forget`].
+    fresh: AtomicU32,
     /// Mirror of `Inner::flapping`, recomputed on every result, so the query path can read
     /// it without the lock.
     flapping: AtomicBool,
@@ -105,12 +107,13 @@ impl TargetHealth {
     fn with_slot(check: Check, addr: IpAddr, slot: Option<(Arc<HealthTable>, HealthId)>) -> Self {
         let state = State::new(check.initial);
         if let Some((table, id)) = &slot {
-            table.set_local_probe(*id, state.up, false);
+            table.set_probe(*id, state.up, false);
         }
         Self {
             label: describe(&check.kind, addr),
             up: AtomicBool::new(state.up),
             has_result: AtomicBool::new(false),
+            fresh: AtomicU32::new(0),
             flapping: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 state,
@@ -141,6 +144,25 @@ impl TargetHealth {
     /// Whether at least one probe result is in.
     pub fn has_result(&self) -> bool {
         self.has_result.load(Ordering::Relaxed)
+    }
+
+    /// Whether enough results are in since probing (re)started for the state to rest on
+    /// them alone: `max(rise, fall)`. In a fleet a node votes only then, so a node that
+    /// takes a target over does not vote with what it saw before.
+    pub fn settled(&self) -> bool {
+        self.fresh.load(Ordering::Relaxed) >= self.check.rise.max(self.check.fall)
+    }
+
+    /// Back to the initial state with no result: for a target this node stops probing (in
+    /// a fleet, assigned to others), so that what it saw then is never taken for news.
+    /// The health table is left as it is.
+    pub fn forget(&self) {
+        let mut inner = self.lock();
+        inner.state = State::new(self.check.initial);
+        inner.since = SystemTime::now();
+        self.up.store(inner.state.up, Ordering::Relaxed);
+        self.has_result.store(false, Ordering::Relaxed);
+        self.fresh.store(0, Ordering::Relaxed);
     }
 
     /// The check this target runs.
@@ -215,6 +237,7 @@ impl TargetHealth {
             .observe(result.is_ok(), self.check.rise, self.check.fall);
         self.up.store(inner.state.up, Ordering::Relaxed);
         self.has_result.store(true, Ordering::Relaxed);
+        self.fresh.fetch_add(1, Ordering::Relaxed);
 
         let mut messages: Vec<(tracing::Level, String)> = Vec::new();
         if let Some(t) = transition {

@@ -207,7 +207,7 @@ const FRA_FIRST: &str = r#"["fra", "ams"]"#;
 /// The `[cluster]` section of node `n`.
 fn cluster(etcd: &Etcd, n: usize, extra: &str) -> String {
     format!(
-        "[cluster]\netcd = {}\nnode = \"ns{n}\"\nregion = \"r{n}\"\nlease_ttl = \"2s\"\n{extra}\n",
+        "[cluster]\netcd = {}\nnode = \"ns{n}\"\nregion = \"r{n}\"\nlease_ttl = \"3s\"\n{extra}\n",
         etcd.toml_list()
     )
 }
@@ -335,6 +335,15 @@ fn overrides_health_and_zone_sets_are_shared_by_every_node() {
         assert_eq!(probers, 2, "{ip} is probed by two nodes: {probing:?}");
     }
 
+    // The status page shows the fleet: this node's standing and every node.
+    let dom = crate::status::dump_dom(&format!("http://{}/", nodes[1].api_addr()));
+    assert!(
+        dom.contains("data-standing=\"joined\"")
+            && (1..=3).all(|n| dom.contains(&format!("data-node=\"ns{n}\"")))
+            && dom.contains("every node serves the same zone set"),
+        "{dom}"
+    );
+
     // An override on one node answers on all three within 2 s, with who and why.
     let asked = Instant::now();
     cli_ok(
@@ -393,8 +402,9 @@ fn overrides_health_and_zone_sets_are_shared_by_every_node() {
     ams.set_status(200);
     all_answer(&all, ams_ip, Duration::from_secs(5), "site back");
 
-    // One etcd member killed: overrides still reach every node, every node stays joined.
-    etcd.kill(2);
+    // One etcd member killed, the one every node started with: overrides still reach
+    // every node, every node stays joined.
+    etcd.kill(0);
     cli_ok(&nodes[0], "override", &["ams", "down"]);
     all_answer(
         &all,
@@ -457,20 +467,46 @@ fn overrides_health_and_zone_sets_are_shared_by_every_node() {
         assert_eq!(www(s), Some(vec![fra_ip]), "still the pushed set");
     }
 
-    // A node killed: its lease ends, the other two take its probe assignments.
-    let mut nodes = nodes;
-    let killed = nodes.remove(0);
-    drop(killed.stop());
-    wait_for("the others take over", Duration::from_secs(8), || {
-        nodes
+    // A node killed: its lease ends, and the node that did not probe ams takes over from
+    // it; answers do not move meanwhile.
+    let probes_ams = |s: &Server| {
+        fleet_of(s)["probing"]
+            .as_array()
+            .expect("probing list")
             .iter()
-            .all(|s| {
-                let f = fleet_of(s);
-                f["nodes"].as_array().map(Vec::len) == Some(2)
-                    && f["probing"].as_array().map(Vec::len) == Some(2)
+            .any(|l| {
+                l.as_str()
+                    .unwrap_or_default()
+                    .starts_with(&format!("{ams_ip}:"))
             })
-            .then_some(())
+    };
+    let mut nodes = nodes;
+    let idle = nodes
+        .iter()
+        .position(|s| !probes_ams(s))
+        .expect("one node of three does not probe ams");
+    let killed = nodes.remove((idle + 1) % 3);
+    drop(killed.stop());
+    let idle = nodes
+        .iter()
+        .position(|s| !probes_ams(s))
+        .expect("still idle right after the kill");
+    let took = Instant::now();
+    wait_for("the idle node takes over", Duration::from_secs(8), || {
+        for s in &nodes {
+            assert_eq!(
+                www(s),
+                Some(vec![fra_ip]),
+                "answers hold during the hand-over"
+            );
+        }
+        let f = fleet_of(&nodes[idle]);
+        (f["nodes"].as_array().map(Vec::len) == Some(2) && probes_ams(&nodes[idle])).then_some(())
     });
+    eprintln!(
+        "a killed node's probe targets moved after {:?}",
+        took.elapsed()
+    );
 }
 
 // ---------------------------------------------------------------------------------------

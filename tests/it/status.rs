@@ -444,7 +444,7 @@ fn a_dropped_process_group_leaves_nothing_running() {
 /// Loads `url` in headless Chromium (5 s of virtual time for the page's scripts and
 /// fetches) with a fresh profile and returns the DOM it dumps. Fails the test when
 /// Chromium is missing, exits without a DOM, or takes longer than [`CHROMIUM_TIMEOUT`].
-fn dump_dom(url: &str) -> String {
+pub(crate) fn dump_dom(url: &str) -> String {
     let profile_dir = tempfile::tempdir().expect("chromium profile dir");
     let profile = profile_dir.path();
     let mut cmd = Command::new("chromium");
@@ -568,6 +568,11 @@ fn the_page_in_headless_chromium_shows_each_site_and_a_stopped_one_as_down() {
         }
     }
     assert!(dom.contains("Zone example.com."), "{dom}");
+    // A single node: no fleet section.
+    assert!(
+        dom.contains("<section id=\"fleet\" class=\"fleet\" hidden"),
+        "{dom}"
+    );
     // Where traffic went: two's 4 answers all went to b.
     assert!(dom.contains("100.0%"), "{dom}");
 
