@@ -335,6 +335,17 @@ fn overrides_health_and_zone_sets_are_shared_by_every_node() {
         assert_eq!(probers, 2, "{ip} is probed by two nodes: {probing:?}");
     }
 
+    // The standing is exported.
+    let metrics = http_get(&nodes[0].api_addr().to_string(), "/metrics").expect("GET /metrics");
+    for line in [
+        "meridian_cluster_standing{standing=\"joined\"} 1",
+        "meridian_cluster_standing{standing=\"cut_off\"} 0",
+        "meridian_cluster_nodes 3",
+        "meridian_cluster_transitions_total{to=\"joined\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+
     // The status page shows the fleet: this node's standing and every node.
     let dom = crate::status::dump_dom(&format!("http://{}/", nodes[1].api_addr()));
     assert!(
