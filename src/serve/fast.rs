@@ -139,70 +139,88 @@ const CANDIDATES: usize = 64;
 /// Names after which hickory-proto stops compressing.
 const COMPRESSED_NAMES: usize = 120;
 
-/// A name's labels from the `skip`th on: a suffix that compression may point to.
-#[derive(Clone, Copy)]
-struct Labels<'a>(&'a Name, usize);
-
-impl<'a> Labels<'a> {
-    fn iter(self) -> std::iter::Skip<hickory_proto::rr::domain::LabelIter<'a>> {
-        self.0.iter().skip(self.1)
-    }
-
-    fn eq(self, other: Labels<'_>) -> bool {
-        let (mut a, mut b) = (self.iter(), other.iter());
-        loop {
-            match (a.next(), b.next()) {
-                (None, None) => return true,
-                (Some(x), Some(y)) if x == y => {}
-                _ => return false,
-            }
-        }
-    }
-
-    /// Without the first label.
-    fn rest(self) -> Labels<'a> {
-        Labels(self.0, self.1 + 1)
-    }
-}
+/// Room for the uncompressed names of a reply without touching the heap: a UDP reply is
+/// at most a few KiB, and its names are compressed against at most [`CANDIDATES`] suffixes.
+const SCRATCH: usize = 1024;
 
 /// The reply being written, with the names it can point back to.
-struct Writer<'a, 'o> {
+///
+/// Compression follows hickory-proto's encoder exactly (the general path's replies must
+/// be byte for byte the same): every suffix of the first [`COMPRESSED_NAMES`] names is
+/// offered, up to [`CANDIDATES`] of them, and a name points to the first candidate equal
+/// (byte for byte) to one of its suffixes. Candidates are kept as ranges of `scratch`,
+/// which holds each name's uncompressed wire form, so a comparison is one `memcmp`.
+struct Writer<'o> {
     out: &'o mut Vec<u8>,
-    candidates: SmallVec<[(u16, Labels<'a>); CANDIDATES]>,
+    scratch: SmallVec<[u8; SCRATCH]>,
+    /// (offset in `out`, range in `scratch`) of each suffix offered.
+    candidates: SmallVec<[(u16, u16, u16); CANDIDATES]>,
     names: usize,
+    /// The last name written (by address) and the offset of the first candidate equal to
+    /// all of it: the owners of an RRset's later records are that pointer, found without
+    /// reading the name again (the search would find the same candidate).
+    last: Option<(*const Name, u16)>,
 }
 
-impl<'a> Writer<'a, '_> {
-    fn name(&mut self, name: Labels<'a>) {
+impl Writer<'_> {
+    fn name(&mut self, name: &Name) {
+        if let Some((last, to)) = self.last
+            && std::ptr::eq(last, name)
+            && self.names < COMPRESSED_NAMES
+        {
+            self.names += 1;
+            self.out.extend_from_slice(&(0xC000 | to).to_be_bytes());
+            return;
+        }
+        self.last = None;
+        let base = self.scratch.len();
         let mut starts: SmallVec<[usize; 16]> = SmallVec::new();
         for label in name.iter() {
-            starts.push(self.out.len());
-            self.out.push(label.len() as u8);
-            self.out.extend_from_slice(label);
+            starts.push(self.scratch.len());
+            self.scratch.push(label.len() as u8);
+            self.scratch.extend_from_slice(label);
         }
-        let end = self.out.len();
+        let labels_end = self.scratch.len();
+        self.scratch.push(0);
+        let wire_end = self.scratch.len();
+        let at = self.out.len();
+        // Where the name's labels end in `out` when written whole: hickory-proto offers
+        // no suffix at or past 0x3FFF.
+        let end = at + (labels_end - base);
         let compress = self.names < COMPRESSED_NAMES;
         if compress {
             self.names += 1;
         }
-        let mut suffix = name;
         for &start in &starts {
-            if compress && let Some(&(at, _)) = self.candidates.iter().find(|(_, c)| c.eq(suffix)) {
-                self.out.truncate(start);
-                self.out.extend_from_slice(&(0xC000 | at).to_be_bytes());
+            let suffix = &self.scratch[start..wire_end];
+            if compress
+                && let Some(&(to, _, _)) = self
+                    .candidates
+                    .iter()
+                    .find(|&&(_, s, e)| &self.scratch[usize::from(s)..usize::from(e)] == suffix)
+            {
+                if start == base {
+                    self.last = Some((name, to));
+                }
+                self.out.extend_from_slice(&self.scratch[base..start]);
+                self.out.extend_from_slice(&(0xC000 | to).to_be_bytes());
                 return;
             }
             if end < 0x3FFF && self.candidates.len() < CANDIDATES {
-                self.candidates.push((start as u16, suffix));
+                let offset = (at + (start - base)) as u16;
+                if start == base && compress {
+                    self.last = Some((name, offset));
+                }
+                self.candidates
+                    .push((offset, start as u16, wire_end as u16));
             }
-            suffix = suffix.rest();
         }
-        self.out.push(0);
+        self.out.extend_from_slice(&self.scratch[base..wire_end]);
     }
 
     /// One A or AAAA record held as its RDATA.
-    fn address(&mut self, owner: &'a Name, ttl: u32, rdata: &[u8]) {
-        self.name(Labels(owner, 0));
+    fn address(&mut self, owner: &Name, ttl: u32, rdata: &[u8]) {
+        self.name(owner);
         let rtype = if rdata.len() == 16 {
             RecordType::AAAA
         } else {
@@ -218,8 +236,8 @@ impl<'a> Writer<'a, '_> {
     }
 
     /// One record; `false` for data the fast path does not write.
-    fn record(&mut self, r: &'a Record) -> bool {
-        self.name(Labels(&r.name, 0));
+    fn record(&mut self, r: &Record) -> bool {
+        self.name(&r.name);
         self.out
             .extend_from_slice(&u16::from(r.record_type()).to_be_bytes());
         self.out
@@ -230,11 +248,11 @@ impl<'a> Writer<'a, '_> {
         match &r.data {
             RData::A(a) => self.out.extend_from_slice(&a.0.octets()),
             RData::AAAA(a) => self.out.extend_from_slice(&a.0.octets()),
-            RData::CNAME(c) => self.name(Labels(&c.0, 0)),
-            RData::NS(n) => self.name(Labels(&n.0, 0)),
+            RData::CNAME(c) => self.name(&c.0),
+            RData::NS(n) => self.name(&n.0),
             RData::SOA(soa) => {
-                self.name(Labels(&soa.mname, 0));
-                self.name(Labels(&soa.rname, 0));
+                self.name(&soa.mname);
+                self.name(&soa.rname);
                 for v in [
                     soa.serial,
                     soa.refresh as u32,
@@ -281,8 +299,10 @@ pub fn write(
     }
     let mut w = Writer {
         out,
+        scratch: SmallVec::new(),
         candidates: SmallVec::new(),
         names: 0,
+        last: None,
     };
     // The question as received: hickory-proto copies it too, and offers none of its names
     // for compression.
