@@ -173,49 +173,59 @@ impl Writer<'_> {
             return;
         }
         self.last = None;
-        let base = self.scratch.len();
-        let mut starts: SmallVec<[usize; 16]> = SmallVec::new();
+        // The name's wire form, built on the stack (a name is at most 255 bytes and 127
+        // labels), then kept in `scratch` in one copy.
+        let mut wire = [0u8; Name::MAX_LENGTH + 1];
+        let mut starts = [0u8; 128];
+        let (mut labels, mut len) = (0, 0);
         for label in name.iter() {
-            starts.push(self.scratch.len());
-            self.scratch.push(label.len() as u8);
-            self.scratch.extend_from_slice(label);
+            let next = len + 1 + label.len();
+            if next >= wire.len() || labels == starts.len() {
+                break; // cannot happen for a Name; never write past the buffers
+            }
+            starts[labels] = len as u8;
+            labels += 1;
+            wire[len] = label.len() as u8;
+            wire[len + 1..next].copy_from_slice(label);
+            len = next;
         }
-        let labels_end = self.scratch.len();
-        self.scratch.push(0);
-        let wire_end = self.scratch.len();
+        let wire = &wire[..=len];
+        let base = self.scratch.len();
+        self.scratch.extend_from_slice(wire);
         let at = self.out.len();
         // Where the name's labels end in `out` when written whole: hickory-proto offers
         // no suffix at or past 0x3FFF.
-        let end = at + (labels_end - base);
+        let end = at + len;
         let compress = self.names < COMPRESSED_NAMES;
         if compress {
             self.names += 1;
         }
-        for &start in &starts {
-            let suffix = &self.scratch[start..wire_end];
+        for &start in &starts[..labels] {
+            let start = usize::from(start);
+            let suffix = &wire[start..];
             if compress
                 && let Some(&(to, _, _)) = self
                     .candidates
                     .iter()
                     .find(|&&(_, s, e)| &self.scratch[usize::from(s)..usize::from(e)] == suffix)
             {
-                if start == base {
+                if start == 0 {
                     self.last = Some((name, to));
                 }
-                self.out.extend_from_slice(&self.scratch[base..start]);
+                self.out.extend_from_slice(&wire[..start]);
                 self.out.extend_from_slice(&(0xC000 | to).to_be_bytes());
                 return;
             }
             if end < 0x3FFF && self.candidates.len() < CANDIDATES {
-                let offset = (at + (start - base)) as u16;
-                if start == base && compress {
+                let offset = (at + start) as u16;
+                if start == 0 && compress {
                     self.last = Some((name, offset));
                 }
                 self.candidates
-                    .push((offset, start as u16, wire_end as u16));
+                    .push((offset, (base + start) as u16, (base + wire.len()) as u16));
             }
         }
-        self.out.extend_from_slice(&self.scratch[base..wire_end]);
+        self.out.extend_from_slice(wire);
     }
 
     /// One A or AAAA record held as its RDATA.
