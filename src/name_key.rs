@@ -42,9 +42,9 @@ impl NameKey {
             key.starts[key.labels as usize] = pos as u8;
             key.labels += 1;
             key.buf[pos] = label.len() as u8;
-            for (i, b) in label.iter().enumerate() {
-                key.buf[pos + 1 + i] = b.to_ascii_lowercase();
-            }
+            let to = &mut key.buf[pos + 1..pos + 1 + label.len()];
+            to.copy_from_slice(label);
+            to.make_ascii_lowercase();
             pos += 1 + label.len();
         }
         key.buf[pos] = 0;
@@ -94,9 +94,9 @@ impl NameKey {
             key.starts[key.labels as usize] = pos as u8;
             key.labels += 1;
             key.buf[pos] = l as u8;
-            for (i, b) in label.iter().enumerate() {
-                key.buf[pos + 1 + i] = b.to_ascii_lowercase();
-            }
+            let to = &mut key.buf[pos + 1..pos + 1 + l];
+            to.copy_from_slice(label);
+            to.make_ascii_lowercase();
             pos += 1 + l;
         }
         key.buf[pos] = 0;
