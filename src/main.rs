@@ -345,19 +345,18 @@ fn push(config: Option<PathBuf>) -> Result<(), CliError> {
     let health = offline_health(&cfg)?;
     let (snap, warnings) = load_snapshot(&cfg, &health, 1).map_err(refused)?;
     eprint!("{}", warnings.render());
-    let mut files = Vec::new();
-    let entries = std::fs::read_dir(&cfg.zones_dir)
+    let paths = meridian::zone::zone_files(&cfg.zones_dir)
         .map_err(|e| CliError::Runtime(format!("error: {}: {e}\n", cfg.zones_dir.display())))?;
-    for entry in entries.filter_map(Result::ok) {
-        let path = entry.path();
-        if path.extension().is_some_and(|x| x == "toml") && path.is_file() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let bytes = std::fs::read(&path)
-                .map_err(|e| CliError::Runtime(format!("error: {}: {e}\n", path.display())))?;
-            files.push((name, bytes));
-        }
+    let mut files = Vec::with_capacity(paths.len());
+    for path in paths {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let bytes = std::fs::read(&path)
+            .map_err(|e| CliError::Runtime(format!("error: {}: {e}\n", path.display())))?;
+        files.push((name, bytes));
     }
-    files.sort();
     let size: usize = files.iter().map(|(_, b)| b.len()).sum();
     let generation = block_on(meridian::cluster::zoneset::push(cluster, &files, &who()))
         .map_err(|e| CliError::Runtime(format!("error: {e}\nnothing was stored\n")))?;

@@ -375,7 +375,7 @@ impl Cluster {
             node: self.cfg.node.clone(),
             region: self.cfg.region.clone(),
             quorum: self.cfg.quorum.to_string(),
-            link: self.link.status().into(),
+            link: self.link.status(),
             agree: agree(&nodes),
             nodes,
             probing,
@@ -410,7 +410,7 @@ pub struct FleetStatus {
     /// The quorum rule.
     pub quorum: String,
     /// Its standing with etcd.
-    pub link: LinkStatusWire,
+    pub link: LinkStatus,
     /// Whether every live node serves the same zones at the same serials.
     pub agree: bool,
     /// The live nodes.
@@ -419,27 +419,6 @@ pub struct FleetStatus {
     pub probing: Vec<String>,
     /// The fleet's verdict on each target.
     pub targets: Vec<TargetVerdict>,
-}
-
-/// [`LinkStatus`], deserializable.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LinkStatusWire {
-    /// `connecting`, `joined`, `cut_off` or `isolated`.
-    pub standing: String,
-    /// Since when, Unix seconds.
-    pub since: u64,
-    /// The last problem, if any.
-    pub last_error: Option<String>,
-}
-
-impl From<LinkStatus> for LinkStatusWire {
-    fn from(s: LinkStatus) -> Self {
-        Self {
-            standing: s.standing.as_str().to_owned(),
-            since: s.since,
-            last_error: s.last_error,
-        }
-    }
 }
 
 /// The fleet's verdict on one target.

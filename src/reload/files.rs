@@ -37,27 +37,13 @@ pub(super) fn stamp(p: &Path) -> Option<Stamp> {
     })
 }
 
-/// The zone files (`*.toml`) of `dir`, sorted.
-fn zone_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| is_toml(p))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-}
-
 fn is_toml(p: &Path) -> bool {
     p.extension().is_some_and(|x| x == "toml")
 }
 
 /// The current state of the config file and every zone file and database it names.
 pub fn fingerprint(config: &ServerConfig) -> Fingerprint {
-    let mut files = zone_files(&config.zones_dir);
+    let mut files = crate::zone::zone_files(&config.zones_dir).unwrap_or_default();
     files.extend(config.file.iter().cloned());
     files.extend(config.geoip.databases.iter().cloned());
     files.extend(config.geoip.asn.iter().cloned());

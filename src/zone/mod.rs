@@ -17,11 +17,23 @@ use crate::diag::Diagnostics;
 pub use model::{Node, RrSet, Ttl, Zone};
 pub use validate::{load_zone_file, validate_zone};
 
+/// The zone files of `dir`: its `*.toml` files, sorted. What the loader reads, what a
+/// reload watches and what `meridian push` stores.
+pub fn zone_files(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// Loads every `*.toml` file in `dir` (sorted by name). All diagnostics go to `diags`;
 /// the zones returned are only those that validated.
 pub fn load_dir(dir: &Path, diags: &mut Diagnostics) -> Vec<Zone> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
+    let files = match zone_files(dir) {
+        Ok(f) => f,
         Err(e) => {
             diags.error_global(
                 format!("cannot read zones directory {}: {e}", dir.display()),
@@ -30,12 +42,6 @@ pub fn load_dir(dir: &Path, diags: &mut Diagnostics) -> Vec<Zone> {
             return Vec::new();
         }
     };
-    let mut files: Vec<_> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
-        .collect();
-    files.sort();
     if files.is_empty() {
         diags.error_global(
             format!("no zone files (*.toml) in {}", dir.display()),

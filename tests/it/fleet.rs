@@ -15,15 +15,18 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::RecordType;
 
 use crate::check_server::CheckServer;
 use crate::harness::*;
+use crate::health::{FAST, check};
+use crate::weights::zone_with_serial;
 
-/// Probes every 500 ms; down after 2 failures, up after 1 success.
+/// The probe timing of [`FAST`], which the checks use: every 500 ms, down after 2
+/// failures, up after 1 success.
 const INTERVAL: Duration = Duration::from_millis(500);
 const FALL: u32 = 2;
 
@@ -155,29 +158,8 @@ fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) ->
 /// example.com with `www` over ams and fra (answered in that order while both are up),
 /// each checked by HTTP on its own port.
 fn zone(ams: &CheckServer, fra: &CheckServer, serial: u32, order: &str) -> String {
-    let check = |name: &str, port: u16| {
-        format!(
-            "[checks.{name}]\ntype = \"http\"\nport = {port}\npath = \"/health\"\n\
-             interval = \"{}ms\"\ntimeout = \"400ms\"\njitter = \"0s\"\nrise = 1\nfall = {FALL}\n",
-            INTERVAL.as_millis()
-        )
-    };
-    format!(
-        r#"origin = "example.com"
-ttl = "1h"
-[soa]
-primary = "ns1"
-contact = "hostmaster@example.com"
-serial = {serial}
-refresh = "1h"
-retry = "15m"
-expire = "1w"
-negative_ttl = "5m"
-[names."@"]
-ns = "ns1"
-[names.ns1]
-a = "192.0.2.53"
-{}
+    let body = format!(
+        r#"{}
 {}
 [datacenters.ams]
 addresses = ["{}"]
@@ -194,11 +176,12 @@ ttl = "30s"
 [names.www.gslb.map]
 default = {order}
 "#,
-        check("ams", ams.port()),
-        check("fra", fra.port()),
+        check("ams", "http", ams.port(), FAST, ""),
+        check("fra", "http", fra.port(), FAST, ""),
         ams.ip(),
         fra.ip(),
-    )
+    );
+    zone_with_serial(&body, serial)
 }
 
 const AMS_FIRST: &str = r#"["ams", "fra"]"#;
@@ -253,16 +236,8 @@ fn all_answer(nodes: &[(&Server, &str)], ip: IpAddr, limit: Duration, what: &str
     }
 }
 
-/// `meridian SUBCOMMAND --config <node's config> ARGS...`.
-fn cli(s: &Server, subcommand: &str, args: &[&str]) -> Output {
-    let config = s.config_path();
-    let mut all = vec![subcommand, "--config", config.to_str().expect("utf-8 path")];
-    all.extend_from_slice(args);
-    run_meridian(s.dir(), &all)
-}
-
 fn cli_ok(s: &Server, subcommand: &str, args: &[&str]) -> String {
-    let o = cli(s, subcommand, args);
+    let o = s.cli(subcommand, args);
     assert!(
         o.status.success(),
         "meridian {subcommand} {args:?}: {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -277,10 +252,6 @@ fn cli_ok(s: &Server, subcommand: &str, args: &[&str]) -> String {
 fn fleet_of(s: &Server) -> serde_json::Value {
     let body = http_get(&s.api_addr().to_string(), "/v1/fleet").expect("GET /v1/fleet");
     serde_json::from_str(&body).expect("fleet JSON")
-}
-
-fn count_in_log(s: &Server, needle: &str) -> usize {
-    s.log().matches(needle).count()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -432,7 +403,7 @@ fn overrides_health_and_zone_sets_are_shared_by_every_node() {
     );
     for s in &nodes {
         assert_eq!(fleet_of(s)["link"]["standing"], "joined", "{}", s.log());
-        assert_eq!(count_in_log(s, "fleet: cut off"), 0, "{}", s.log());
+        assert_eq!(s.log_count("fleet: cut off"), 0, "{}", s.log());
     }
 
     // A zone set pushed from one node reaches all; a broken one is refused, nothing stored.
@@ -464,7 +435,7 @@ fn overrides_health_and_zone_sets_are_shared_by_every_node() {
         },
     );
     std::fs::write(&file, zone(&ams, &fra, 3, AMS_FIRST) + "bogus = 1\n").unwrap();
-    let o = cli(&nodes[0], "push", &[]);
+    let o = nodes[0].cli("push", &[]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
@@ -522,17 +493,6 @@ fn overrides_health_and_zone_sets_are_shared_by_every_node() {
 
 // ---------------------------------------------------------------------------------------
 // A node in a namespace of its own
-
-/// Runs `ip ARGS`, panicking with its output on failure.
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("ip runs");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A namespace joined to the root one by a veth pair: root end `<net>.1` (etcd), `.3`
 /// (the DNS client), `.10` and `.11` (the two sites); namespace end `<net>.2` (the node).
@@ -654,7 +614,7 @@ fn a_node_cut_off_from_a_site_or_from_etcd() {
         ams.port()
     );
     wait_for("n3's own probes fail", Duration::from_secs(5), || {
-        (count_in_log(&n3, &own_down) > 0).then_some(())
+        (n3.log_count(&own_down) > 0).then_some(())
     });
     let until = Instant::now() + INTERVAL * FALL * 3;
     while Instant::now() < until {
@@ -684,14 +644,14 @@ fn a_node_cut_off_from_a_site_or_from_etcd() {
         ams.port()
     );
     wait_for("n3's own probes recover", Duration::from_secs(5), || {
-        (count_in_log(&n3, &own_up) > 0).then_some(())
+        (n3.log_count(&own_up) > 0).then_some(())
     });
 
     // n3 cut off from etcd: it keeps the last agreed state while the others move ...
     link.cut(1, true);
     let cut_at = Instant::now();
     wait_for("n3 notices", Duration::from_secs(5), || {
-        (count_in_log(&n3, "fleet: cut off from etcd") > 0).then_some(())
+        (n3.log_count("fleet: cut off from etcd") > 0).then_some(())
     });
     let noticed = cut_at.elapsed();
     ams.set_status(503);
@@ -709,7 +669,7 @@ fn a_node_cut_off_from_a_site_or_from_etcd() {
         "cut off, n3 serves the last agreed state\n{}",
         n3.log()
     );
-    assert_eq!(count_in_log(&n3, "fleet: isolated"), 0, "{}", n3.log());
+    assert_eq!(n3.log_count("fleet: isolated"), 0, "{}", n3.log());
     // ... then its own view after isolated_after.
     all_answer(
         &[(&n3, client.as_str())],
@@ -718,13 +678,13 @@ fn a_node_cut_off_from_a_site_or_from_etcd() {
         "n3 goes by its own probes once isolated",
     );
     let moved = failed_at.elapsed();
-    assert!(count_in_log(&n3, "fleet: isolated") == 1, "{}", n3.log());
+    assert!(n3.log_count("fleet: isolated") == 1, "{}", n3.log());
     eprintln!("cut off noticed after {noticed:?}; n3 moved {moved:?} after the site failed");
 
     // Back: it joins again and follows the fleet.
     link.cut(1, false);
     wait_for("n3 joins again", Duration::from_secs(10), || {
-        (count_in_log(&n3, "fleet: joined again") > 0).then_some(())
+        (n3.log_count("fleet: joined again") > 0).then_some(())
     });
     ams.set_status(200);
     all_answer(

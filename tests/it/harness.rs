@@ -110,6 +110,29 @@ pub(crate) fn strip_ansi(s: &str) -> String {
     out
 }
 
+/// A temporary directory with `zones/` holding `zones` (`(file stem, zone text)`).
+fn with_zones(zones: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let zones_dir = dir.path().join("zones");
+    std::fs::create_dir(&zones_dir).expect("zones dir");
+    for (stem, text) in zones {
+        std::fs::write(zones_dir.join(format!("{stem}.toml")), text).expect("write zone");
+    }
+    (dir, zones_dir)
+}
+
+/// Runs `ip ARGS` (network namespaces and veth pairs of the tests that make them),
+/// panicking with its output on failure.
+pub(crate) fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("ip runs");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A running `meridian serve`.
 pub(crate) struct Server {
     child: Child,
@@ -134,12 +157,7 @@ impl Server {
         extra_config: &str,
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let zones_dir = dir.path().join("zones");
-        std::fs::create_dir(&zones_dir).expect("zones dir");
-        for (stem, text) in zones {
-            std::fs::write(zones_dir.join(format!("{stem}.toml")), text).expect("write zone");
-        }
+        let (dir, zones_dir) = with_zones(zones);
         Self::start_in(dir, &zones_dir, extra_config, env)
     }
 
@@ -166,12 +184,7 @@ impl Server {
         netns: &str,
         ip: &str,
     ) -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let zones_dir = dir.path().join("zones");
-        std::fs::create_dir(&zones_dir).expect("zones dir");
-        for (stem, text) in zones {
-            std::fs::write(zones_dir.join(format!("{stem}.toml")), text).expect("write zone");
-        }
+        let (dir, zones_dir) = with_zones(zones);
         Self::start_in_at(dir, &zones_dir, extra_config, &[], Some((netns, ip)))
     }
 
@@ -850,6 +863,19 @@ impl Server {
             .unwrap_or_else(|e| panic!("{name} in the state dir: {e}"))
             .trim()
             .to_owned()
+    }
+
+    /// How many times `needle` is in the server's log so far.
+    pub(crate) fn log_count(&self, needle: &str) -> usize {
+        self.log().matches(needle).count()
+    }
+
+    /// `meridian SUBCOMMAND --config <this server's config> ARGS...` in its directory.
+    pub(crate) fn cli(&self, subcommand: &str, args: &[&str]) -> Output {
+        let config = self.config_path();
+        let mut all = vec![subcommand, "--config", config.to_str().expect("utf-8 path")];
+        all.extend_from_slice(args);
+        run_meridian(self.dir(), &all)
     }
 
     /// Where the HTTP API listens, as the server wrote it.

@@ -37,7 +37,8 @@ const MIN_TTL: u32 = 5;
 
 /// Probes every 500 ms; down after 2 failures, up after 1 success. Fast, yet one unlucky
 /// probe on a busy machine moves nothing.
-const FAST: &str = "interval = \"500ms\"\ntimeout = \"400ms\"\njitter = \"0s\"\nrise = 1\nfall = 2";
+pub(crate) const FAST: &str =
+    "interval = \"500ms\"\ntimeout = \"400ms\"\njitter = \"0s\"\nrise = 1\nfall = 2";
 
 /// example.com with SOA, NS, and `body` (data centers, checks, names).
 fn zone_with(body: &str) -> String {
@@ -68,7 +69,7 @@ fn dc(id: &str, addresses: &str, check: Option<&str>) -> String {
 }
 
 /// `[checks.NAME]` of `kind` against `port` with `timing` (and `extra` keys).
-fn check(name: &str, kind: &str, port: u16, timing: &str, extra: &str) -> String {
+pub(crate) fn check(name: &str, kind: &str, port: u16, timing: &str, extra: &str) -> String {
     let path = if kind == "tcp" {
         ""
     } else {
@@ -250,7 +251,7 @@ fn wait_api(s: &Server) {
 
 /// How often `needle` occurs in the server log.
 fn log_count(s: &Server, needle: &str) -> usize {
-    s.log().matches(needle).count()
+    s.log_count(needle)
 }
 
 /// Waits until `needle` is in the server log. The log reaches the test through a pipe
@@ -286,10 +287,7 @@ fn sync_log(s: &Server, dc: &str) {
 
 /// `meridian SUBCOMMAND --config <the server's config> ARGS...` in the server's directory.
 fn cli(s: &Server, subcommand: &str, args: &[&str]) -> Output {
-    let config = s.config_path();
-    let mut all = vec![subcommand, "--config", config.to_str().expect("utf-8 path")];
-    all.extend_from_slice(args);
-    run_meridian(s.dir(), &all)
+    s.cli(subcommand, args)
 }
 
 fn out(o: &Output) -> String {

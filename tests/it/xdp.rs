@@ -14,18 +14,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 
-use crate::harness::{hex, query, with_ecs, with_edns};
-
-/// Runs `ip ARGS`, panicking with its output on failure.
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("ip runs");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use crate::harness::{hex, ip, query, with_ecs, with_edns};
 
 /// Two namespaces joined by a veth pair: server end 192.0.2.1/25 and 2001:db8:1::1, client
 /// end 192.0.2.10/25 and 2001:db8:1::10 (Amsterdam in the test GeoIP data). Deleted on drop.
