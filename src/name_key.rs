@@ -21,8 +21,8 @@ pub struct NameKey {
 }
 
 impl NameKey {
-    /// No labels yet, before a name is read in.
-    fn empty() -> Self {
+    /// No labels yet, before a name is read in (see [`NameKey::read_query`]).
+    pub fn empty() -> Self {
         Self {
             buf: [0; MAX_NAME],
             len: 0,
@@ -81,27 +81,35 @@ impl NameKey {
     /// label over 63 bytes, a name over 255 bytes or one cut short.
     pub fn from_query(wire: &[u8]) -> Option<(Self, usize)> {
         let mut key = Self::empty();
+        let len = key.read_query(wire)?;
+        Some((key, len))
+    }
+
+    /// [`NameKey::from_query`] into `self`, which the query path keeps on its stack: a key
+    /// is 384 bytes, and returning one by value copies it each time it moves.
+    pub fn read_query(&mut self, wire: &[u8]) -> Option<usize> {
+        self.labels = 0;
         let mut pos = 0usize;
         loop {
             let l = usize::from(*wire.get(pos)?);
             if l == 0 {
                 break;
             }
-            if l > 63 || key.labels as usize >= MAX_LABELS || pos + 1 + l >= MAX_NAME {
+            if l > 63 || self.labels as usize >= MAX_LABELS || pos + 1 + l >= MAX_NAME {
                 return None;
             }
             let label = wire.get(pos + 1..pos + 1 + l)?;
-            key.starts[key.labels as usize] = pos as u8;
-            key.labels += 1;
-            key.buf[pos] = l as u8;
-            let to = &mut key.buf[pos + 1..pos + 1 + l];
+            self.starts[self.labels as usize] = pos as u8;
+            self.labels += 1;
+            self.buf[pos] = l as u8;
+            let to = &mut self.buf[pos + 1..pos + 1 + l];
             to.copy_from_slice(label);
             to.make_ascii_lowercase();
             pos += 1 + l;
         }
-        key.buf[pos] = 0;
-        key.len = (pos + 1) as u8;
-        Some((key, pos + 1))
+        self.buf[pos] = 0;
+        self.len = (pos + 1) as u8;
+        Some(pos + 1)
     }
 
     /// Number of labels, root excluded.

@@ -138,6 +138,11 @@ pub struct Answer<'s> {
     pub tally: Tally,
     /// For a GSLB answer: which data center came first and why (for the query log).
     pub chosen: Option<Chosen>,
+    /// How many of the first answer records are owned by the question's name as the
+    /// snapshot holds it (lowercase): a writer may point them at the question (`c0 0c`)
+    /// without reading their names. 0 when unknown, and for a wildcard's records, which
+    /// carry the name as asked.
+    pub at_question: usize,
 }
 
 /// How a GSLB answer's first data center was chosen.
@@ -190,6 +195,7 @@ impl<'s> Answer<'s> {
             zone_metric: Slot::NO_ZONE,
             tally: Tally::default(),
             chosen: None,
+            at_question: 0,
         }
     }
 

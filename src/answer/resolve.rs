@@ -85,6 +85,12 @@ pub fn resolve<'s>(
             }
         };
         let node = zone.node(id);
+        // Every answer record added on the first hop is owned by the question's node.
+        let at_question = |ans: &mut Answer<'s>| {
+            if hop == 0 && !wildcard {
+                ans.at_question = ans.answer.len();
+            }
+        };
         let owner = |r: Rec<'s>| -> Rec<'s> {
             if wildcard {
                 let mut r = r.record().into_owned();
@@ -111,12 +117,16 @@ pub fn resolve<'s>(
                     &shared_owner,
                 ) {
                     Some(fallback) => fallback,
-                    None => return ans,
+                    None => {
+                        at_question(&mut ans);
+                        return ans;
+                    }
                 }
             }
             _ => {
                 if let Some(records) = records_for(zone, node, qtype) {
                     ans.answer.extend(records.map(owner));
+                    at_question(&mut ans);
                     if let Some(rs) = node.rrset(qtype) {
                         ans.additional.extend(rs.additional.iter().map(Rec::Shared));
                     }
@@ -132,6 +142,7 @@ pub fn resolve<'s>(
             }
         };
         ans.answer.extend(cname.entries(&node.name).map(owner));
+        at_question(&mut ans);
         let (Some(target_wire), Some(RData::CNAME(target_name))) = (
             cname.cname_target.as_deref(),
             cname.first_record().map(|r| &r.data),

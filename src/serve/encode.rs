@@ -18,10 +18,11 @@
 
 use std::borrow::Cow;
 
-use hickory_proto::op::{Edns, Metadata, ResponseCode};
+use hickory_proto::ProtoError;
+use hickory_proto::op::{Edns, EmitAndCount, Metadata, ResponseCode, emit_message_parts};
 use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::BinEncoder;
-use hickory_server::zone_handler::{MessageRequest, MessageResponseBuilder};
+use hickory_server::zone_handler::{MessageRequest, Queries};
 use smallvec::SmallVec;
 
 use super::ecs::skip_name;
@@ -176,6 +177,61 @@ fn whole<'a>(section: &'a [Rec<'_>]) -> SmallVec<[Cow<'a, Record>; 8]> {
     section.iter().map(Rec::record).collect()
 }
 
+/// The question section, copied as it was asked, with its name offered for compression.
+///
+/// The answer's owner is most often the question's name, so it is written as a pointer to
+/// it (`c0 0c`, 2 bytes instead of the whole name), as it is by most authoritative servers.
+/// Names in the zone are lowercase and the question may be in any case (RFC 4343; 0x20
+/// clients randomise it), so the question's suffixes are offered in lowercase: an owner
+/// then points to the question whatever its case, and reads back in the client's case,
+/// which is the same name.
+struct Question<'q>(&'q Queries);
+
+impl EmitAndCount for Question<'_> {
+    fn emit(&mut self, encoder: &mut BinEncoder<'_>) -> Result<usize, ProtoError> {
+        let asked = self.0.as_bytes();
+        let start = encoder.offset();
+        if self.0.len() == 1
+            && let Some(name_len) = plain_name_len(asked)
+            && start + name_len < 0x3FFF
+        {
+            // Write the name in lowercase, offer each of its suffixes (its labels without
+            // the root, as a name being written offers them), then write it again as asked.
+            let mut lower = [0u8; 255];
+            let lower = &mut lower[..name_len];
+            lower.copy_from_slice(&asked[..name_len]);
+            // Length bytes are below 64, so only the labels' letters change.
+            lower.make_ascii_lowercase();
+            encoder.emit_vec(lower)?;
+            let mut at = 0;
+            while lower[at] != 0 {
+                encoder.store_label_pointer(start + at, start + name_len - 1);
+                at += 1 + usize::from(lower[at]);
+            }
+            // Overwritten in place: `trim` would also forget the suffixes just offered.
+            encoder.set_offset(start);
+        }
+        encoder.emit_vec(asked)?;
+        Ok(self.0.len())
+    }
+}
+
+/// The length of the name at the start of `wire`, root included, if it is written out in
+/// full (no compression pointer) within 255 bytes.
+fn plain_name_len(wire: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        let len = usize::from(*wire.get(at)?);
+        if len == 0 {
+            return (at < 255).then_some(at + 1);
+        }
+        if len > 63 {
+            return None;
+        }
+        at += 1 + len;
+    }
+}
+
 /// One hickory encode into `out` (cleared first). False when a record could not be encoded
 /// and `out` holds a header-only SERVFAIL instead.
 fn encode(
@@ -203,15 +259,18 @@ fn encode(
         whole(&answer.authority[..n_auth]),
         whole(&answer.additional[..n_add]),
     );
-    let response = MessageResponseBuilder::new(&request.queries, edns).build(
-        meta,
-        ans.iter().map(|r| &**r),
-        auth.iter().map(|r| &**r),
-        std::iter::empty(),
-        add.iter().map(|r| &**r),
-    );
     let mut encoder = BinEncoder::new(out);
-    if response.destructive_emit(&mut encoder).is_ok() {
+    let emitted = emit_message_parts(
+        &meta,
+        &mut Question(&request.queries),
+        &mut ans.iter().map(|r| &**r),
+        &mut auth.iter().map(|r| &**r),
+        &mut add.iter().map(|r| &**r),
+        edns,
+        None,
+        &mut encoder,
+    );
+    if emitted.is_ok() {
         return true;
     }
     // Only a broken record could fail to encode; say SERVFAIL rather than stay silent.

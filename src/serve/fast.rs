@@ -16,9 +16,10 @@
 //!
 //! Names are compressed as hickory-proto compresses them, so the two paths give the same
 //! bytes (the differential test holds them to it): every suffix of every name written is a
-//! candidate, first written first found, compared byte for byte (so a mixed-case question
-//! does not compress a lowercase owner), at most 64 candidates below offset 0x3FFF, and no
-//! compression after 120 names.
+//! candidate, first written first found, compared byte for byte, at most 64 candidates
+//! below offset 0x3FFF, and no compression after 120 names. The question's suffixes come
+//! first, in lowercase, whatever the question's case (see `encode`'s `Question`), so an
+//! owner equal to the question is written `c0 0c`.
 
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
@@ -39,11 +40,11 @@ pub const TYPES: [RecordType; 5] = [
 ];
 
 /// A query the fast path takes.
-pub struct Query<'p> {
+pub struct Query<'p, 'k> {
     /// The question name as asked (wire form, root included).
     pub qname: &'p [u8],
-    /// Its lowercase key.
-    pub key: NameKey,
+    /// Its lowercase key, in the caller's buffer.
+    pub key: &'k NameKey,
     /// QTYPE.
     pub qtype: RecordType,
     /// The whole question (name, type, class), copied into the reply as asked.
@@ -52,7 +53,7 @@ pub struct Query<'p> {
     pub edns: QueryEdns,
 }
 
-impl crate::answer::resolve::AskedName for Query<'_> {
+impl crate::answer::resolve::AskedName for Query<'_, '_> {
     /// The question name as a hickory [`Name`], case kept, read from the packet only when
     /// a wildcard answer needs it. On the stack for names of up to 32 bytes.
     fn to_name(&self) -> Option<Name> {
@@ -64,9 +65,13 @@ fn be16(p: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*p.get(at)?, *p.get(at + 1)?]))
 }
 
-/// Reads `packet` if the fast path takes it (see the module docs); `max_udp_payload` is the
-/// server's payload size.
-pub fn read(packet: &[u8], max_udp_payload: u16) -> Option<Query<'_>> {
+/// Reads `packet` if the fast path takes it (see the module docs), its name's key into
+/// `key`; `max_udp_payload` is the server's payload size.
+pub fn read<'p, 'k>(
+    packet: &'p [u8],
+    max_udp_payload: u16,
+    key: &'k mut NameKey,
+) -> Option<Query<'p, 'k>> {
     if packet.len() < 12 {
         return None;
     }
@@ -81,7 +86,7 @@ pub fn read(packet: &[u8], max_udp_payload: u16) -> Option<Query<'_>> {
     if arcount > 1 {
         return None;
     }
-    let (key, name_len) = NameKey::from_query(&packet[12..])?;
+    let name_len = key.read_query(&packet[12..])?;
     let qname = &packet[12..12 + name_len];
     let at = 12 + name_len;
     let qtype = RecordType::from(be16(packet, at)?);
@@ -228,9 +233,30 @@ impl Writer<'_> {
         self.out.extend_from_slice(wire);
     }
 
+    /// An owner equal to the question's name, lowercase: the question's whole name is the
+    /// first candidate, so the general encoder finds it first and writes `c0 0c`.
+    fn question_owner(&mut self, name: &Name) {
+        if self.names < COMPRESSED_NAMES {
+            self.names += 1;
+            self.out.extend_from_slice(&[0xC0, 12]);
+            self.last = Some((name, 12));
+        } else {
+            self.name(name);
+        }
+    }
+
+    /// An owner: `at_question` when it is the question's name (see [`Answer::at_question`]).
+    fn owner(&mut self, name: &Name, at_question: bool) {
+        if at_question {
+            self.question_owner(name);
+        } else {
+            self.name(name);
+        }
+    }
+
     /// One A or AAAA record held as its RDATA.
-    fn address(&mut self, owner: &Name, ttl: u32, rdata: &[u8]) {
-        self.name(owner);
+    fn address(&mut self, owner: &Name, at_question: bool, ttl: u32, rdata: &[u8]) {
+        self.owner(owner, at_question);
         let rtype = if rdata.len() == 16 {
             RecordType::AAAA
         } else {
@@ -246,8 +272,8 @@ impl Writer<'_> {
     }
 
     /// One record; `false` for data the fast path does not write.
-    fn record(&mut self, r: &Record) -> bool {
-        self.name(&r.name);
+    fn record(&mut self, r: &Record, at_question: bool) -> bool {
+        self.owner(&r.name, at_question);
         self.out
             .extend_from_slice(&u16::from(r.record_type()).to_be_bytes());
         self.out
@@ -286,7 +312,7 @@ impl Writer<'_> {
 /// `limit`.
 pub fn write(
     packet: &[u8],
-    query: &Query<'_>,
+    query: &Query<'_, '_>,
     answer: &Answer<'_>,
     opt: Option<&ReplyOpt>,
     limit: usize,
@@ -314,16 +340,30 @@ pub fn write(
         names: 0,
         last: None,
     };
-    // The question as received: hickory-proto copies it too, and offers none of its names
-    // for compression.
+    // The question as received, its name's suffixes offered for compression in lowercase,
+    // as the general encoder offers them: the answer's owner is then `c0 0c`.
     w.out.extend_from_slice(query.question);
+    let key = query.key.full();
+    w.scratch.extend_from_slice(key);
+    for skip in 0..query.key.labels() {
+        let start = key.len() - query.key.suffix(skip).len();
+        w.candidates
+            .push(((12 + start) as u16, start as u16, key.len() as u16));
+    }
+    // The root has no label to point to.
+    let at_question = if query.key.labels() > 0 {
+        answer.at_question
+    } else {
+        0
+    };
     let sections = [&answer.answer, &answer.authority, &answer.additional];
-    for rec in sections.into_iter().flatten() {
+    for (i, rec) in sections.into_iter().flatten().enumerate() {
+        let q = i < at_question;
         let written = match rec {
-            Rec::Shared(r) => w.record(r),
-            Rec::Owned(r) => w.record(r),
+            Rec::Shared(r) => w.record(r, q),
+            Rec::Owned(r) => w.record(r, q),
             Rec::Address(owner, ttl, rdata) => {
-                w.address(owner, *ttl, rdata);
+                w.address(owner, q, *ttl, rdata);
                 true
             }
         };
@@ -543,7 +583,7 @@ pub(super) mod tests {
             );
             let mut taken = 0;
             for (i, (q, _, _)) in queries.iter().enumerate() {
-                if read(q, 1232).is_some() {
+                if read(q, 1232, &mut NameKey::empty()).is_some() {
                     taken += 1;
                 }
                 assert_eq!(
@@ -567,29 +607,56 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn an_answer_owned_by_the_question_points_to_it_in_any_case() {
+        let shared = snapshot("zones");
+        for name in ["www.example.com.", "WwW.ExAmPlE.CoM."] {
+            let query = packet(7, [1, 0], name, 1, Some((1232, false, None)));
+            let question_end = query.len() - 11;
+            for responder in [
+                Responder::new(shared.clone(), 1232),
+                Responder::new(shared.clone(), 1232).without_fast_path(),
+            ] {
+                let src: SocketAddr = "127.0.0.1:5353".parse().unwrap();
+                let mut out = Vec::new();
+                assert_eq!(
+                    responder.respond(&query, src, Transport::Udp, &mut out),
+                    Outcome::Reply
+                );
+                assert_eq!(&out[12..question_end], &query[12..question_end], "{name}");
+                let answers = u16::from_be_bytes([out[6], out[7]]);
+                assert!(answers >= 1, "{name}: {out:02x?}");
+                // Owner c0 0c, then TYPE A, CLASS IN; every record is 2 + 10 + 4 bytes.
+                for i in 0..usize::from(answers) {
+                    let at = question_end + i * 16;
+                    assert_eq!(
+                        &out[at..at + 6],
+                        &[0xC0, 0x0C, 0, 1, 0, 1],
+                        "{name}: record {i}: {out:02x?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn declines_what_it_does_not_answer_itself() {
+        let read = |packet: &[u8], max| read(packet, max, &mut NameKey::empty()).is_some();
         let q = |flags: [u8; 2], qtype: u16| packet(1, flags, "www.example.com.", qtype, None);
-        assert!(read(&q([0, 0], 1), 1232).is_some());
-        assert!(
-            read(&q([0x01, 0x30], 28), 1232).is_some(),
-            "RD, AD and CD are fine"
-        );
-        assert!(read(&q([0x80, 0], 1), 1232).is_none(), "a response");
-        assert!(read(&q([0x28, 0], 1), 1232).is_none(), "NOTIFY");
-        assert!(read(&q([0x02, 0], 1), 1232).is_none(), "TC");
-        assert!(read(&q([0, 0x40], 1), 1232).is_none(), "Z");
-        assert!(read(&q([0, 0], 16), 1232).is_none(), "TXT");
-        assert!(read(&q([0, 0], 252), 1232).is_none(), "AXFR");
+        assert!(read(&q([0, 0], 1), 1232));
+        assert!(read(&q([0x01, 0x30], 28), 1232), "RD, AD and CD are fine");
+        assert!(!read(&q([0x80, 0], 1), 1232), "a response");
+        assert!(!read(&q([0x28, 0], 1), 1232), "NOTIFY");
+        assert!(!read(&q([0x02, 0], 1), 1232), "TC");
+        assert!(!read(&q([0, 0x40], 1), 1232), "Z");
+        assert!(!read(&q([0, 0], 16), 1232), "TXT");
+        assert!(!read(&q([0, 0], 252), 1232), "AXFR");
         let mut trailing = q([0, 0], 1);
         trailing.push(0);
-        assert!(read(&trailing, 1232).is_none(), "bytes after the question");
+        assert!(!read(&trailing, 1232), "bytes after the question");
         let v1 = packet(1, [0, 0], "a.", 1, Some((1232, false, None)));
         let mut badvers = v1.clone();
         badvers[v1.len() - 5] = 1;
-        assert!(
-            read(&v1, 1232).is_some() && read(&badvers, 1232).is_none(),
-            "EDNS version 1"
-        );
+        assert!(read(&v1, 1232) && !read(&badvers, 1232), "EDNS version 1");
         let bad_ecs = packet(
             1,
             [0, 0],
@@ -602,12 +669,12 @@ pub(super) mod tests {
         // 1.2.9/20: the right length, but bits set past the prefix.
         host_bits[n - 1] = 9;
         host_bits[n - 5] = 20;
-        assert!(read(&bad_ecs, 1232).is_some());
-        assert!(read(&host_bits, 1232).is_none(), "ECS with host bits set");
+        assert!(read(&bad_ecs, 1232));
+        assert!(!read(&host_bits, 1232), "ECS with host bits set");
         let mut pointer = q([0, 0], 1);
         pointer[12] = 0xC0;
         assert!(
-            read(&pointer, 1232).is_none(),
+            !read(&pointer, 1232),
             "a compression pointer in the question"
         );
     }

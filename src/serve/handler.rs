@@ -20,6 +20,7 @@ use super::{ecs, encode, fast, rules};
 use crate::answer::{Answer, resolve};
 use crate::compile::Snapshot;
 use crate::metrics::{self, Slot};
+use crate::name_key::NameKey;
 use crate::querylog::{Entry, QueryLog, Started};
 
 /// Which transport a message came over; decides truncation.
@@ -117,8 +118,9 @@ impl Responder {
             .as_deref()
             .filter(|l| l.sample())
             .map(|l| (l, Started::now()));
+        let mut key = NameKey::empty();
         if self.fast
-            && let Some(query) = fast::read(packet, self.max_udp_payload)
+            && let Some(query) = fast::read(packet, self.max_udp_payload, &mut key)
             && self.respond_fast(&query, packet, src, transport, out, logged)
         {
             return Outcome::Reply;
@@ -181,7 +183,7 @@ impl Responder {
     /// writer does not write. `false` when the general path must take the query whole.
     fn respond_fast(
         &self,
-        query: &fast::Query<'_>,
+        query: &fast::Query<'_, '_>,
         packet: &[u8],
         src: SocketAddr,
         transport: Transport,
@@ -192,7 +194,7 @@ impl Responder {
         let answer = resolve(
             &snap,
             query,
-            &query.key,
+            query.key,
             query.qtype,
             query.edns.client(src.ip()),
         );
