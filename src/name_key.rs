@@ -98,16 +98,15 @@ impl NameKey {
             if l > 63 || self.labels as usize >= MAX_LABELS || pos + 1 + l >= MAX_NAME {
                 return None;
             }
-            let label = wire.get(pos + 1..pos + 1 + l)?;
             self.starts[self.labels as usize] = pos as u8;
             self.labels += 1;
-            self.buf[pos] = l as u8;
-            let to = &mut self.buf[pos + 1..pos + 1 + l];
-            to.copy_from_slice(label);
-            to.make_ascii_lowercase();
             pos += 1 + l;
         }
-        self.buf[pos] = 0;
+        // The whole name in one copy, lowercased in one pass: its length bytes are below
+        // 64, so lowercasing leaves them as they are.
+        let name = &mut self.buf[..=pos];
+        name.copy_from_slice(&wire[..=pos]);
+        name.make_ascii_lowercase();
         self.len = (pos + 1) as u8;
         Some(pos + 1)
     }

@@ -42,9 +42,24 @@ pub fn resolve<'s>(
     qtype: RecordType,
     client: impl Into<Client>,
 ) -> Answer<'s> {
-    let client = client.into();
+    let mut ans = Answer::refused();
+    resolve_into(&mut ans, snap, qname, key, qtype, client.into());
+    ans
+}
+
+/// [`resolve`] into `ans`, which must be a fresh [`Answer::refused`]. The query path keeps
+/// its answer on its own stack and fills it here: an answer is some 500 bytes, and
+/// returning one by value copies it.
+pub fn resolve_into<'s>(
+    ans: &mut Answer<'s>,
+    snap: &'s Snapshot,
+    qname: &(impl AskedName + ?Sized),
+    key: &NameKey,
+    qtype: RecordType,
+    client: Client,
+) {
     let Some(mut zone) = snap.find_zone(key) else {
-        return Answer::refused();
+        return;
     };
     // RFC 4035 §3.1.4.1: DS lives in the parent; when we serve the parent too, it answers.
     if qtype == RecordType::DS && key.labels() == zone.apex_labels && key.labels() > 0 {
@@ -52,7 +67,8 @@ pub fn resolve<'s>(
             zone = parent;
         }
     }
-    let mut ans = Answer::new(ResponseCode::NoError, true);
+    ans.rcode = ResponseCode::NoError;
+    ans.authoritative = true;
     ans.zone_metric = zone.queries_metric;
 
     // The name being looked up: the question, then each CNAME target in turn.
@@ -70,18 +86,18 @@ pub fn resolve<'s>(
             Found::NxDomain => {
                 // RFC 6604: after a CNAME the rcode describes the last name of the chain.
                 ans.negative(zone, ResponseCode::NXDomain);
-                return ans;
+                return;
             }
             Found::Delegated(cut) => {
                 if hop == 0 {
-                    referral_or_ds(&mut ans, zone, zone.node(cut), k, qtype);
+                    referral_or_ds(ans, zone, zone.node(cut), k, qtype);
                 } else if let Some(ns) = zone.node(cut).rrset(RecordType::NS) {
                     // RFC 1034 §4.3.2 step 3b: a chain that leads into a delegation ends
                     // with the referral, so the resolver can continue at the child.
                     ans.authority.extend(ns.entries(&zone.node(cut).name));
                     ans.additional.extend(ns.additional.iter().map(Rec::Shared));
                 }
-                return ans;
+                return;
             }
         };
         let node = zone.node(id);
@@ -108,7 +124,7 @@ pub fn resolve<'s>(
         let cname = match &node.gslb {
             Some(gslb) if matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY) => {
                 match gslb_answer(
-                    &mut ans,
+                    ans,
                     snap,
                     zone,
                     gslb,
@@ -118,53 +134,52 @@ pub fn resolve<'s>(
                 ) {
                     Some(fallback) => fallback,
                     None => {
-                        at_question(&mut ans);
-                        return ans;
+                        at_question(ans);
+                        return;
                     }
                 }
             }
             _ => {
                 if let Some(records) = records_for(zone, node, qtype) {
                     ans.answer.extend(records.map(owner));
-                    at_question(&mut ans);
+                    at_question(ans);
                     if let Some(rs) = node.rrset(qtype) {
                         ans.additional.extend(rs.additional.iter().map(Rec::Shared));
                     }
-                    return ans;
+                    return;
                 }
                 match node.rrset(RecordType::CNAME) {
                     Some(cname) if qtype != RecordType::CNAME => cname,
                     _ => {
                         ans.negative(zone, ResponseCode::NoError);
-                        return ans;
+                        return;
                     }
                 }
             }
         };
         ans.answer.extend(cname.entries(&node.name).map(owner));
-        at_question(&mut ans);
+        at_question(ans);
         let (Some(target_wire), Some(RData::CNAME(target_name))) = (
             cname.cname_target.as_deref(),
             cname.first_record().map(|r| &r.data),
         ) else {
-            return ans;
+            return;
         };
         if followed.contains(&target_wire) {
-            return ans;
+            return;
         }
         followed.push(target_wire);
         let Some(target) = NameKey::from_wire(target_wire) else {
-            return ans;
+            return;
         };
         // Follow only inside this zone; a resolver follows the rest.
         match snap.find_zone(&target) {
             Some(z) if std::ptr::eq(z, zone) => {}
-            _ => return ans,
+            _ => return,
         }
         cur_name = Some(&target_name.0);
         cur_key = Some(target);
     }
-    ans
 }
 
 /// A and AAAA at a GSLB name: the client's list, then [`select::choose`], then the

@@ -50,6 +50,9 @@ pub struct Snapshot {
     /// Keyed by lowercase wire names; FxHash because the keys are fixed at load (nothing a
     /// client sends can shape the table) and hashing is on every query.
     zone_index: FxHashMap<Box<[u8]>, usize>,
+    /// Bit n set when some zone's apex has n labels (n < 128, as a name has at most 127):
+    /// only suffixes that long can be a zone, so the others are never hashed.
+    zone_depths: u128,
     /// The databases the geo tables were compiled from, kept for `explain`.
     pub geo: Arc<GeoDb>,
     /// The addresses the databases cannot place, for counting GeoIP misses.
@@ -296,6 +299,9 @@ impl Snapshot {
             .enumerate()
             .map(|(i, z)| (key_of(&z.origin), i))
             .collect();
+        let zone_depths = compiled
+            .iter()
+            .fold(0u128, |bits, z| bits | 1 << z.apex_labels.min(127));
         let Ctx {
             keys, load_keys, ..
         } = ctx;
@@ -303,6 +309,7 @@ impl Snapshot {
             generation,
             zones: compiled,
             zone_index,
+            zone_depths,
             geo,
             unlocated,
             health: health.table().clone(),
@@ -324,11 +331,14 @@ impl Snapshot {
 
     /// Tries `key`'s suffixes from `first_skip` labels removed, longest first.
     fn find_zone_from(&self, key: &NameKey, first_skip: usize) -> Option<&CompiledZone> {
-        (first_skip..=key.labels()).find_map(|skip| {
-            self.zone_index
-                .get(key.suffix(skip))
-                .map(|&i| &self.zones[i])
-        })
+        let labels = key.labels();
+        (first_skip..=labels)
+            .filter(|&skip| self.zone_depths & (1 << (labels - skip)) != 0)
+            .find_map(|skip| {
+                self.zone_index
+                    .get(key.suffix(skip))
+                    .map(|&i| &self.zones[i])
+            })
     }
 
     /// Zones (origins) that declare a data center with this id.

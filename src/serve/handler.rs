@@ -17,6 +17,7 @@ use hickory_server::server::Request;
 
 use super::edns::{QueryEdns, ReplyOpt};
 use super::{ecs, encode, fast, rules};
+use crate::answer::resolve::resolve_into;
 use crate::answer::{Answer, resolve};
 use crate::compile::Snapshot;
 use crate::metrics::{self, Slot};
@@ -191,7 +192,9 @@ impl Responder {
         logged: Option<(&QueryLog, Started)>,
     ) -> bool {
         let snap = self.snapshot.load();
-        let answer = resolve(
+        let mut answer = Answer::refused();
+        resolve_into(
+            &mut answer,
             &snap,
             query,
             query.key,
