@@ -53,6 +53,11 @@ fn bench(c: &mut Criterion) {
         b.iter(|| responder.respond(black_box(&www), src, Transport::Udp, &mut out))
     });
 
+    let nx = query("nx.example.com.", None);
+    c.bench_function("respond/static NXDOMAIN", |b| {
+        b.iter(|| responder.respond(black_box(&nx), src, Transport::Udp, &mut out))
+    });
+
     let cdn = query("cdn.example.com.", None);
     let mut i = 0;
     c.bench_function("respond/gslb cdn A, 4096 source addresses", |b| {
