@@ -133,7 +133,17 @@ impl Xdp {
                     let before = answered.get();
                     sock.serve(port, &responder, rrl.as_deref(), &stop, &answered);
                     let n = answered.get() - before;
-                    tracing::info!("xdp: {label} answered {n} queries");
+                    match sock.statistics() {
+                        Ok(s) => tracing::info!(
+                            "xdp: {label} answered {n} queries; the kernel dropped {} \
+                             (RX ring full {}, no free frame {}), refused {} descriptors",
+                            s.rx_dropped + s.rx_ring_full + s.rx_fill_ring_empty_descs,
+                            s.rx_ring_full,
+                            s.rx_fill_ring_empty_descs,
+                            s.rx_invalid_descs + s.tx_invalid_descs
+                        ),
+                        Err(_) => tracing::info!("xdp: {label} answered {n} queries"),
+                    }
                 });
             match thread {
                 Ok(t) => threads.push(t),

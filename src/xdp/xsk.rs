@@ -274,6 +274,28 @@ impl Xsk {
         })
     }
 
+    /// The kernel's counts for this socket: packets it dropped because the RX ring was
+    /// full or the fill ring had no frame, and descriptors it refused.
+    pub(super) fn statistics(&self) -> io::Result<libc::xdp_statistics> {
+        // SAFETY: all-zero is a valid xdp_statistics; the kernel fills it.
+        let mut stats: libc::xdp_statistics = unsafe { std::mem::zeroed() };
+        let mut len = size_of::<libc::xdp_statistics>() as libc::socklen_t;
+        // SAFETY: `stats` is large enough for what `len` says.
+        let r = unsafe {
+            libc::getsockopt(
+                self.raw_fd(),
+                libc::SOL_XDP,
+                libc::XDP_STATISTICS,
+                (&raw mut stats).cast(),
+                &mut len,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stats)
+    }
+
     /// The socket's descriptor, for the XSKMAP.
     pub(super) fn raw_fd(&self) -> i32 {
         self.fd.as_raw_fd()
