@@ -3,7 +3,8 @@
 //! as instructions, so no C or eBPF toolchain is needed to build Meridian.
 //!
 //! The program passes everything to the kernel except UDP to our port over IPv4 without
-//! options and unfragmented, or over IPv6 with UDP as the first next header; those it
+//! options and unfragmented, or over IPv6 with UDP as the first next header, with up to
+//! two VLAN tags before them (802.1Q, 802.1ad); those it
 //! redirects to the XDP socket of the queue it arrived on (`bpf_redirect_map` into an
 //! XSKMAP, falling back to the kernel when that queue has no socket). It is attached by a
 //! BPF link, which the kernel removes when the process ends, however it ends: a crashed
@@ -177,6 +178,10 @@ const PSEUDO_MAP_FD: u8 = 1;
 /// Jump targets, patched once the program is laid out.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Label {
+    /// The n-th VLAN tag (0 or 1): skipped, and the type after it read.
+    Tag(u8),
+    /// The type after the tags.
+    Type,
     V4,
     V6,
     Redirect,
@@ -240,6 +245,17 @@ fn program(map_fd: RawFd, port: u16) -> Vec<Insn> {
     a.op(LDX_W, 3, 1, 4, 0);
     a.bounds(14);
     a.op(LDX_H, 5, 2, 12, 0);
+    // Up to two VLAN tags (802.1Q, or 802.1ad outside 802.1Q): each moves what follows 4
+    // bytes on, so r2 moves past it and the offsets below stay as they are untagged.
+    for n in 0..2 {
+        a.jump(JEQ_IMM, 5, 0, i32::from(0x0081_u16), Label::Tag(n));
+        a.jump(JNE_IMM, 5, 0, i32::from(0xA888_u16), Label::Type);
+        a.label(Label::Tag(n));
+        a.op(ADD_IMM, 2, 0, 0, 4);
+        a.bounds(14);
+        a.op(LDX_H, 5, 2, 12, 0);
+    }
+    a.label(Label::Type);
     a.jump(JEQ_IMM, 5, 0, 0x0008, Label::V4);
     a.jump(JEQ_IMM, 5, 0, i32::from(0xDD86_u16), Label::V6);
     a.jump(JA, 0, 0, 0, Label::Pass);

@@ -3,8 +3,9 @@
 //! made anew).
 //!
 //! Only what the XDP program redirects arrives here (see `xdp::bpf`): IPv4 without
-//! options and unfragmented, or IPv6 with UDP as the first next header, to our port.
-//! Anything else found here anyway is dropped, never answered.
+//! options and unfragmented, or IPv6 with UDP as the first next header, to our port, with
+//! up to two VLAN tags before them (kept as they are in the reply). Anything else found
+//! here anyway is dropped, never answered.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -16,6 +17,8 @@ const UDP: usize = 8;
 /// A query found in a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Query {
+    /// Where the IP header starts: after the Ethernet header and its VLAN tags.
+    pub ip: usize,
     /// Where the DNS message starts in the frame.
     pub offset: usize,
     /// Its length.
@@ -30,36 +33,46 @@ fn be16(b: &[u8], at: usize) -> u16 {
 
 /// The DNS message in `frame`, if it is a UDP datagram to `port` the program would pass on.
 pub fn parse(frame: &[u8], port: u16) -> Option<Query> {
-    if frame.len() < ETH + IPV4 + UDP {
+    // The type after up to two VLAN tags (802.1Q, or 802.1ad outside one), as the
+    // program reads it.
+    let (mut eth, mut kind) = (ETH, *frame.get(12..14)?.first_chunk::<2>()?);
+    for _ in 0..2 {
+        if !matches!(u16::from_be_bytes(kind), 0x8100 | 0x88A8) {
+            break;
+        }
+        kind = *frame.get(eth + 2..eth + 4)?.first_chunk::<2>()?;
+        eth += 4;
+    }
+    if frame.len() < eth + IPV4 + UDP {
         return None;
     }
-    let (src, udp) = match be16(frame, 12) {
+    let (src, udp) = match u16::from_be_bytes(kind) {
         0x0800 => {
-            let ip = &frame[ETH..];
+            let ip = &frame[eth..];
             if ip[0] != 0x45 || ip[9] != 17 || be16(ip, 6) & 0x3FFF != 0 {
                 return None;
             }
             let total = be16(ip, 2) as usize;
-            if total < IPV4 + UDP || ETH + total > frame.len() {
+            if total < IPV4 + UDP || eth + total > frame.len() {
                 return None;
             }
             let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-            (IpAddr::V4(src), ETH + IPV4)
+            (IpAddr::V4(src), eth + IPV4)
         }
         0x86DD => {
-            if frame.len() < ETH + IPV6 + UDP {
+            if frame.len() < eth + IPV6 + UDP {
                 return None;
             }
-            let ip = &frame[ETH..];
+            let ip = &frame[eth..];
             if ip[0] >> 4 != 6 || ip[6] != 17 {
                 return None;
             }
             let payload = be16(ip, 4) as usize;
-            if payload < UDP || ETH + IPV6 + payload > frame.len() {
+            if payload < UDP || eth + IPV6 + payload > frame.len() {
                 return None;
             }
             let src: [u8; 16] = ip[8..24].try_into().ok()?;
-            (IpAddr::V6(Ipv6Addr::from(src)), ETH + IPV6)
+            (IpAddr::V6(Ipv6Addr::from(src)), eth + IPV6)
         }
         _ => return None,
     };
@@ -71,6 +84,7 @@ pub fn parse(frame: &[u8], port: u16) -> Option<Query> {
         return None;
     }
     Some(Query {
+        ip: eth,
         offset: udp + UDP,
         len: udp_len - UDP,
         src: SocketAddr::new(src, be16(frame, udp)),
@@ -94,7 +108,7 @@ pub fn reply(buf: &mut [u8], query: &Query, dns: &[u8]) -> Option<usize> {
     let udp_len = (UDP + dns.len()) as u16;
     match query.src {
         SocketAddr::V4(_) => {
-            let ip = ETH;
+            let ip = query.ip;
             for i in 0..4 {
                 buf.swap(ip + 12 + i, ip + 16 + i);
             }
@@ -106,7 +120,7 @@ pub fn reply(buf: &mut [u8], query: &Query, dns: &[u8]) -> Option<usize> {
             buf[ip + 10..ip + 12].copy_from_slice(&sum.to_be_bytes());
         }
         SocketAddr::V6(_) => {
-            let ip = ETH;
+            let ip = query.ip;
             for i in 0..16 {
                 buf.swap(ip + 8 + i, ip + 24 + i);
             }
@@ -121,9 +135,10 @@ pub fn reply(buf: &mut [u8], query: &Query, dns: &[u8]) -> Option<usize> {
     buf[udp + 6..udp + 8].copy_from_slice(&[0, 0]);
     // The UDP checksum covers a pseudo-header of addresses, protocol and length; optional
     // over IPv4, required over IPv6, written for both.
+    let ip = query.ip;
     let addrs = match query.src {
-        SocketAddr::V4(_) => sum(0, &buf[ETH + 12..ETH + 20]),
-        SocketAddr::V6(_) => sum(0, &buf[ETH + 8..ETH + 40]),
+        SocketAddr::V4(_) => sum(0, &buf[ip + 12..ip + 20]),
+        SocketAddr::V6(_) => sum(0, &buf[ip + 8..ip + 40]),
     };
     let pseudo = add(add(addrs, 17), udp_len);
     let mut check = !sum(pseudo, &buf[udp..end]);
@@ -198,8 +213,8 @@ mod tests {
         let udp = q.offset - UDP;
         let len = be16(f, udp + 4);
         let addrs = match q.src {
-            SocketAddr::V4(_) => &f[ETH + 12..ETH + 20],
-            SocketAddr::V6(_) => &f[ETH + 8..ETH + 40],
+            SocketAddr::V4(_) => &f[q.ip + 12..q.ip + 20],
+            SocketAddr::V6(_) => &f[q.ip + 8..q.ip + 40],
         };
         let pseudo = add(add(sum(0, addrs), 17), len);
         sum(pseudo, &f[udp..udp + len as usize]) == 0xFFFF
@@ -238,6 +253,44 @@ mod tests {
         let back = parse(&f[..n], 40001).unwrap();
         assert_eq!(back.src, SocketAddr::new(s, 53));
         assert!(udp_checksum_ok(&f[..n], &back));
+    }
+
+    #[test]
+    fn vlan_tags_are_read_past_and_kept_in_the_reply() {
+        let c: IpAddr = "192.0.2.10".parse().unwrap();
+        let s: IpAddr = "2001:db8:1::1".parse().unwrap();
+        let c6: IpAddr = "2001:db8:1::10".parse().unwrap();
+        for (src, dst) in [(c, "192.0.2.1".parse().unwrap()), (c6, s)] {
+            for tags in [
+                &[0x81, 0x00, 0x00, 0x0A][..],
+                &[0x88, 0xA8, 0, 20, 0x81, 0, 0, 10],
+            ] {
+                let mut f = frame(src, dst, 40002, 53, b"tagged");
+                f.splice(12..12, tags.iter().copied());
+                let q = parse(&f, 53).unwrap();
+                assert_eq!(q.ip, ETH + tags.len());
+                assert_eq!(q.src, SocketAddr::new(src, 40002));
+                assert_eq!(&f[q.offset..q.offset + q.len], b"tagged");
+                f.resize(4096, 0);
+                let n = reply(&mut f, &q, b"tagged reply").unwrap();
+                let f = &f[..n];
+                assert_eq!(&f[12..12 + tags.len()], tags, "the tags stay");
+                let back = parse(f, 40002).unwrap();
+                assert_eq!(back.src, SocketAddr::new(dst, 53));
+                assert!(udp_checksum_ok(f, &back));
+                if src.is_ipv4() {
+                    assert_eq!(
+                        sum(0, &f[q.ip..q.ip + IPV4]),
+                        0xFFFF,
+                        "IPv4 header checksum"
+                    );
+                }
+            }
+        }
+        // A third tag is more than the program reads past: not taken.
+        let mut f = frame(c, "192.0.2.1".parse().unwrap(), 1, 53, b"x");
+        f.splice(12..12, [0x88, 0xA8, 0, 1, 0x88, 0xA8, 0, 2, 0x81, 0, 0, 3]);
+        assert_eq!(parse(&f, 53), None);
     }
 
     #[test]

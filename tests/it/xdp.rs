@@ -1,7 +1,8 @@
 //! The AF_XDP path, from outside: a veth pair between two network namespaces this test
 //! creates, Meridian with `[xdp]` on one end, real DNS clients in the other. Every UDP
 //! answer must equal the socket path's for the same query (the same server without
-//! `[xdp]`), over IPv4 and IPv6; TCP and other traffic still reach the kernel; the XDP
+//! `[xdp]`), over IPv4, IPv6 and IPv4 in frames with a VLAN tag; TCP and other traffic
+//! still reach the kernel; the XDP
 //! threads answered the UDP queries; the program is gone after exit.
 //!
 //! Needs root and a kernel with XDP sockets; without them it says so and passes.
@@ -101,6 +102,98 @@ impl Net {
             .collect()
     }
 }
+
+impl Net {
+    /// Sends `queries` over IPv4 from 192.0.2.10 in Ethernet frames with an 802.1Q tag
+    /// (VLAN 10) written by hand on a packet socket, and returns each reply's DNS message.
+    fn ask_tagged(&self, queries: &[Vec<u8>]) -> Vec<Option<Vec<u8>>> {
+        let id = std::process::id() % 100_000;
+        let mac = |ns: &str, dev: &str| {
+            let out = Command::new("ip")
+                .args(["netns", "exec", ns, "cat"])
+                .arg(format!("/sys/class/net/{dev}/address"))
+                .output()
+                .expect("ip runs");
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        let peer = format!("mxc{id}");
+        let (server_mac, client_mac) = (mac(&self.server, &self.dev), mac(&self.client, &peer));
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.client,
+                "python3",
+                "-c",
+                TAGGED_CLIENT,
+            ])
+            .args([
+                &peer,
+                &server_mac,
+                &client_mac,
+                "192.0.2.10",
+                "192.0.2.1",
+                "5300",
+                "10",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let mut stdin = child.stdin.take().expect("stdin");
+        for q in queries {
+            writeln!(stdin, "{}", hex(q)).expect("write query");
+        }
+        drop(stdin);
+        let out = child.wait_with_output().expect("client ends");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| (l != "timeout").then(|| unhex(l)))
+            .collect()
+    }
+}
+
+/// A DNS client on a packet socket: each query in a frame with an 802.1Q tag, the reply
+/// found by its UDP ports, whether the kernel took the tag off on receipt or not.
+const TAGGED_CLIENT: &str = r#"
+import socket, sys, binascii, struct, time
+dev, dst, src, sip, dip, port, vid = sys.argv[1:8]
+port, vid = int(port), int(vid)
+mac = lambda m: binascii.unhexlify(m.replace(':', ''))
+def csum(b):
+    if len(b) % 2: b += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((dev, 0))
+s.settimeout(0.2)
+sport = 41000
+for line in sys.stdin:
+    q = binascii.unhexlify(line.strip())
+    sport += 1
+    udp = struct.pack('!HHHH', sport, port, 8 + len(q), 0) + q
+    ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 1, 0x4000, 64, 17, 0,
+                     socket.inet_aton(sip), socket.inet_aton(dip))
+    ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
+    s.send(mac(dst) + mac(src) + struct.pack('!HH', 0x8100, vid) + b'\x08\x00' + ip + udp)
+    got, end = None, time.time() + 2
+    while got is None and time.time() < end:
+        try:
+            f = s.recv(65535)
+        except socket.timeout:
+            continue
+        at = 12
+        while f[at:at + 2] in (b'\x81\x00', b'\x88\xa8'):
+            at += 4
+        if f[at:at + 2] != b'\x08\x00' or f[at + 11] != 17:
+            continue
+        u = at + 2 + (f[at + 2] & 15) * 4
+        sp, dp, ln = struct.unpack('!HHH', f[u:u + 6])
+        if sp == port and dp == sport:
+            got = f[u + 8:u + ln]
+    print(binascii.hexlify(got).decode() if got is not None else "timeout")
+"#;
 
 impl Drop for Net {
     fn drop(&mut self) {
@@ -262,23 +355,31 @@ fn xdp_answers_as_the_sockets_do_and_leaves_nothing_behind() {
     }
     let net = Net::new();
     let qs = queries();
-    let ask_all = || {
+    // The last round: over the sockets untagged, over XDP in frames with a VLAN tag (which
+    // the kernel, with no VLAN device here, would drop), from the same address.
+    let ask_all = |tagged: bool| {
         [
             net.ask("udp", "192.0.2.1", &qs),
             net.ask("udp", "2001:db8:1::1", &qs),
             net.ask("tcp", "192.0.2.1", &qs[..1]),
+            if tagged {
+                net.ask_tagged(&qs)
+            } else {
+                net.ask("udp", "192.0.2.1", &qs)
+            },
         ]
     };
-    let (sockets, _) = with_server(&net, false, ask_all);
+    let (sockets, _) = with_server(&net, false, || ask_all(false));
     assert!(!net.attached());
-    let ((xdp, attached), log) = with_server(&net, true, || (ask_all(), net.attached()));
+    let ((xdp, attached), log) = with_server(&net, true, || (ask_all(true), net.attached()));
     assert!(attached, "program attached while serving: {log}");
     assert!(!net.attached(), "program detached after exit");
     // The big answer says TC over UDP, as it does over the sockets.
     let many = qs.len() - 4;
     let tc = |r: &Option<Vec<u8>>| r.as_ref().is_some_and(|r| r.len() > 2 && r[2] & 0x02 != 0);
     assert!(tc(&xdp[0][many]) && tc(&xdp[0][many + 1]) && tc(&xdp[1][many]));
-    for (family, (s, x)) in ["IPv4", "IPv6", "TCP"].iter().zip(sockets.iter().zip(&xdp)) {
+    let rounds = ["IPv4", "IPv6", "TCP", "IPv4 with a VLAN tag"];
+    for (family, (s, x)) in rounds.iter().zip(sockets.iter().zip(&xdp)) {
         assert_eq!(s.len(), x.len());
         for (i, (s, x)) in s.iter().zip(x).enumerate() {
             assert!(s.is_some(), "{family} query {i}: the socket path answered");
@@ -297,7 +398,7 @@ fn xdp_answers_as_the_sockets_do_and_leaves_nothing_behind() {
                 .ok()
         })
         .sum();
-    assert_eq!(answered, 2 * qs.len() as u64, "{log}");
+    assert_eq!(answered, 3 * qs.len() as u64, "{log}");
     // The socket's kernel counts are read at exit: nothing dropped at this rate.
     assert!(
         log.contains("the kernel dropped 0 (RX ring full 0, no free frame 0)"),
