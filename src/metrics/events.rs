@@ -21,6 +21,7 @@ pub struct Events {
     tcp_connections: IntGauge,
     query_log_dropped: IntCounter,
     xdp_answers: IntCounterVec,
+    xdp_dropped: IntCounterVec,
     cluster_standing: IntGaugeVec,
     cluster_transitions: IntCounterVec,
     cluster_nodes: IntGauge,
@@ -89,6 +90,17 @@ impl Events {
             &["interface", "queue"],
         )
         .expect("valid counter");
+        let xdp_dropped = IntCounterVec::new(
+            Opts::new(
+                "meridian_xdp_dropped_total",
+                "Packets for the AF_XDP path the kernel dropped before Meridian read them, by \
+                 interface, queue and reason: ring_full (the receive ring was full: Meridian \
+                 fell behind), no_frame (no free frame to receive into: replies not yet sent \
+                 hold them), other (oversized frames, bad descriptors). Read about once a second.",
+            ),
+            &["interface", "queue", "reason"],
+        )
+        .expect("valid counter");
         let cluster_standing = IntGaugeVec::new(
             Opts::new(
                 "meridian_cluster_standing",
@@ -119,7 +131,7 @@ impl Events {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        let all: [(&str, Box<dyn prometheus::core::Collector>); 12] = [
+        let all: [(&str, Box<dyn prometheus::core::Collector>); 13] = [
             ("cluster_standing", Box::new(cluster_standing.clone())),
             ("cluster_transitions", Box::new(cluster_transitions.clone())),
             ("cluster_nodes", Box::new(cluster_nodes.clone())),
@@ -131,6 +143,7 @@ impl Events {
             ("tcp_connections", Box::new(tcp_connections.clone())),
             ("query_log_dropped", Box::new(query_log_dropped.clone())),
             ("xdp_answers", Box::new(xdp_answers.clone())),
+            ("xdp_dropped", Box::new(xdp_dropped.clone())),
             ("build_info", Box::new(build_info)),
         ];
         for (name, m) in all {
@@ -152,6 +165,7 @@ impl Events {
             tcp_connections,
             query_log_dropped,
             xdp_answers,
+            xdp_dropped,
             cluster_standing,
             cluster_transitions,
             cluster_nodes,
@@ -179,6 +193,16 @@ impl Events {
     pub fn xdp_answers(&self, interface: &str, queue: u32) -> IntCounter {
         self.xdp_answers
             .with_label_values(&[interface, &queue.to_string()])
+    }
+
+    /// The counters of packets the kernel dropped for `queue` of `interface`, by reason:
+    /// ring_full, no_frame, other.
+    pub fn xdp_dropped(&self, interface: &str, queue: u32) -> [IntCounter; 3] {
+        let queue = queue.to_string();
+        ["ring_full", "no_frame", "other"].map(|reason| {
+            self.xdp_dropped
+                .with_label_values(&[interface, &queue, reason])
+        })
     }
 
     /// One probe of `check` took `took`, failing for `failure` when it did.

@@ -127,20 +127,21 @@ impl Xdp {
             let (responder, rrl, stop) = (responder.clone(), rrl.clone(), stop.clone());
             let (label, port) = (format!("{name}@{q}"), config.port);
             let answered = crate::metrics::events::events().xdp_answers(&name, q);
+            let dropped = crate::metrics::events::events().xdp_dropped(&name, q);
             let thread = std::thread::Builder::new()
                 .name(format!("xdp-{label}"))
                 .spawn(move || {
                     let before = answered.get();
-                    sock.serve(port, &responder, rrl.as_deref(), &stop, &answered);
+                    sock.serve(port, &responder, rrl.as_deref(), &stop, &answered, &dropped);
                     let n = answered.get() - before;
-                    match sock.statistics() {
-                        Ok(s) => tracing::info!(
+                    match sock.drops() {
+                        Ok(d) => tracing::info!(
                             "xdp: {label} answered {n} queries; the kernel dropped {} \
-                             (RX ring full {}, no free frame {}), refused {} descriptors",
-                            s.rx_dropped + s.rx_ring_full + s.rx_fill_ring_empty_descs,
-                            s.rx_ring_full,
-                            s.rx_fill_ring_empty_descs,
-                            s.rx_invalid_descs + s.tx_invalid_descs
+                             (RX ring full {}, no free frame {}, other {})",
+                            d.total(),
+                            d.ring_full,
+                            d.no_frame,
+                            d.other
                         ),
                         Err(_) => tracing::info!("xdp: {label} answered {n} queries"),
                     }

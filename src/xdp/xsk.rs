@@ -24,6 +24,37 @@ const FRAME_SIZE: u32 = 4096;
 const POLL_MS: i32 = 200;
 /// Most packets taken from the RX ring at once.
 const BATCH: u32 = 64;
+/// How often the kernel's drop counts are read into the metrics.
+const STATS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What the kernel dropped on one socket, by reason, from its cumulative counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Drops {
+    /// The RX ring was full: we fell behind.
+    pub(super) ring_full: u64,
+    /// The fill ring had no frame to receive into.
+    pub(super) no_frame: u64,
+    /// Anything else: oversized frames, bad descriptors.
+    pub(super) other: u64,
+}
+
+impl Drops {
+    fn of(s: &libc::xdp_statistics) -> Self {
+        // A packet dropped for want of a frame is counted in `rx_dropped` too.
+        Self {
+            ring_full: s.rx_ring_full,
+            no_frame: s.rx_fill_ring_empty_descs,
+            other: s.rx_dropped.saturating_sub(s.rx_fill_ring_empty_descs)
+                + s.rx_invalid_descs
+                + s.tx_invalid_descs,
+        }
+    }
+
+    /// All of them.
+    pub(super) fn total(&self) -> u64 {
+        self.ring_full + self.no_frame + self.other
+    }
+}
 
 /// A mapping released on drop.
 struct Mapping {
@@ -274,9 +305,8 @@ impl Xsk {
         })
     }
 
-    /// The kernel's counts for this socket: packets it dropped because the RX ring was
-    /// full or the fill ring had no frame, and descriptors it refused.
-    pub(super) fn statistics(&self) -> io::Result<libc::xdp_statistics> {
+    /// What the kernel has dropped on this socket so far.
+    pub(super) fn drops(&self) -> io::Result<Drops> {
         // SAFETY: all-zero is a valid xdp_statistics; the kernel fills it.
         let mut stats: libc::xdp_statistics = unsafe { std::mem::zeroed() };
         let mut len = size_of::<libc::xdp_statistics>() as libc::socklen_t;
@@ -293,7 +323,21 @@ impl Xsk {
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(stats)
+        Ok(Drops::of(&stats))
+    }
+
+    /// Adds to `counters` (ring_full, no_frame, other) what the kernel dropped since
+    /// `last`, which becomes the current counts.
+    fn count_drops(&self, last: &mut Drops, counters: &[prometheus::IntCounter; 3]) {
+        let Ok(now) = self.drops() else { return };
+        for (c, (now, before)) in counters.iter().zip([
+            (now.ring_full, last.ring_full),
+            (now.no_frame, last.no_frame),
+            (now.other, last.other),
+        ]) {
+            c.inc_by(now.saturating_sub(before));
+        }
+        *last = now;
     }
 
     /// The socket's descriptor, for the XSKMAP.
@@ -310,9 +354,17 @@ impl Xsk {
         rrl: Option<&Rrl>,
         stop: &AtomicBool,
         answered: &prometheus::IntCounter,
+        dropped: &[prometheus::IntCounter; 3],
     ) {
         let mut reply = Vec::with_capacity(FRAME_SIZE as usize);
+        let (mut last, mut next_stats) = (Drops::default(), std::time::Instant::now());
         while !stop.load(Ordering::Relaxed) {
+            // One system call a second, not per packet.
+            let now = std::time::Instant::now();
+            if now >= next_stats {
+                self.count_drops(&mut last, dropped);
+                next_stats = now + STATS_EVERY;
+            }
             self.recycle();
             let n = self.rx.ready(BATCH.min(self.tx.room()));
             if n == 0 && self.tx.waiting() > 0 {
@@ -370,6 +422,7 @@ impl Xsk {
                 self.kick();
             }
         }
+        self.count_drops(&mut last, dropped);
     }
 
     /// Asks the kernel to send what the TX ring holds. In copy mode each call sends a
@@ -410,5 +463,33 @@ impl Xsk {
         }
         self.comp.release(n);
         self.fill.submit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drop_for_want_of_a_frame_is_counted_once() {
+        // The kernel counts such a drop in `rx_dropped` and in the fill ring's count.
+        let s = libc::xdp_statistics {
+            rx_dropped: 7,
+            rx_invalid_descs: 1,
+            tx_invalid_descs: 0,
+            rx_ring_full: 3,
+            rx_fill_ring_empty_descs: 5,
+            tx_ring_empty_descs: 9,
+        };
+        let d = Drops::of(&s);
+        assert_eq!(
+            d,
+            Drops {
+                ring_full: 3,
+                no_frame: 5,
+                other: 3
+            }
+        );
+        assert_eq!(d.total(), 11);
     }
 }
