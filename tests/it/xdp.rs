@@ -74,36 +74,9 @@ impl Net {
     /// Sends `queries` from the client namespace (UDP or TCP) and returns each reply
     /// (`None` for no reply within 2 s).
     fn ask(&self, proto: &str, server: &str, queries: &[Vec<u8>]) -> Vec<Option<Vec<u8>>> {
-        let mut child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.client,
-                "python3",
-                "-c",
-                CLIENT,
-                proto,
-                server,
-                "5300",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs");
-        let mut stdin = child.stdin.take().expect("stdin");
-        for q in queries {
-            writeln!(stdin, "{}", hex(q)).expect("write query");
-        }
-        drop(stdin);
-        let out = child.wait_with_output().expect("client ends");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| (l != "timeout").then(|| unhex(l)))
-            .collect()
+        self.run_client(CLIENT, &[proto, server, "5300"], queries)
     }
-}
 
-impl Net {
     /// Sends `queries` over IPv4 from 192.0.2.10 in Ethernet frames with an 802.1Q tag
     /// (VLAN 10) written by hand on a packet socket, and returns each reply's DNS message.
     fn ask_tagged(&self, queries: &[Vec<u8>]) -> Vec<Option<Vec<u8>>> {
@@ -118,24 +91,24 @@ impl Net {
         };
         let peer = format!("mxc{id}");
         let (server_mac, client_mac) = (mac(&self.server, &self.dev), mac(&self.client, &peer));
+        let args = [
+            peer.as_str(),
+            &server_mac,
+            &client_mac,
+            "192.0.2.10",
+            "192.0.2.1",
+            "5300",
+            "10",
+        ];
+        self.run_client(TAGGED_CLIENT, &args, queries)
+    }
+
+    /// Runs the Python client `script` with `args` in the client namespace: hex queries in,
+    /// each reply out (`None` for none within 2 s).
+    fn run_client(&self, script: &str, args: &[&str], queries: &[Vec<u8>]) -> Vec<Option<Vec<u8>>> {
         let mut child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.client,
-                "python3",
-                "-c",
-                TAGGED_CLIENT,
-            ])
-            .args([
-                &peer,
-                &server_mac,
-                &client_mac,
-                "192.0.2.10",
-                "192.0.2.1",
-                "5300",
-                "10",
-            ])
+            .args(["netns", "exec", &self.client, "python3", "-c", script])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
