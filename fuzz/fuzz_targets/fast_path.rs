@@ -18,6 +18,7 @@ use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use libfuzzer_sys::fuzz_target;
+use meridian::name_key::NameKey;
 use meridian::serve::{Outcome, Responder, Transport, fast};
 
 struct Fixture {
@@ -54,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let query = &data[3..];
-    if fast::read(query, 1232).is_none() {
+    if fast::read(query, 1232, &mut NameKey::empty()).is_none() {
         return;
     }
     let f = fixture();

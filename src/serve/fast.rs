@@ -345,7 +345,7 @@ pub fn write(
     w.out.extend_from_slice(query.question);
     let key = query.key.full();
     w.scratch.extend_from_slice(key);
-    for skip in 0..query.key.labels() {
+    for skip in 0..query.key.labels().min(CANDIDATES) {
         let start = key.len() - query.key.suffix(skip).len();
         w.candidates
             .push(((12 + start) as u16, start as u16, key.len() as u16));
@@ -636,6 +636,26 @@ pub(super) mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_question_of_more_labels_than_candidates_offers_only_the_first() {
+        // Found by the fast_path fuzz target: a wildcard answer (its owner in the asked
+        // case) to a question of 90 labels; hickory offers the first 64 suffixes only.
+        let shared = snapshot("zones");
+        let mut name = "a.".repeat(70) + "X.";
+        name += &"a.".repeat(20);
+        name += "apps.example.com.";
+        let query = packet(0x2000, [1, 0], &name, 255, None);
+        let queries = Arc::new(vec![(
+            query,
+            "127.0.1.7:5353".parse().unwrap(),
+            Transport::Udp,
+        )]);
+        let (fast, _) = replies(Responder::new(shared.clone(), 1232), queries.clone());
+        let (general, _) = replies(Responder::new(shared, 1232).without_fast_path(), queries);
+        assert!(fast[0].is_some());
+        assert_eq!(fast, general);
     }
 
     #[test]
