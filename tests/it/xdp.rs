@@ -236,19 +236,21 @@ fn with_server<T>(net: &Net, xdp: bool, f: impl FnOnce() -> T) -> (T, String) {
     std::fs::write(&cfg_path, cfg).expect("write config");
     let log_path = dir.path().join("log");
     let log = std::fs::File::create(&log_path).expect("log file");
-    let mut server = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &net.server,
-            env!("CARGO_BIN_EXE_meridian"),
-            "--config",
-        ])
-        .arg(&cfg_path)
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("meridian starts");
+    let server = Stopped(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &net.server,
+                env!("CARGO_BIN_EXE_meridian"),
+                "--config",
+            ])
+            .arg(&cfg_path)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("meridian starts"),
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     while !std::fs::read_to_string(&log_path)
         .unwrap_or_default()
@@ -258,16 +260,28 @@ fn with_server<T>(net: &Net, xdp: bool, f: impl FnOnce() -> T) -> (T, String) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = f();
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while server.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = server.kill();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    drop(server);
     (out, std::fs::read_to_string(&log_path).unwrap_or_default())
+}
+
+/// A server process, stopped when this is dropped, also when the test panics: SIGTERM (so
+/// it detaches its program and logs its counts), then SIGKILL after 10 s.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.0.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// Whether this machine can run the test: root, and XDP sockets in the kernel.
