@@ -28,6 +28,7 @@ use smallvec::SmallVec;
 use super::ecs::skip_name;
 use super::edns::ReplyOpt;
 use crate::answer::{Answer, Rec};
+use crate::name_key::NameKey;
 
 /// Which sections a reply carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,43 +193,21 @@ impl EmitAndCount for Question<'_> {
         let asked = self.0.as_bytes();
         let start = encoder.offset();
         if self.0.len() == 1
-            && let Some(name_len) = plain_name_len(asked)
+            && let Some((key, name_len)) = NameKey::from_query(asked)
             && start + name_len < 0x3FFF
         {
             // Write the name in lowercase, offer each of its suffixes (its labels without
             // the root, as a name being written offers them), then write it again as asked.
-            let mut lower = [0u8; 255];
-            let lower = &mut lower[..name_len];
-            lower.copy_from_slice(&asked[..name_len]);
-            // Length bytes are below 64, so only the labels' letters change.
-            lower.make_ascii_lowercase();
-            encoder.emit_vec(lower)?;
-            let mut at = 0;
-            while lower[at] != 0 {
+            encoder.emit_vec(key.full())?;
+            for skip in 0..key.labels() {
+                let at = name_len - key.suffix(skip).len();
                 encoder.store_label_pointer(start + at, start + name_len - 1);
-                at += 1 + usize::from(lower[at]);
             }
             // Overwritten in place: `trim` would also forget the suffixes just offered.
             encoder.set_offset(start);
         }
         encoder.emit_vec(asked)?;
         Ok(self.0.len())
-    }
-}
-
-/// The length of the name at the start of `wire`, root included, if it is written out in
-/// full (no compression pointer) within 255 bytes.
-fn plain_name_len(wire: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    loop {
-        let len = usize::from(*wire.get(at)?);
-        if len == 0 {
-            return (at < 255).then_some(at + 1);
-        }
-        if len > 63 {
-            return None;
-        }
-        at += 1 + len;
     }
 }
 

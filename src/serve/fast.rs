@@ -233,22 +233,14 @@ impl Writer<'_> {
         self.out.extend_from_slice(wire);
     }
 
-    /// An owner equal to the question's name, lowercase: the question's whole name is the
-    /// first candidate, so the general encoder finds it first and writes `c0 0c`.
-    fn question_owner(&mut self, name: &Name) {
-        if self.names < COMPRESSED_NAMES {
+    /// An owner; `at_question` when it is the question's name, lowercase (see
+    /// [`Answer::at_question`]): the question's whole name is the first candidate, so the
+    /// general encoder finds it first and writes `c0 0c`.
+    fn owner(&mut self, name: &Name, at_question: bool) {
+        if at_question && self.names < COMPRESSED_NAMES {
             self.names += 1;
             self.out.extend_from_slice(&[0xC0, 12]);
             self.last = Some((name, 12));
-        } else {
-            self.name(name);
-        }
-    }
-
-    /// An owner: `at_question` when it is the question's name (see [`Answer::at_question`]).
-    fn owner(&mut self, name: &Name, at_question: bool) {
-        if at_question {
-            self.question_owner(name);
         } else {
             self.name(name);
         }

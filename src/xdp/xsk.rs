@@ -222,6 +222,20 @@ fn setsockopt<T>(fd: i32, opt: i32, v: &T) -> io::Result<()> {
     }
 }
 
+/// Reads socket option `opt` of level SOL_XDP, a `T` the kernel fills.
+fn getsockopt<T>(fd: i32, opt: i32) -> io::Result<T> {
+    // SAFETY: all-zero is a valid value of the plain C structs this reads.
+    let mut v: T = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<T>() as libc::socklen_t;
+    // SAFETY: `v` is large enough for what `len` says.
+    let r = unsafe { libc::getsockopt(fd, libc::SOL_XDP, opt, (&raw mut v).cast(), &mut len) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(v)
+    }
+}
+
 impl Xsk {
     /// A socket on queue `queue` of `ifindex`, with every frame given to the kernel.
     pub(super) fn new(ifindex: u32, queue: u32) -> io::Result<Self> {
@@ -251,22 +265,7 @@ impl Xsk {
         ] {
             setsockopt(raw, opt, &FRAMES)?;
         }
-        // SAFETY: all-zero is a valid xdp_mmap_offsets; the kernel fills it.
-        let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
-        let mut len = size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
-        // SAFETY: `off` is large enough for what `len` says.
-        let r = unsafe {
-            libc::getsockopt(
-                raw,
-                libc::SOL_XDP,
-                libc::XDP_MMAP_OFFSETS,
-                (&raw mut off).cast(),
-                &mut len,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let off: libc::xdp_mmap_offsets = getsockopt(raw, libc::XDP_MMAP_OFFSETS)?;
         let mut fill = Ring::new(raw, &off.fr, libc::XDP_UMEM_PGOFF_FILL_RING)?;
         let comp = Ring::new(raw, &off.cr, libc::XDP_UMEM_PGOFF_COMPLETION_RING)?;
         let rx = Ring::new(raw, &off.rx, libc::XDP_PGOFF_RX_RING as u64)?;
@@ -307,22 +306,7 @@ impl Xsk {
 
     /// What the kernel has dropped on this socket so far.
     pub(super) fn drops(&self) -> io::Result<Drops> {
-        // SAFETY: all-zero is a valid xdp_statistics; the kernel fills it.
-        let mut stats: libc::xdp_statistics = unsafe { std::mem::zeroed() };
-        let mut len = size_of::<libc::xdp_statistics>() as libc::socklen_t;
-        // SAFETY: `stats` is large enough for what `len` says.
-        let r = unsafe {
-            libc::getsockopt(
-                self.raw_fd(),
-                libc::SOL_XDP,
-                libc::XDP_STATISTICS,
-                (&raw mut stats).cast(),
-                &mut len,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let stats: libc::xdp_statistics = getsockopt(self.raw_fd(), libc::XDP_STATISTICS)?;
         Ok(Drops::of(&stats))
     }
 
