@@ -24,7 +24,7 @@ use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{Name, RData, Record};
 use smallvec::SmallVec;
 
-use crate::compile::CompiledZone;
+use crate::compile::{CompiledZone, SoaNames};
 use crate::metrics::{Slot, Tally};
 
 pub use resolve::resolve;
@@ -40,6 +40,8 @@ pub enum Rec<'s> {
     /// An A (4 bytes) or AAAA (16 bytes) record of the snapshot, kept as its owner, TTL
     /// and RDATA (see [`crate::compile::RrData::Addresses`]).
     Address(&'s Name, u32, &'s [u8]),
+    /// A SOA record of the snapshot, with its names in wire form.
+    Soa(&'s Record, &'s SoaNames),
 }
 
 impl Rec<'_> {
@@ -47,7 +49,7 @@ impl Rec<'_> {
     /// bytes (no heap allocation for owner names of up to 32 bytes).
     pub fn record(&self) -> Cow<'_, Record> {
         match self {
-            Rec::Shared(r) => Cow::Borrowed(r),
+            Rec::Shared(r) | Rec::Soa(r, _) => Cow::Borrowed(r),
             Rec::Owned(r) => Cow::Borrowed(r),
             Rec::Address(owner, ttl, rdata) => {
                 let data = match <[u8; 4]>::try_from(*rdata) {
@@ -70,6 +72,8 @@ pub enum Entries<'s> {
     Records(std::slice::Iter<'s, Record>),
     /// Address records held as bytes: owner, TTL, and the RDATA of each.
     Addresses(&'s Name, u32, std::slice::ChunksExact<'s, u8>),
+    /// A zone's SOA record, with its names in wire form.
+    Soa(std::slice::Iter<'s, Record>, &'s SoaNames),
 }
 
 impl<'s> Iterator for Entries<'s> {
@@ -79,6 +83,7 @@ impl<'s> Iterator for Entries<'s> {
         match self {
             Entries::Records(it) => it.next().map(Rec::Shared),
             Entries::Addresses(owner, ttl, it) => it.next().map(|b| Rec::Address(owner, *ttl, b)),
+            Entries::Soa(it, names) => it.next().map(|r| Rec::Soa(r, names)),
         }
     }
 
@@ -86,6 +91,7 @@ impl<'s> Iterator for Entries<'s> {
         match self {
             Entries::Records(it) => it.size_hint(),
             Entries::Addresses(_, _, it) => it.size_hint(),
+            Entries::Soa(it, _) => it.size_hint(),
         }
     }
 }
@@ -213,7 +219,10 @@ impl<'s> Answer<'s> {
     /// negative TTL in the authority section (RFC 2308 §3).
     pub(crate) fn negative(&mut self, zone: &'s CompiledZone, rcode: ResponseCode) {
         self.rcode = rcode;
-        self.authority
-            .extend(zone.negative_soa.iter().map(Rec::Shared));
+        self.authority.extend(
+            zone.negative_soa
+                .iter()
+                .map(|r| Rec::Soa(r, &zone.soa_names)),
+        );
     }
 }

@@ -307,7 +307,7 @@ fn records_for<'s>(
     // Every node is at or below the apex: the one with as many labels is the apex (a
     // count, where comparing names would fold the case of every label).
     let is_apex = node.name.num_labels() as usize == zone.apex_labels;
-    let soa = || Some(Entries::Records(zone.soa.iter()));
+    let soa = || Some(Entries::Soa(zone.soa.iter(), &zone.soa_names));
     match qtype {
         RecordType::SOA if is_apex => soa(),
         RecordType::ANY => {

@@ -79,6 +79,8 @@ pub struct CompiledZone {
     pub soa: Box<[Record]>,
     /// The SOA record with the negative TTL (min of SOA TTL and MINIMUM, RFC 2308 §5).
     pub negative_soa: Box<[Record]>,
+    /// The names of both SOA records in wire form, for the fast writer.
+    pub soa_names: SoaNames,
     /// The first of its `meridian_queries_total` cells.
     pub queries_metric: Slot,
 }
@@ -519,6 +521,11 @@ impl CompiledZone {
                 soa_rdata.clone(),
             )]),
             negative_soa: Box::new([Record::from_rdata(origin.clone(), negative_ttl, soa_rdata)]),
+            soa_names: SoaNames {
+                owner: WireName::new(&origin),
+                mname: WireName::new(&zone.soa.mname),
+                rname: WireName::new(&zone.soa.rname),
+            },
             queries_metric: metrics::slot(Series::Queries {
                 zone: origin.to_string().into(),
             }),
@@ -815,6 +822,10 @@ fn negative_ttl(soa: &SOA, soa_ttl: u32) -> u32 {
 }
 
 mod index;
+mod wire_name;
+
+pub use wire_name::{SoaNames, WireName};
+
 #[cfg(test)]
 mod tests;
 

@@ -28,6 +28,7 @@ use smallvec::SmallVec;
 use super::ecs;
 use super::edns::{QueryEdns, ReplyOpt};
 use crate::answer::{Answer, Rec};
+use crate::compile::{SoaNames, WireName};
 use crate::name_key::NameKey;
 
 /// The question types the fast path reads.
@@ -164,22 +165,17 @@ struct Writer<'o> {
     /// The last name written (by address) and the offset of the first candidate equal to
     /// all of it: the owners of an RRset's later records are that pointer, found without
     /// reading the name again (the search would find the same candidate).
-    last: Option<(*const Name, u16)>,
+    last: Option<(*const (), u16)>,
 }
 
 impl Writer<'_> {
     fn name(&mut self, name: &Name) {
-        if let Some((last, to)) = self.last
-            && std::ptr::eq(last, name)
-            && self.names < COMPRESSED_NAMES
-        {
-            self.names += 1;
-            self.out.extend_from_slice(&(0xC000 | to).to_be_bytes());
+        let id = std::ptr::from_ref(name).cast::<()>();
+        if self.repeat(id) {
             return;
         }
-        self.last = None;
         // The name's wire form, built on the stack (a name is at most 255 bytes and 127
-        // labels), then kept in `scratch` in one copy.
+        // labels).
         let mut wire = [0u8; Name::MAX_LENGTH + 1];
         let mut starts = [0u8; 128];
         let (mut labels, mut len) = (0, 0);
@@ -194,18 +190,46 @@ impl Writer<'_> {
             wire[len + 1..next].copy_from_slice(label);
             len = next;
         }
-        let wire = &wire[..=len];
+        self.wire(id, &wire[..=len], &starts[..labels]);
+    }
+
+    /// A name kept in wire form (see [`WireName`]).
+    fn wire_name(&mut self, name: &WireName) {
+        let id = std::ptr::from_ref(name).cast::<()>();
+        if !self.repeat(id) {
+            self.wire(id, name.wire(), name.starts());
+        }
+    }
+
+    /// Writes the pointer again when `id` is the name written last; `false` otherwise.
+    fn repeat(&mut self, id: *const ()) -> bool {
+        if let Some((last, to)) = self.last
+            && last == id
+            && self.names < COMPRESSED_NAMES
+        {
+            self.names += 1;
+            self.out.extend_from_slice(&(0xC000 | to).to_be_bytes());
+            return true;
+        }
+        self.last = None;
+        false
+    }
+
+    /// Writes the name `id` whose uncompressed form is `wire` and whose labels start at
+    /// `starts`, pointing to the first candidate equal to one of its suffixes, and offers
+    /// its suffixes before that one.
+    fn wire(&mut self, id: *const (), wire: &[u8], starts: &[u8]) {
         let base = self.scratch.len();
         self.scratch.extend_from_slice(wire);
         let at = self.out.len();
         // Where the name's labels end in `out` when written whole: hickory-proto offers
         // no suffix at or past 0x3FFF.
-        let end = at + len;
+        let end = at + wire.len() - 1;
         let compress = self.names < COMPRESSED_NAMES;
         if compress {
             self.names += 1;
         }
-        for &start in &starts[..labels] {
+        for &start in starts {
             let start = usize::from(start);
             let suffix = &wire[start..];
             if compress
@@ -215,7 +239,7 @@ impl Writer<'_> {
                     .find(|&&(_, s, e)| &self.scratch[usize::from(s)..usize::from(e)] == suffix)
             {
                 if start == 0 {
-                    self.last = Some((name, to));
+                    self.last = Some((id, to));
                 }
                 self.out.extend_from_slice(&wire[..start]);
                 self.out.extend_from_slice(&(0xC000 | to).to_be_bytes());
@@ -224,7 +248,7 @@ impl Writer<'_> {
             if end < 0x3FFF && self.candidates.len() < CANDIDATES {
                 let offset = (at + start) as u16;
                 if start == 0 && compress {
-                    self.last = Some((name, offset));
+                    self.last = Some((id, offset));
                 }
                 self.candidates
                     .push((offset, (base + start) as u16, (base + wire.len()) as u16));
@@ -240,7 +264,7 @@ impl Writer<'_> {
         if at_question && self.names < COMPRESSED_NAMES {
             self.names += 1;
             self.out.extend_from_slice(&[0xC0, 12]);
-            self.last = Some((name, 12));
+            self.last = Some((std::ptr::from_ref(name).cast(), 12));
         } else {
             self.name(name);
         }
@@ -263,9 +287,13 @@ impl Writer<'_> {
         self.out.extend_from_slice(rdata);
     }
 
-    /// One record; `false` for data the fast path does not write.
-    fn record(&mut self, r: &Record, at_question: bool) -> bool {
-        self.owner(&r.name, at_question);
+    /// One record, with its SOA names ready when it is a zone's SOA; `false` for data the
+    /// fast path does not write.
+    fn record(&mut self, r: &Record, soa_names: Option<&SoaNames>, at_question: bool) -> bool {
+        match soa_names {
+            Some(names) if !at_question => self.wire_name(&names.owner),
+            _ => self.owner(&r.name, at_question),
+        }
         self.out
             .extend_from_slice(&u16::from(r.record_type()).to_be_bytes());
         self.out
@@ -279,8 +307,13 @@ impl Writer<'_> {
             RData::CNAME(c) => self.name(&c.0),
             RData::NS(n) => self.name(&n.0),
             RData::SOA(soa) => {
-                self.name(&soa.mname);
-                self.name(&soa.rname);
+                if let Some(names) = soa_names {
+                    self.wire_name(&names.mname);
+                    self.wire_name(&names.rname);
+                } else {
+                    self.name(&soa.mname);
+                    self.name(&soa.rname);
+                }
                 for v in [
                     soa.serial,
                     soa.refresh as u32,
@@ -352,8 +385,9 @@ pub fn write(
     for (i, rec) in sections.into_iter().flatten().enumerate() {
         let q = i < at_question;
         let written = match rec {
-            Rec::Shared(r) => w.record(r, q),
-            Rec::Owned(r) => w.record(r, q),
+            Rec::Shared(r) => w.record(r, None, q),
+            Rec::Owned(r) => w.record(r, None, q),
+            Rec::Soa(r, names) => w.record(r, Some(names), q),
             Rec::Address(owner, ttl, rdata) => {
                 w.address(owner, q, *ttl, rdata);
                 true
