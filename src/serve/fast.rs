@@ -21,9 +21,9 @@
 //! first, in lowercase, whatever the question's case (see `encode`'s `Question`), so an
 //! owner equal to the question is written `c0 0c`.
 
+use arrayvec::ArrayVec;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
-use smallvec::SmallVec;
 
 use super::ecs;
 use super::edns::{QueryEdns, ReplyOpt};
@@ -145,8 +145,8 @@ const CANDIDATES: usize = 64;
 /// Names after which hickory-proto stops compressing.
 const COMPRESSED_NAMES: usize = 120;
 
-/// Room for the uncompressed names of a reply without touching the heap: a UDP reply is
-/// at most a few KiB, and its names are compressed against at most [`CANDIDATES`] suffixes.
+/// Room for the uncompressed names of a reply, on the stack: a reply whose names need more
+/// (dozens of distinct names) is left to the general path.
 const SCRATCH: usize = 1024;
 
 /// The reply being written, with the names it can point back to.
@@ -158,9 +158,11 @@ const SCRATCH: usize = 1024;
 /// which holds each name's uncompressed wire form, so a comparison is one `memcmp`.
 struct Writer<'o> {
     out: &'o mut Vec<u8>,
-    scratch: SmallVec<[u8; SCRATCH]>,
+    scratch: ArrayVec<u8, SCRATCH>,
     /// (offset in `out`, range in `scratch`) of each suffix offered.
-    candidates: SmallVec<[(u16, u16, u16); CANDIDATES]>,
+    candidates: ArrayVec<(u16, u16, u16), CANDIDATES>,
+    /// Set when a name did not fit `scratch`: the reply is then the general path's to write.
+    full: bool,
     names: usize,
     /// The last name written (by address) and the offset of the first candidate equal to
     /// all of it: the owners of an RRset's later records are that pointer, found without
@@ -220,7 +222,10 @@ impl Writer<'_> {
     /// its suffixes before that one.
     fn wire(&mut self, id: *const (), wire: &[u8], starts: &[u8]) {
         let base = self.scratch.len();
-        self.scratch.extend_from_slice(wire);
+        if self.scratch.try_extend_from_slice(wire).is_err() {
+            self.full = true;
+            return;
+        }
         let at = self.out.len();
         // Where the name's labels end in `out` when written whole: hickory-proto offers
         // no suffix at or past 0x3FFF.
@@ -360,8 +365,9 @@ pub fn write(
     }
     let mut w = Writer {
         out,
-        scratch: SmallVec::new(),
-        candidates: SmallVec::new(),
+        scratch: ArrayVec::new(),
+        candidates: ArrayVec::new(),
+        full: false,
         names: 0,
         last: None,
     };
@@ -369,7 +375,8 @@ pub fn write(
     // as the general encoder offers them: the answer's owner is then `c0 0c`.
     w.out.extend_from_slice(query.question);
     let key = query.key.full();
-    w.scratch.extend_from_slice(key);
+    // A name is at most 255 bytes: it fits the empty scratch.
+    w.full |= w.scratch.try_extend_from_slice(key).is_err();
     for skip in 0..query.key.labels().min(CANDIDATES) {
         let start = key.len() - query.key.suffix(skip).len();
         w.candidates
@@ -393,7 +400,7 @@ pub fn write(
                 true
             }
         };
-        if !written {
+        if !written || w.full {
             return false;
         }
     }
@@ -681,6 +688,41 @@ pub(super) mod tests {
         let (fast, _) = replies(Responder::new(shared.clone(), 1232), queries.clone());
         let (general, _) = replies(Responder::new(shared, 1232).without_fast_path(), queries);
         assert!(fast[0].is_some());
+        assert_eq!(fast, general);
+    }
+
+    #[test]
+    fn a_reply_whose_names_outgrow_the_scratch_is_the_general_paths() {
+        // Twenty distinct out-of-zone name servers of 58 bytes each: more than the
+        // scratch holds, so the fast writer gives the reply up half-way.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ns: Vec<String> = (0..20)
+            .map(|i| format!("\"ns.a-rather-long-name-server-label-{i:02}.provider-{i:02}.net.\""))
+            .collect();
+        let zone = format!(
+            "origin = \"example.org\"\n[soa]\nprimary = \"ns1\"\n\
+             contact = \"hostmaster@example.org\"\nserial = 1\n\
+             [names.\"@\"]\nns = [\"ns1\"]\n[names.ns1]\na = \"192.0.2.53\"\n\
+             [names.sub]\nns = [{}]\n",
+            ns.join(", ")
+        );
+        std::fs::write(dir.path().join("example.org.toml"), zone).expect("write zone");
+        let shared = snapshot(dir.path().to_str().expect("utf-8 path"));
+        let query = packet(0x3000, [1, 0], "www.sub.example.org.", 1, None);
+        let queries = Arc::new(vec![(
+            query,
+            "127.0.1.7:5353".parse().unwrap(),
+            Transport::Tcp,
+        )]);
+        let (fast, fallbacks) = replies(Responder::new(shared.clone(), 1232), queries.clone());
+        let (general, _) = replies(Responder::new(shared, 1232).without_fast_path(), queries);
+        assert_eq!(fallbacks, 1, "the fast writer gave the reply up");
+        let reply = fast[0].as_ref().expect("a reply");
+        assert_eq!(
+            u16::from_be_bytes([reply[8], reply[9]]),
+            20,
+            "20 NS records"
+        );
         assert_eq!(fast, general);
     }
 
