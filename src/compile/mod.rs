@@ -41,6 +41,26 @@ use crate::zone::{Node, Zone};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NodeId(u32);
 
+/// A set of a zone's nodes, one bit each.
+#[derive(Debug)]
+struct NodeSet(Box<[u64]>);
+
+impl NodeSet {
+    fn new(nodes: usize) -> Self {
+        Self(vec![0; nodes.div_ceil(64)].into_boxed_slice())
+    }
+
+    fn insert(&mut self, id: NodeId) {
+        self.0[id.0 as usize / 64] |= 1 << (id.0 % 64);
+    }
+
+    fn contains(&self, id: NodeId) -> bool {
+        self.0
+            .get(id.0 as usize / 64)
+            .is_some_and(|w| w & (1 << (id.0 % 64)) != 0)
+    }
+}
+
 /// One compiled generation of every served zone.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -75,6 +95,9 @@ pub struct CompiledZone {
     pub apex_labels: usize,
     nodes: Vec<CompiledNode>,
     index: NameIndex,
+    /// The nodes with a wildcard child (`*.` and their name), so a name that does not
+    /// exist costs no wildcard lookup under an encloser that has none.
+    wildcard_parents: NodeSet,
     /// The SOA record with its own TTL, for SOA queries.
     pub soa: Box<[Record]>,
     /// The SOA record with the negative TTL (min of SOA TTL and MINIMUM, RFC 2308 §5).
@@ -402,6 +425,13 @@ impl CompiledZone {
             .map(|(i, n)| (n.clone(), NodeId(i as u32)))
             .collect();
         let model: HashMap<&Name, &Node> = zone.nodes.iter().map(|n| (&n.name, n)).collect();
+        let mut wildcard_parents = NodeSet::new(ids.len());
+        for name in by_name.keys().filter(|n| n.is_wildcard()) {
+            // Every ancestor up to the apex is a node, so the parent has an id.
+            if let Some(&parent) = ids.get(&name.base_name()) {
+                wildcard_parents.insert(parent);
+            }
+        }
 
         let is_cut = |name: &Name| {
             *name != origin
@@ -533,6 +563,7 @@ impl CompiledZone {
             apex_labels,
             nodes,
             index,
+            wildcard_parents,
         })
     }
 
@@ -581,6 +612,9 @@ impl CompiledZone {
             };
             if let Some(cut) = self.node(id).cut {
                 return Found::Delegated(cut);
+            }
+            if !self.wildcard_parents.contains(id) {
+                return Found::NxDomain;
             }
             let mut buf = [0u8; 257];
             if let Some(n) = wildcard_of(suffix, &mut buf) {
