@@ -54,21 +54,27 @@ pub struct Ranked {
     pub near: u8,
 }
 
-/// The IPv4 partition as (first address, list id) pairs, with an index by the top 16 bits:
+/// An IPv4 partition as (first address, value) pairs, with an index by the top 16 bits:
 /// `jump[b]` is the first range starting at or after block `b`.
 #[derive(Debug)]
-struct PackedV4 {
+pub(super) struct PackedV4 {
     jump: Box<[u32]>,
-    ranges: Box<[(u32, ListId)]>,
+    ranges: Box<[(u32, u32)]>,
 }
 
 impl PackedV4 {
     fn new(p: &Partition<ListId>, unplaced: &[bool]) -> Self {
-        let ranges: Box<[(u32, ListId)]> = p
-            .iter()
-            .zip(unplaced)
-            .map(|((start, _, id), u)| (start as u32, if *u { id | UNPLACED } else { *id }))
-            .collect();
+        Self::from_ranges(
+            p.iter()
+                .zip(unplaced)
+                .map(|((start, _, id), u)| (start as u32, if *u { id | UNPLACED } else { *id }))
+                .collect(),
+        )
+    }
+
+    /// From (first address, value) pairs in order, the first at 0.
+    pub(super) fn from_ranges(ranges: Box<[(u32, u32)]>) -> Self {
+        debug_assert_eq!(ranges.first().map(|r| r.0), Some(0));
         let mut jump = Vec::with_capacity((1 << 16) + 1);
         let mut i = 0usize;
         for b in 0..1u32 << 16 {
@@ -84,9 +90,9 @@ impl PackedV4 {
         }
     }
 
-    /// (first, last, stored id) of the range holding `key`.
+    /// (first, last, value) of the range holding `key`.
     #[inline]
-    fn find(&self, key: u32) -> (u32, u32, ListId) {
+    pub(super) fn find(&self, key: u32) -> (u32, u32, u32) {
         let b = (key >> 16) as usize;
         let (lo, hi) = (self.jump[b] as usize, self.jump[b + 1] as usize);
         // The first range starts at 0, so some range at or before `lo` holds the key.
