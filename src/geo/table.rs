@@ -166,22 +166,23 @@ impl GeoTable {
 
 /// The shortest prefix length `p` such that the aligned block of `key` with length `p`
 /// lies within `[start, end]`: the widest network around `key` inside the range.
+///
+/// `start <= key <= end`. The block of `h` host bits starts at or after `start` exactly when
+/// `key` and `start - 1` differ at some bit at or above `h`, and ends at or before `end`
+/// exactly when `key` and `end + 1` do: so the most host bits are the lower of the two
+/// highest differing bits, found with one `leading_zeros` each rather than a search.
 pub fn widest_prefix(family: Family, key: u128, start: u128, end: u128) -> u8 {
+    debug_assert!(start <= key && key <= end && end <= family.max());
     let bits = family.bits() as u32;
-    let fits = |len: u32| {
-        let host = bits - len;
-        let mask = if host >= 128 { 0 } else { !0u128 << host } & family.max();
-        let first = key & mask;
-        let last = first | (!mask & family.max());
-        first >= start && last <= end
-    };
-    // Longer prefixes are smaller blocks, so "fits" is monotonic in the length.
-    let (mut lo, mut hi) = (0u32, bits);
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        if fits(mid) { hi = mid } else { lo = mid + 1 }
+    let highest_differing = |other: u128| 127 - (key ^ other).leading_zeros();
+    let mut host = bits;
+    if start > 0 {
+        host = host.min(highest_differing(start - 1));
     }
-    lo as u8
+    if end < family.max() {
+        host = host.min(highest_differing(end + 1));
+    }
+    (bits - host) as u8
 }
 
 #[cfg(test)]
@@ -223,5 +224,52 @@ mod tests {
         let e6 = s6 | ((1u128 << 80) - 1);
         assert_eq!(widest_prefix(Family::V6, s6 + 5, s6, e6), 48);
         assert_eq!(widest_prefix(Family::V6, 7, 0, u128::MAX), 0);
+        assert_eq!(
+            widest_prefix(Family::V6, u128::MAX, u128::MAX, u128::MAX),
+            128
+        );
+    }
+
+    /// The definition, tried length by length.
+    fn widest_prefix_by_search(family: Family, key: u128, start: u128, end: u128) -> u8 {
+        let bits = family.bits() as u32;
+        (0..=bits)
+            .find(|&len| {
+                let host = bits - len;
+                let mask = if host >= 128 { 0 } else { !0u128 << host } & family.max();
+                let first = key & mask;
+                let last = first | (!mask & family.max());
+                first >= start && last <= end
+            })
+            .expect("the /bits block of the key fits") as u8
+    }
+
+    #[test]
+    fn widest_prefix_agrees_with_the_definition() {
+        let mut x: u128 = 0x9E37_79B9_7F4A_7C15_0123_4567_89AB_CDEF;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for family in [Family::V4, Family::V6] {
+            for _ in 0..20_000 {
+                let mut v = [next(), next(), next()].map(|n| n & family.max());
+                // Narrow ranges as well as wide ones: share a random number of top bits.
+                let shared = (next() % u128::from(family.bits())) as u32;
+                if shared > 0 {
+                    let top = !0u128 << (family.bits() as u32 - shared) & family.max();
+                    v = v.map(|n| (v[0] & top) | (n & !top));
+                }
+                v.sort_unstable();
+                let [start, key, end] = v;
+                assert_eq!(
+                    widest_prefix(family, key, start, end),
+                    widest_prefix_by_search(family, key, start, end),
+                    "{family:?} key {key:#x} in [{start:#x}, {end:#x}]"
+                );
+            }
+        }
     }
 }
