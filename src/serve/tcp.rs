@@ -117,9 +117,13 @@ async fn connection(
     let mut msg = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(4096);
     let mut frame = Vec::with_capacity(4096 + 2);
+    // Idle since the last answer was ready (or since the connection opened): stamped before
+    // the answer is written, so a client that connects after reading an answer is always
+    // idle for less time than the connection that answered it.
+    let mut since = state.now();
     loop {
         // Idle from here until the first byte of the next message: evictable.
-        let idle = state.idle();
+        let idle = state.idle_since(since);
         // Wait for the next message's length, at most the idle timeout.
         let mut len = [0u8; 2];
         let first = tokio::select! {
@@ -147,7 +151,9 @@ async fn connection(
             Ok(Ok(())) => {}
             _ => return,
         }
-        if responder.respond(&msg, peer, Transport::Tcp, &mut out) != Outcome::Reply {
+        let outcome = responder.respond(&msg, peer, Transport::Tcp, &mut out);
+        since = state.now();
+        if outcome != Outcome::Reply {
             continue;
         }
         let Ok(n) = u16::try_from(out.len()) else {
@@ -183,12 +189,23 @@ const BUSY: u64 = 0;
 const EVICTED: u64 = u64::MAX;
 
 impl ConnState {
-    /// Marks the connection idle from now; returns the stamp to pass to [`Self::busy`].
-    fn idle(&self) -> u64 {
+    /// The stamp of this moment, for [`Self::idle_since`].
+    fn now(&self) -> u64 {
         let nanos = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(EVICTED - 1);
-        let stamp = nanos.saturating_add(1).min(EVICTED - 1);
+        nanos.saturating_add(1).min(EVICTED - 1)
+    }
+
+    /// Marks the connection idle since `stamp` (from [`Self::now`]); returns the stamp to
+    /// pass to [`Self::busy`].
+    fn idle_since(&self, stamp: u64) -> u64 {
         self.word.store(stamp, Ordering::Release);
         stamp
+    }
+
+    /// Marks the connection idle from now.
+    #[cfg(test)]
+    fn idle(&self) -> u64 {
+        self.idle_since(self.now())
     }
 
     /// Marks the connection busy; false when it was evicted while idle.
