@@ -202,12 +202,6 @@ impl ConnState {
         stamp
     }
 
-    /// Marks the connection idle from now.
-    #[cfg(test)]
-    fn idle(&self) -> u64 {
-        self.idle_since(self.now())
-    }
-
     /// Marks the connection busy; false when it was evicted while idle.
     fn busy(&self, stamp: u64) -> bool {
         self.word
@@ -317,10 +311,10 @@ mod tests {
         let (c, c_evicted, c_reg) = conns.register();
         // All new connections are busy until they wait for a message.
         assert!(!conns.evict_oldest_idle());
-        let a_stamp = a.idle();
+        let a_stamp = a.idle_since(a.now());
         std::thread::sleep(Duration::from_millis(2));
-        let b_stamp = b.idle();
-        let c_stamp = c.idle();
+        let b_stamp = b.idle_since(b.now());
+        let c_stamp = c.idle_since(c.now());
         // c starts a message: no longer evictable.
         assert!(c.busy(c_stamp));
         assert!(conns.evict_oldest_idle());
