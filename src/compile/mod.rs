@@ -858,7 +858,7 @@ fn negative_ttl(soa: &SOA, soa_ttl: u32) -> u32 {
 mod index;
 mod wire_name;
 
-pub use wire_name::{SoaNames, WireName};
+pub use wire_name::{LABELS_MAX, SoaNames, WIRE_MAX, WireName, write_wire};
 
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,36 @@
 
 use hickory_proto::rr::Name;
 
+/// Room for a name's wire form: at most 255 bytes, and the root label.
+pub const WIRE_MAX: usize = Name::MAX_LENGTH + 1;
+/// Room for a name's label offsets: at most 127 labels.
+pub const LABELS_MAX: usize = 128;
+
+/// Writes `name`'s uncompressed wire form (root label included) into `wire` and the offset
+/// of each of its labels into `starts`; returns the bytes and labels written. For a name
+/// built on the stack per query, and for [`WireName`] once at load.
+pub fn write_wire(
+    name: &Name,
+    wire: &mut [u8; WIRE_MAX],
+    starts: &mut [u8; LABELS_MAX],
+) -> (usize, usize) {
+    let (mut labels, mut len) = (0, 0);
+    for label in name.iter() {
+        let next = len + 1 + label.len();
+        if next >= wire.len() || labels == starts.len() {
+            break; // cannot happen for a Name; never write past the buffers
+        }
+        // A Name is at most 255 bytes, so every offset fits a byte.
+        starts[labels] = len as u8;
+        labels += 1;
+        wire[len] = label.len() as u8;
+        wire[len + 1..next].copy_from_slice(label);
+        len = next;
+    }
+    wire[len] = 0;
+    (len + 1, labels)
+}
+
 /// A name's uncompressed wire form (root label included) and the offset of each label.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WireName {
@@ -17,18 +47,12 @@ pub struct WireName {
 impl WireName {
     /// The wire form of `name`, in its own case (the general encoder writes that case).
     pub fn new(name: &Name) -> Self {
-        let mut wire = Vec::with_capacity(Name::MAX_LENGTH + 1);
-        let mut starts = Vec::with_capacity(usize::from(name.num_labels()));
-        for label in name.iter() {
-            // A Name is at most 255 bytes, so every offset fits a byte.
-            starts.push(wire.len() as u8);
-            wire.push(label.len() as u8);
-            wire.extend_from_slice(label);
-        }
-        wire.push(0);
+        let mut wire = [0u8; WIRE_MAX];
+        let mut starts = [0u8; LABELS_MAX];
+        let (len, labels) = write_wire(name, &mut wire, &mut starts);
         Self {
-            wire: wire.into_boxed_slice(),
-            starts: starts.into_boxed_slice(),
+            wire: Box::from(&wire[..len]),
+            starts: Box::from(&starts[..labels]),
         }
     }
 

@@ -28,7 +28,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use super::ecs;
 use super::edns::{QueryEdns, ReplyOpt};
 use crate::answer::{Answer, Rec};
-use crate::compile::{SoaNames, WireName};
+use crate::compile::{LABELS_MAX, SoaNames, WIRE_MAX, WireName, write_wire};
 use crate::name_key::NameKey;
 
 /// The question types the fast path reads.
@@ -176,23 +176,11 @@ impl Writer<'_> {
         if self.repeat(id) {
             return;
         }
-        // The name's wire form, built on the stack (a name is at most 255 bytes and 127
-        // labels).
-        let mut wire = [0u8; Name::MAX_LENGTH + 1];
-        let mut starts = [0u8; 128];
-        let (mut labels, mut len) = (0, 0);
-        for label in name.iter() {
-            let next = len + 1 + label.len();
-            if next >= wire.len() || labels == starts.len() {
-                break; // cannot happen for a Name; never write past the buffers
-            }
-            starts[labels] = len as u8;
-            labels += 1;
-            wire[len] = label.len() as u8;
-            wire[len + 1..next].copy_from_slice(label);
-            len = next;
-        }
-        self.wire(id, &wire[..=len], &starts[..labels]);
+        // The name's wire form, built on the stack.
+        let mut wire = [0u8; WIRE_MAX];
+        let mut starts = [0u8; LABELS_MAX];
+        let (len, labels) = write_wire(name, &mut wire, &mut starts);
+        self.wire(id, &wire[..len], &starts[..labels]);
     }
 
     /// A name kept in wire form (see [`WireName`]).
@@ -671,6 +659,19 @@ pub(super) mod tests {
         }
     }
 
+    /// One query's reply from the fast path (with how often it fell back) and from the
+    /// general path alone.
+    fn both_paths(
+        shared: Arc<ArcSwap<Snapshot>>,
+        query: Vec<u8>,
+        transport: Transport,
+    ) -> (Option<Vec<u8>>, usize, Option<Vec<u8>>) {
+        let queries = Arc::new(vec![(query, "127.0.1.7:5353".parse().unwrap(), transport)]);
+        let (mut fast, fallbacks) = replies(Responder::new(shared.clone(), 1232), queries.clone());
+        let (mut general, _) = replies(Responder::new(shared, 1232).without_fast_path(), queries);
+        (fast.remove(0), fallbacks, general.remove(0))
+    }
+
     #[test]
     fn a_question_of_more_labels_than_candidates_offers_only_the_first() {
         // Found by the fast_path fuzz target: a wildcard answer (its owner in the asked
@@ -680,14 +681,8 @@ pub(super) mod tests {
         name += &"a.".repeat(20);
         name += "apps.example.com.";
         let query = packet(0x2000, [1, 0], &name, 255, None);
-        let queries = Arc::new(vec![(
-            query,
-            "127.0.1.7:5353".parse().unwrap(),
-            Transport::Udp,
-        )]);
-        let (fast, _) = replies(Responder::new(shared.clone(), 1232), queries.clone());
-        let (general, _) = replies(Responder::new(shared, 1232).without_fast_path(), queries);
-        assert!(fast[0].is_some());
+        let (fast, _, general) = both_paths(shared, query, Transport::Udp);
+        assert!(fast.is_some());
         assert_eq!(fast, general);
     }
 
@@ -709,15 +704,9 @@ pub(super) mod tests {
         std::fs::write(dir.path().join("example.org.toml"), zone).expect("write zone");
         let shared = snapshot(dir.path().to_str().expect("utf-8 path"));
         let query = packet(0x3000, [1, 0], "www.sub.example.org.", 1, None);
-        let queries = Arc::new(vec![(
-            query,
-            "127.0.1.7:5353".parse().unwrap(),
-            Transport::Tcp,
-        )]);
-        let (fast, fallbacks) = replies(Responder::new(shared.clone(), 1232), queries.clone());
-        let (general, _) = replies(Responder::new(shared, 1232).without_fast_path(), queries);
+        let (fast, fallbacks, general) = both_paths(shared, query, Transport::Tcp);
         assert_eq!(fallbacks, 1, "the fast writer gave the reply up");
-        let reply = fast[0].as_ref().expect("a reply");
+        let reply = fast.as_ref().expect("a reply");
         assert_eq!(
             u16::from_be_bytes([reply[8], reply[9]]),
             20,
